@@ -1,0 +1,1 @@
+"""Kubernetes operator for Together AI dedicated inference endpoints."""

@@ -1,0 +1,10 @@
+"""Fixtures shared by every test layer.
+
+- `control_plane` (session) and `namespace` (per test): tests/support/controlplane_fixtures.py
+- `simulator` (per test): tests/support/simulator_fixtures.py
+"""
+
+pytest_plugins = [
+    "tests.support.controlplane_fixtures",
+    "tests.support.simulator_fixtures",
+]
