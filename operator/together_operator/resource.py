@@ -1,0 +1,147 @@
+"""The TogetherEndpoint custom resource: typed spec, status and conditions.
+
+Field names follow CONTRACT.md section 1; Python attributes are snake_case, the wire is camelCase.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "together.ai"
+VERSION = "v1alpha1"
+PLURAL = "togetherendpoints"
+KIND = "TogetherEndpoint"
+
+PAUSED_ANNOTATION = "together.ai/paused"
+RESTART_REQUESTED_ANNOTATION = "together.ai/restart-requested-at"
+DEFAULT_SECRET_KEY = "api-key"
+
+
+class _CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        protected_namespaces=(),
+        frozen=True,
+    )
+
+
+class DesiredState(StrEnum):
+    STARTED = "Started"
+    STOPPED = "Stopped"
+
+
+class DeletionPolicy(StrEnum):
+    DELETE = "Delete"
+    ORPHAN = "Orphan"
+
+
+class ManagementPolicy(StrEnum):
+    FULL = "Full"
+    OBSERVE_ONLY = "ObserveOnly"
+
+
+class GPUShorthand(_CamelModel):
+    """`--gpu h100 --gpu-count 2` of the vendor CLI; resolved to one hardware id per model."""
+
+    type: str
+    count: int = Field(ge=1)
+
+
+class AutoscalingSpec(_CamelModel):
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=1, ge=1)
+
+
+class SecretKeyRef(_CamelModel):
+    name: str
+    key: str = DEFAULT_SECRET_KEY
+
+
+class ConnectionSpec(_CamelModel):
+    config_map_name: str | None = None
+
+
+class TogetherEndpointSpec(_CamelModel):
+    """What the user asked for. Admission (the CRD's schema and CEL rules) has already validated it."""
+
+    model: str = Field(min_length=1)
+    hardware: str | None = None
+    gpu: GPUShorthand | None = None
+    display_name: str | None = None
+    autoscaling: AutoscalingSpec = AutoscalingSpec()
+    state: DesiredState = DesiredState.STARTED
+    inactive_timeout: int | None = Field(default=None, ge=0)
+    availability_zone: str | None = None
+    speculative_decoding: bool = False
+    prompt_cache: bool | None = None
+    deletion_policy: DeletionPolicy = DeletionPolicy.DELETE
+    management_policy: ManagementPolicy = ManagementPolicy.FULL
+    endpoint_id: str | None = None
+    api_key_secret_ref: SecretKeyRef | None = None
+    connection: ConnectionSpec | None = None
+
+    @property
+    def auto_stop_enabled(self) -> bool:
+        return bool(self.inactive_timeout)
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    SERVING = "Serving"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+class Condition(_CamelModel):
+    type: ConditionType
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: datetime | None = None
+
+
+class ObservedAutoscaling(_CamelModel):
+    min_replicas: int
+    max_replicas: int
+
+
+class AutoStopRecord(_CamelModel):
+    """Remembers the moment an inactivity stop was accepted, so a restart needs a new generation or
+    a new `together.ai/restart-requested-at` value."""
+
+    generation: int
+    restart_requested_at: str | None = None
+
+
+class TogetherEndpointStatus(_CamelModel):
+    endpoint_id: str | None = None
+    endpoint_name: str | None = None
+    state: str | None = None
+    hardware: str | None = None
+    autoscaling: ObservedAutoscaling | None = None
+    display_name: str | None = None
+    created_at: datetime | None = None
+    # The API never reports inactive_timeout back, so the last value sent is kept to PATCH only changes.
+    inactive_timeout: int | None = None
+    auto_stopped: AutoStopRecord | None = None
+    observed_generation: int | None = None
+    last_sync_time: datetime | None = None
+    conditions: tuple[Condition, ...] = ()
+
+    def condition(self, condition_type: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == condition_type), None)
+
+    def to_patch(self) -> dict[str, object]:
+        """The status as JSON for a merge patch of the status subresource."""
+        return self.model_dump(mode="json", exclude_none=False)
