@@ -132,6 +132,8 @@ class TogetherEndpointStatus(_CamelModel):
     autoscaling: ObservedAutoscaling | None = None
     display_name: str | None = None
     created_at: datetime | None = None
+    # Intent recorded before the one POST of a create, so a crash before endpointId is written is found.
+    create_requested_at: datetime | None = None
     # The API never reports inactive_timeout back, so the last value sent is kept to PATCH only changes.
     inactive_timeout: int | None = None
     auto_stopped: AutoStopRecord | None = None
