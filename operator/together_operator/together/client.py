@@ -1,0 +1,354 @@
+"""Async client for the Together v1 dedicated-endpoint API.
+
+`EndpointsAPI` is the narrow interface the reconciler depends on; `TogetherClient` implements it over
+HTTP with httpx. Every failure surfaces as one of the `errors` classes.
+
+Retries: a call that cannot change anything twice (GET; PATCH, whose values are absolute; DELETE) is
+retried up to `max_retries` times on `TransientError` and `RateLimitedError`, with short exponential
+backoff and jitter, never sooner than the server's Retry-After. A Retry-After longer than
+`MAX_RETRY_DELAY` is not waited out here: the error goes to the caller, which can requeue the work
+instead of holding a worker. A create (POST) is never retried, whatever the failure: a response lost
+on the way back may belong to an endpoint that now exists, and a second POST would make another.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from .errors import (
+    PermanentError,
+    RateLimitedError,
+    TogetherError,
+    TransientError,
+    error_for_status,
+    parse_retry_after,
+)
+from .models import (
+    CreateEndpointRequest,
+    DedicatedEndpoint,
+    ErrorBody,
+    HardwareWithStatus,
+    ListAvailabilityZonesResponse,
+    ListEndpoint,
+    ListEndpointsResponse,
+    ListHardwareResponse,
+    UpdateEndpointRequest,
+)
+
+MAX_RETRY_DELAY = 10.0
+"""Longest wait (seconds) between two attempts of one call, whatever the server asks."""
+
+_BACKOFF_BASE = 0.5
+"""Seconds before the first retry when the server gave no Retry-After; doubles each retry."""
+
+_CONNECT_TIMEOUT = 10.0
+"""Connecting is quick or hopeless; a short bound frees the caller sooner when the network is down."""
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _user_agent() -> str:
+    try:
+        return f"together-operator/{version('together-operator')}"
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "together-operator/unknown"
+
+
+class EndpointsAPI(Protocol):
+    """What the operator needs from a Together backend. A future v2 backend implements the same."""
+
+    async def list_endpoints(
+        self, *, type: str | None = "dedicated", usage_type: str | None = None, mine: bool | None = True
+    ) -> list[ListEndpoint]: ...
+
+    async def get_endpoint(self, endpoint_id: str) -> DedicatedEndpoint: ...
+
+    async def create_endpoint(self, request: CreateEndpointRequest) -> DedicatedEndpoint: ...
+
+    async def update_endpoint(
+        self, endpoint_id: str, request: UpdateEndpointRequest
+    ) -> DedicatedEndpoint: ...
+
+    async def delete_endpoint(self, endpoint_id: str) -> None: ...
+
+    async def list_hardware(self, model: str | None = None) -> list[HardwareWithStatus]: ...
+
+    async def list_availability_zones(self) -> list[str]: ...
+
+
+def retry_delay(retries_done: int, error: TogetherError) -> float | None:
+    """Seconds to wait before retrying a call that failed with `error`, or None if it must not be retried.
+
+    Only the retry budget and idempotency are decided by the caller; this decides by the error alone.
+    """
+    if not isinstance(error, RateLimitedError | TransientError):
+        return None
+    if error.retry_after is not None:
+        if error.retry_after > MAX_RETRY_DELAY:
+            return None
+        # Up to 10% later than asked, so clients told the same moment do not all return at once.
+        return error.retry_after * random.uniform(1.0, 1.1)
+    backoff = min(_BACKOFF_BASE * 2**retries_done, MAX_RETRY_DELAY)
+    return random.uniform(backoff / 2, backoff)
+
+
+class TogetherClient(EndpointsAPI):
+    """The Together v1 endpoints API over one pooled `httpx.AsyncClient`.
+
+    `base_url` includes the version, e.g. `https://api.together.ai/v1`, with or without a trailing
+    slash. Create it once and close it with `aclose()` (or use `async with`).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        # Secrets created with `echo` end in a newline; anything else unprintable would make httpx
+        # raise an error that quotes the header, key included, so it is refused here without echoing it.
+        key = api_key.strip()
+        if not key:
+            raise ValueError("api_key is empty")
+        if not key.isascii() or not key.isprintable():
+            raise ValueError("api_key contains characters that cannot be sent in an HTTP header")
+        self._api_key = key
+        self._max_retries = max_retries
+        self._timeout = timeout
+        # httpx adds the trailing slash a base URL lacks, so relative paths land under /v1/ either way.
+        self._http = httpx.AsyncClient(
+            base_url=url,
+            headers={
+                "Authorization": f"Bearer {key}",
+                "User-Agent": _user_agent(),
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT)),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={str(self._http.base_url)!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def list_endpoints(
+        self, *, type: str | None = "dedicated", usage_type: str | None = None, mine: bool | None = True
+    ) -> list[ListEndpoint]:
+        """GET /endpoints. None leaves a filter out; by default only the caller's dedicated endpoints."""
+        params = _query(type=type, usage_type=usage_type, mine=mine)
+        return await self._call(
+            "GET",
+            "endpoints",
+            lambda body: ListEndpointsResponse.model_validate_json(body).data,
+            params=params,
+        )
+
+    async def get_endpoint(self, endpoint_id: str) -> DedicatedEndpoint:
+        """GET /endpoints/{id}; `NotFoundError` when there is no such endpoint."""
+        return await self._call("GET", _endpoint_path(endpoint_id), DedicatedEndpoint.model_validate_json)
+
+    async def create_endpoint(self, request: CreateEndpointRequest) -> DedicatedEndpoint:
+        """POST /endpoints, exactly once.
+
+        A `TransientError` here means the outcome is unknown: the endpoint may exist. Look for it
+        (list, match) before creating again.
+        """
+        return await self._call(
+            "POST",
+            "endpoints",
+            DedicatedEndpoint.model_validate_json,
+            json=request.to_body(),
+            idempotent=False,
+        )
+
+    async def update_endpoint(self, endpoint_id: str, request: UpdateEndpointRequest) -> DedicatedEndpoint:
+        """PATCH /endpoints/{id} with the fields set in `request`."""
+        return await self._call(
+            "PATCH",
+            _endpoint_path(endpoint_id),
+            DedicatedEndpoint.model_validate_json,
+            json=request.to_body(),
+        )
+
+    async def delete_endpoint(self, endpoint_id: str) -> None:
+        """DELETE /endpoints/{id}.
+
+        When a retry follows an attempt whose response was lost, the endpoint may already be gone and
+        the retry answers `NotFoundError`: callers deleting should treat that as done.
+        """
+        await self._call("DELETE", _endpoint_path(endpoint_id), lambda body: None)
+
+    async def list_hardware(self, model: str | None = None) -> list[HardwareWithStatus]:
+        """GET /hardware; with `model`, only configurations that can serve it, with their availability."""
+        return await self._call(
+            "GET",
+            "hardware",
+            lambda body: ListHardwareResponse.model_validate_json(body).data,
+            params=_query(model=model),
+        )
+
+    async def list_availability_zones(self) -> list[str]:
+        """GET /clusters/availability-zones."""
+        return await self._call(
+            "GET",
+            "clusters/availability-zones",
+            lambda body: ListAvailabilityZonesResponse.model_validate_json(body).avzones,
+        )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[bytes], T],
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """Send one request, retrying it when that is safe and useful, and parse the success body."""
+        retries_done = 0
+        while True:
+            try:
+                response = await self._send(method, path, params=params, json=json)
+                try:
+                    return parse(response.content)
+                except ValidationError as exc:
+                    raise TransientError(
+                        f"unexpected response body: {_summarise(exc)}",
+                        method=method,
+                        path=path,
+                        status_code=response.status_code,
+                    ) from exc
+            except TogetherError as error:
+                delay = retry_delay(retries_done, error)
+                if not idempotent or retries_done >= self._max_retries or delay is None:
+                    raise
+                retries_done += 1
+                _log.info(
+                    "Retrying %s in %.2fs (retry %d of %d) after: %s",
+                    error.operation,
+                    delay,
+                    retries_done,
+                    self._max_retries,
+                    error,
+                )
+                await asyncio.sleep(delay)
+
+    async def _send(
+        self, method: str, path: str, *, params: dict[str, str] | None, json: dict[str, Any] | None
+    ) -> httpx.Response:
+        """One HTTP exchange; any outcome but a 2xx response becomes a `TogetherError`."""
+        try:
+            response = await self._http.request(method, path, params=params, json=json)
+        except httpx.TimeoutException as exc:
+            raise TransientError(
+                f"{type(exc).__name__}: no response within {self._timeout:g}s", method=method, path=path
+            ) from exc
+        except httpx.RequestError as exc:
+            detail = self._redact(str(exc)) or "no details"
+            raise TransientError(f"{type(exc).__name__}: {detail}", method=method, path=path) from exc
+        if response.is_success:
+            return response
+        raise self._error_from_response(response, method, path)
+
+    def _error_from_response(self, response: httpx.Response, method: str, path: str) -> TogetherError:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if response.is_redirect:
+            location = response.headers.get("Location", "nowhere")
+            return PermanentError(
+                f"unexpected redirect to {location}; check the base URL",
+                method=method,
+                path=path,
+                status_code=response.status_code,
+            )
+        try:
+            detail = ErrorBody.model_validate_json(response.content).error
+        except ValidationError:
+            # Not the documented error body (a proxy's page, say): say what little is known.
+            return error_for_status(
+                response.status_code,
+                self._redact(_body_excerpt(response)),
+                method=method,
+                path=path,
+                retry_after=retry_after,
+            )
+        return error_for_status(
+            response.status_code,
+            self._redact(detail.message),
+            method=method,
+            path=path,
+            error_type=detail.type,
+            param=detail.param,
+            code=detail.code,
+            retry_after=retry_after,
+        )
+
+    def _redact(self, text: str) -> str:
+        """`text` without the API key, in case a server or library echoes it into a message."""
+        return text.replace(self._api_key, "<redacted>")
+
+
+def _endpoint_path(endpoint_id: str) -> str:
+    if not endpoint_id:
+        raise ValueError("endpoint_id must not be empty")
+    # Quoted whole, so an odd id can never reach another path ("../hardware") or add a query.
+    return f"endpoints/{quote(endpoint_id, safe='')}"
+
+
+def _query(**values: str | bool | None) -> dict[str, str]:
+    """Query parameters without the None ones; booleans spelled as the API expects them."""
+    params: dict[str, str] = {}
+    for name, value in values.items():
+        if isinstance(value, bool):
+            params[name] = "true" if value else "false"
+        elif value is not None:
+            params[name] = value
+    return params
+
+
+def _body_excerpt(response: httpx.Response, limit: int = 200) -> str:
+    """The start of a readable body, or the reason phrase when the body is empty or markup."""
+    readable = response.headers.get("Content-Type", "").startswith(("text/plain", "application/json"))
+    text = " ".join(response.text.split()) if readable else ""
+    if not text:
+        return response.reason_phrase or "no details"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _summarise(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{location}: {first['msg']}{more}"
