@@ -8,7 +8,7 @@ the status to write. Both are deterministic functions of their inputs, which is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -307,7 +307,7 @@ def _plan_create(inputs: Inputs) -> Plan:
             stalled=True,
         )
         return _render(inputs, inputs.previous, outcome)
-    if _stalled_for_this_generation(inputs):
+    if stalled_for_this_generation(inputs):
         return _render(inputs, inputs.previous, _previous_outcome(inputs))
     resolution = resolve_hardware(spec, inputs.hardware_options or ())
     if isinstance(resolution, HardwareRejected):
@@ -416,7 +416,7 @@ def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
     if spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
         outcome = _observed_outcome(endpoint, target_state, auto_stopped, differences, observe_only=True)
         return _render(inputs, status, outcome)
-    if _stalled_for_this_generation(inputs):
+    if stalled_for_this_generation(inputs):
         return _render(inputs, status, _previous_outcome(inputs))
 
     update = _update_for(inputs, endpoint, target_state)
@@ -558,7 +558,8 @@ def _observed_outcome(
     return _Outcome(ready=False, reason=reason, message="; ".join(differences), reconciling=True)
 
 
-def _stalled_for_this_generation(inputs: Inputs) -> bool:
+def stalled_for_this_generation(inputs: Inputs) -> bool:
+    """Whether a stall that only a spec change can cure was already reported for this generation."""
     stalled = inputs.previous.condition(ConditionType.STALLED)
     return (
         stalled is not None
@@ -618,7 +619,7 @@ def plan_failure(
         outcome = _Outcome(ready=False, reason=Reason.RATE_LIMITED, message=str(error), reconciling=True)
         wait = error.retry_after if error.retry_after is not None else retry.transient_seconds
     elif isinstance(error, NotFoundError) and isinstance(action, UpdateEndpoint):
-        return _failure(plan(_with_remote(inputs, Gone(action.endpoint_id))), retry.auth_seconds)
+        return _failure(plan(replace(inputs, remote=Gone(action.endpoint_id))), retry.auth_seconds)
     elif isinstance(error, PermanentError):
         outcome = _Outcome(
             ready=False,
@@ -636,21 +637,6 @@ def plan_failure(
 
 def _failure(plan_: Plan, wait: float) -> FailurePlan:
     return FailurePlan(status=plan_.status, events=plan_.events, retry_after=wait)
-
-
-def _with_remote(inputs: Inputs, remote: RemoteView) -> Inputs:
-    return Inputs(
-        spec=inputs.spec,
-        generation=inputs.generation,
-        namespace=inputs.namespace,
-        name=inputs.name,
-        previous=inputs.previous,
-        remote=remote,
-        now=inputs.now,
-        restart_requested_at=inputs.restart_requested_at,
-        hardware_options=inputs.hardware_options,
-        sync_heartbeat=inputs.sync_heartbeat,
-    )
 
 
 def _key_source(spec: TogetherEndpointSpec) -> str:

@@ -1,0 +1,94 @@
+"""kopf handlers: thin adapters from kopf's callbacks to the `Reconciler`.
+
+One daemon per TogetherEndpoint runs its reconcile loop; watch events wake it when the spec or one of
+our annotations changes; the delete handler holds the finalizer until the remote endpoint is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+
+from together_operator.credentials import CredentialResolver
+from together_operator.poller import Poller, PollIntervals
+from together_operator.reconcile import Event
+from together_operator.reconciler import Reconciler, ReconcilerSettings, TogetherClients
+from together_operator.resource import GROUP, PLURAL, VERSION
+from together_operator.settings import OperatorConfig
+from together_operator.status_writer import StatusWriter
+
+FINALIZER = "together.ai/finalizer"
+
+
+def _kubernetes_api() -> kube_client.ApiClient:
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()
+    configuration = kube_client.Configuration.get_default_copy()
+    # Status writes run in threads; a pool smaller than the thread count only logs warnings and waits.
+    configuration.connection_pool_maxsize = 32
+    return kube_client.ApiClient(configuration)
+
+
+def _post_event(body: Any, event: Event) -> None:
+    kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorConfig = memo.config
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    api = _kubernetes_api()
+    memo.api_client = api
+    memo.clients = TogetherClients(config.base_url)
+    memo.poller = Poller(
+        PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval)
+    )
+    memo.reconciler = Reconciler(
+        ReconcilerSettings(base_url=config.base_url, resync_interval=config.resync_interval),
+        CredentialResolver(kube_client.CoreV1Api(api), config.api_key),
+        memo.clients,
+        memo.poller,
+        StatusWriter(kube_client.CustomObjectsApi(api)),
+        _post_event,
+    )
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.poller.close()
+    await memo.clients.close()
+    memo.api_client.close()
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def run_endpoint(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.run(body, stopped.wait())
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def notice_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if "reconciler" in memo:
+        memo.reconciler.notice(body)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def delete_endpoint(
+    body: kopf.Body, memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
+    outcome = await memo.reconciler.delete(body)
+    if not outcome.done:
+        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
+    logger.info(outcome.message)
+    kopf.event(body, type="Normal", reason="Deleted", message=outcome.message)

@@ -1,0 +1,136 @@
+"""The shared poller: one `GET /endpoints?type=dedicated&mine=true` per credential per interval.
+
+Every TogetherEndpoint registers the endpoint id it watches under its credential. The poller lists
+the account's endpoints once per interval (sooner while any watched endpoint is PENDING, STARTING or
+STOPPING, jittered), keeps the latest list item of each, and wakes only the resources whose item
+changed or vanished. The list lacks display name, hardware and autoscaling: the reconciler reads a
+single endpoint only when it needs those (see `Reconciler`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from together_operator.reconcile import TRANSITIONAL_STATES
+from together_operator.together import EndpointsAPI, TogetherError
+from together_operator.together.models import ListEndpoint
+
+_log = logging.getLogger(__name__)
+
+Wake = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class PollIntervals:
+    steady: float = 30.0
+    transition: float = 5.0
+    jitter: float = 0.1
+    """Fraction of the interval by which each wait is randomly shortened or lengthened."""
+
+
+@dataclass
+class _Account:
+    """Polling state of one credential."""
+
+    api: EndpointsAPI
+    watchers: dict[str, dict[str, Wake]] = field(default_factory=dict)
+    """endpoint id -> {resource uid -> wake}"""
+    listed: dict[str, ListEndpoint] | None = None
+    """The last list, by endpoint id; None until the first list succeeded."""
+    kick: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Poller:
+    def __init__(self, intervals: PollIntervals) -> None:
+        self._intervals = intervals
+        self._accounts: dict[str, _Account] = {}
+
+    def watch(self, credential: str, api: EndpointsAPI, endpoint_id: str, uid: str, wake: Wake) -> None:
+        """Wake `uid` whenever `endpoint_id`'s list item changes. Starts the credential's poll loop."""
+        account = self._accounts.get(credential)
+        if account is None:
+            account = self._accounts[credential] = _Account(api=api)
+        account.api = api
+        account.watchers.setdefault(endpoint_id, {})[uid] = wake
+        if account.task is None or account.task.done():
+            account.task = asyncio.create_task(self._poll(credential, account), name=f"poller-{credential}")
+
+    def unwatch(self, uid: str) -> None:
+        for credential, account in list(self._accounts.items()):
+            for endpoint_id, wakes in list(account.watchers.items()):
+                wakes.pop(uid, None)
+                if not wakes:
+                    del account.watchers[endpoint_id]
+            if not account.watchers:
+                self._stop(credential)
+
+    def listed(self, credential: str, endpoint_id: str) -> ListEndpoint | None:
+        """The endpoint's item in the latest list; None if it was absent or nothing was listed yet."""
+        account = self._accounts.get(credential)
+        if account is None or account.listed is None:
+            return None
+        return account.listed.get(endpoint_id)
+
+    def has_listed(self, credential: str) -> bool:
+        account = self._accounts.get(credential)
+        return account is not None and account.listed is not None
+
+    def owners(self, credential: str, endpoint_id: str) -> set[str]:
+        """The uids of the resources that watch `endpoint_id`."""
+        account = self._accounts.get(credential)
+        return set(account.watchers.get(endpoint_id, {})) if account else set()
+
+    def poll_soon(self, credential: str) -> None:
+        """List again now, e.g. after a change the reconciler made, instead of after the full interval."""
+        account = self._accounts.get(credential)
+        if account is not None:
+            account.kick.set()
+
+    async def close(self) -> None:
+        for credential in list(self._accounts):
+            self._stop(credential)
+        await asyncio.sleep(0)
+
+    def _stop(self, credential: str) -> None:
+        account = self._accounts.pop(credential)
+        if account.task is not None:
+            account.task.cancel()
+
+    async def _poll(self, credential: str, account: _Account) -> None:
+        while account.watchers:
+            try:
+                items = await account.api.list_endpoints(type="dedicated", mine=True)
+            except TogetherError as error:
+                # Resources see the same failure on their own calls and report it; here it only delays.
+                _log.warning("listing endpoints for credential %s failed: %s", credential, error)
+            else:
+                self._publish(account, {item.id: item for item in items})
+            account.kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(account.kick.wait(), timeout=self._next_wait(account))
+
+    def _publish(self, account: _Account, current: dict[str, ListEndpoint]) -> None:
+        before = account.listed
+        account.listed = current
+        for endpoint_id, wakes in list(account.watchers.items()):
+            if before is not None and before.get(endpoint_id) == current.get(endpoint_id):
+                continue
+            for wake in list(wakes.values()):
+                wake()
+
+    def _next_wait(self, account: _Account) -> float:
+        listed = account.listed or {}
+        transitioning = any(
+            item.state in TRANSITIONAL_STATES
+            for item_id, item in listed.items()
+            if item_id in account.watchers
+        )
+        base = self._intervals.transition if transitioning else self._intervals.steady
+        spread = base * self._intervals.jitter
+        return max(0.1, base + random.uniform(-spread, spread))

@@ -1,0 +1,411 @@
+"""Runs the reconcile core for one TogetherEndpoint: gathers inputs, carries out actions, writes status.
+
+All decisions are in `reconcile`; this module does the I/O around them, in this order:
+resolve the credential -> observe the remote endpoint (the poller's list, a single GET only where the
+list lacks fields) -> `plan` -> record create intent -> call the API -> write status and events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from together_operator import reconcile
+from together_operator.credentials import ApiKey, CredentialResolver
+from together_operator.poller import Poller
+from together_operator.reconcile import (
+    Action,
+    AdoptEndpoint,
+    CreateEndpoint,
+    CreateInFlight,
+    CredentialsMissing,
+    Event,
+    Found,
+    Gone,
+    Inputs,
+    NotCreated,
+    Plan,
+    RemoteView,
+    RetryPolicy,
+)
+from together_operator.resource import (
+    PAUSED_ANNOTATION,
+    RESTART_REQUESTED_ANNOTATION,
+    DeletionPolicy,
+    ManagementPolicy,
+    TogetherEndpointSpec,
+    TogetherEndpointStatus,
+)
+from together_operator.status_writer import StatusWriter
+from together_operator.together import (
+    AuthError,
+    DedicatedEndpoint,
+    EndpointsAPI,
+    NotFoundError,
+    TogetherClient,
+    TogetherError,
+)
+
+_log = logging.getLogger(__name__)
+
+EventSink = Callable[[Mapping[str, Any], Event], None]
+"""Posts a Kubernetes event about the resource (kopf.event in the operator)."""
+
+
+@dataclass(frozen=True)
+class ReconcilerSettings:
+    base_url: str
+    resync_interval: float = 600.0
+    """Seconds between full GETs of a steady endpoint, to see drift the list cannot show."""
+    transition_check: float = 30.0
+    """Longest wait between two looks at a resource while its endpoint is changing state."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class TogetherClients:
+    """One pooled client per API key, shared by every resource using it."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url
+        self._clients: dict[str, TogetherClient] = {}
+
+    def for_key(self, key: ApiKey) -> EndpointsAPI:
+        client = self._clients.get(key.fingerprint)
+        if client is None:
+            client = self._clients[key.fingerprint] = TogetherClient(self._base_url, key.value)
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+@dataclass
+class _Memory:
+    """What one resource's loop remembers between reconciles (lost on restart, which is fine)."""
+
+    full: DedicatedEndpoint | None = None
+    full_at: datetime | None = None
+    acted: bool = False
+    paused: bool = False
+    written: TogetherEndpointStatus | None = None
+    """The status last written, so a write is not repeated before the watch shows it."""
+
+
+@dataclass
+class ResourceHandle:
+    """A running resource loop: the poller and watch events wake it."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    seen: tuple[object, ...] = ()
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: ReconcilerSettings,
+        credentials: CredentialResolver,
+        clients: TogetherClients,
+        poller: Poller,
+        status_writer: StatusWriter,
+        post_event: EventSink,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
+    ) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._clients = clients
+        self._poller = poller
+        self._status = status_writer
+        self._post_event = post_event
+        self._clock = clock
+        self._handles: dict[str, ResourceHandle] = {}
+        self._deletes_sent: set[str] = set()
+
+    # --- the per-resource loop ------------------------------------------------------------------
+
+    async def run(self, body: Mapping[str, Any], stopped: Awaitable[object]) -> None:
+        """Reconcile `body` (a live view kept current by kopf) until `stopped` resolves."""
+        uid = body["metadata"]["uid"]
+        handle = self._handles[uid] = ResourceHandle()
+        memory = _Memory()
+        stop = asyncio.ensure_future(stopped)
+        failures = 0
+        try:
+            while not stop.done():
+                handle.wake.clear()
+                handle.seen = _trigger_key(body)
+                try:
+                    delay = await self._reconcile_once(body, handle, memory)
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A bug or an unexpected API answer: back off exponentially instead of spinning.
+                    failures += 1
+                    delay = min(300.0, 2.0**failures)
+                    _log.exception("reconciling %s failed; retrying in %.0f s", _name(body), delay)
+                waiter = asyncio.ensure_future(handle.wake.wait())
+                await asyncio.wait({waiter, stop}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+        finally:
+            stop.cancel()
+            self._handles.pop(uid, None)
+            self._poller.unwatch(uid)
+
+    def notice(self, body: Mapping[str, Any]) -> None:
+        """A watch event: wake the loop if the spec or one of our annotations changed (not for status)."""
+        handle = self._handles.get(body["metadata"]["uid"])
+        if handle is not None and _trigger_key(body) != handle.seen:
+            handle.wake.set()
+
+    async def _reconcile_once(
+        self, body: Mapping[str, Any], handle: ResourceHandle, memory: _Memory
+    ) -> float:
+        meta = body["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        annotations = meta.get("annotations") or {}
+        spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
+        previous = StatusWriter.parse(body.get("status"))
+        base_inputs = Inputs(
+            spec=spec,
+            generation=meta.get("generation", 1),
+            namespace=namespace,
+            name=name,
+            previous=previous,
+            remote=NotCreated(),
+            now=self._clock(),
+            restart_requested_at=annotations.get(RESTART_REQUESTED_ANNOTATION),
+        )
+        if annotations.get(PAUSED_ANNOTATION) == "true":
+            if not memory.paused:
+                memory.paused = True
+                _log.info(
+                    "%s/%s is paused: no Together calls until the annotation is removed", namespace, name
+                )
+            return self._settings.resync_interval
+        memory.paused = False
+
+        key = await self._credentials.resolve(namespace, spec.api_key_secret_ref)
+        if isinstance(key, CredentialsMissing):
+            return await self._fail(body, base_inputs, key, memory, action=None)
+        try:
+            api = self._clients.for_key(key)
+        except ValueError as error:  # a key that cannot be sent as a header; the message omits it
+            return await self._fail(body, base_inputs, CredentialsMissing(str(error)), memory, action=None)
+
+        endpoint_id = previous.endpoint_id or spec.endpoint_id
+        if endpoint_id is not None:
+            self._poller.watch(key.fingerprint, api, endpoint_id, uid, handle.wake.set)
+        try:
+            inputs = await self._observe(api, key, base_inputs, endpoint_id, memory)
+        except TogetherError as error:
+            return await self._fail(body, base_inputs, error, memory, action=None)
+
+        plan = reconcile.plan(inputs)
+        for action in plan.actions:
+            try:
+                plan = await self._act(body, api, key, inputs, plan, action, memory)
+            except TogetherError as error:
+                return await self._fail(body, inputs, error, memory, action=action)
+        await self._publish(body, plan, memory)
+        if plan.stalled:
+            return self._settings.resync_interval
+        return self._settings.transition_check if plan.in_transition else self._settings.resync_interval
+
+    async def _observe(
+        self, api: EndpointsAPI, key: ApiKey, inputs: Inputs, endpoint_id: str | None, memory: _Memory
+    ) -> Inputs:
+        spec, previous = inputs.spec, inputs.previous
+        remote: RemoteView
+        hardware = None
+        if endpoint_id is None:
+            if previous.create_requested_at is not None:
+                listed = await api.list_endpoints(type="dedicated", mine=True)
+                remote = CreateInFlight(tuple(listed))
+            else:
+                remote = NotCreated()
+            if spec.management_policy == ManagementPolicy.FULL and not reconcile.stalled_for_this_generation(
+                inputs
+            ):
+                hardware = await api.list_hardware(spec.model)
+        else:
+            remote = await self._read_endpoint(api, key, endpoint_id, inputs.now, memory)
+        return replace(inputs, remote=remote, hardware_options=hardware)
+
+    async def _read_endpoint(
+        self, api: EndpointsAPI, key: ApiKey, endpoint_id: str, now: datetime, memory: _Memory
+    ) -> RemoteView:
+        """The endpoint as the list shows it, read in full only where the list cannot tell enough."""
+        listed = self._poller.listed(key.fingerprint, endpoint_id)
+        full = memory.full if memory.full is not None and memory.full.id == endpoint_id else None
+        fresh = (
+            full is not None
+            and memory.full_at is not None
+            and now - memory.full_at < timedelta(seconds=self._settings.resync_interval)
+        )
+        list_agrees = listed is not None and full is not None and listed.state == full.state
+        transitioning = listed is not None and listed.state in reconcile.TRANSITIONAL_STATES
+        if full is not None and fresh and list_agrees and not transitioning and not memory.acted:
+            return Found(full)
+        try:
+            endpoint = await api.get_endpoint(endpoint_id)
+        except NotFoundError:
+            memory.full = None
+            return Gone(endpoint_id)
+        memory.full, memory.full_at, memory.acted = endpoint, now, False
+        return Found(endpoint)
+
+    async def _act(
+        self,
+        body: Mapping[str, Any],
+        api: EndpointsAPI,
+        key: ApiKey,
+        inputs: Inputs,
+        plan: Plan,
+        action: Action,
+        memory: _Memory,
+    ) -> Plan:
+        """Carry out one action and plan again from what the API answered."""
+        meta = body["metadata"]
+        previous = plan.status
+        if isinstance(action, CreateEndpoint):
+            # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
+            # with a conflict instead of creating twice.
+            await self._write_status(body, plan.status, memory, resource_version=meta.get("resourceVersion"))
+            self._post_events(body, plan)
+            endpoint = await api.create_endpoint(action.request)
+            previous = plan.status.model_copy(update={"endpoint_id": endpoint.id})
+            plan = reconcile.Plan(status=previous)
+            self._poller.watch(key.fingerprint, api, endpoint.id, meta["uid"], self._wake_of(meta["uid"]))
+        elif isinstance(action, AdoptEndpoint):
+            endpoint = await api.get_endpoint(action.endpoint_id)
+        else:
+            endpoint = await api.update_endpoint(action.endpoint_id, action.request)
+        memory.full, memory.full_at, memory.acted = endpoint, inputs.now, True
+        self._poller.poll_soon(key.fingerprint)
+        after = reconcile.plan(replace(inputs, previous=previous, remote=Found(endpoint)))
+        if isinstance(action, CreateEndpoint):
+            # status.endpointId is written the moment the create returns, before anything else.
+            await self._write_status(body, after.status, memory)
+        return reconcile.Plan(status=after.status, events=plan.events + after.events)
+
+    async def _fail(
+        self,
+        body: Mapping[str, Any],
+        inputs: Inputs,
+        error: TogetherError | CredentialsMissing,
+        memory: _Memory,
+        *,
+        action: Action | None,
+    ) -> float:
+        if isinstance(error, TogetherError):
+            _log.warning("%s: %s", _name(body), error)
+        failure = reconcile.plan_failure(inputs, error, action=action, retry=self._settings.retry)
+        await self._publish(body, reconcile.Plan(status=failure.status, events=failure.events), memory)
+        return failure.retry_after
+
+    async def _publish(self, body: Mapping[str, Any], plan: Plan, memory: _Memory) -> None:
+        await self._write_status(body, plan.status, memory)
+        self._post_events(body, plan)
+
+    async def _write_status(
+        self,
+        body: Mapping[str, Any],
+        status: TogetherEndpointStatus,
+        memory: _Memory,
+        *,
+        resource_version: str | None = None,
+    ) -> None:
+        meta = body["metadata"]
+        if resource_version is None and status == memory.written:
+            return  # the watch has not brought our last write back yet
+        await self._status.write(
+            meta["namespace"], meta["name"], body.get("status"), status, resource_version=resource_version
+        )
+        memory.written = status
+
+    def _post_events(self, body: Mapping[str, Any], plan: Plan) -> None:
+        for event in plan.events:
+            self._post_event(body, event)
+
+    def _wake_of(self, uid: str) -> Callable[[], None]:
+        handle = self._handles.get(uid)
+        return handle.wake.set if handle is not None else (lambda: None)
+
+    # --- deletion -------------------------------------------------------------------------------
+
+    async def delete(self, body: Mapping[str, Any]) -> DeleteOutcome:
+        """One step of deleting the remote endpoint; `done` once the finalizer may go."""
+        meta = body["metadata"]
+        uid = meta["uid"]
+        spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
+        status = StatusWriter.parse(body.get("status"))
+        endpoint_id = status.endpoint_id or spec.endpoint_id
+        if endpoint_id is None:
+            return DeleteOutcome(done=True, message="no remote endpoint was created")
+        if (
+            spec.deletion_policy == DeletionPolicy.ORPHAN
+            or spec.management_policy == ManagementPolicy.OBSERVE_ONLY
+        ):
+            return DeleteOutcome(done=True, message=f"endpoint {endpoint_id} left running (orphaned)")
+        key = await self._credentials.resolve(meta["namespace"], spec.api_key_secret_ref)
+        if isinstance(key, CredentialsMissing):
+            return DeleteOutcome(
+                done=False,
+                message=f"cannot delete endpoint {endpoint_id}: {key.message}; "
+                "or set deletionPolicy: Orphan to leave it running",
+                retry_after=self._settings.retry.credentials_seconds,
+            )
+        api = self._clients.for_key(key)
+        try:
+            await api.get_endpoint(endpoint_id)
+            if uid not in self._deletes_sent:
+                await api.delete_endpoint(endpoint_id)
+                self._deletes_sent.add(uid)
+            await api.get_endpoint(endpoint_id)
+        except NotFoundError:
+            self._deletes_sent.discard(uid)
+            return DeleteOutcome(done=True, message=f"endpoint {endpoint_id} deleted")
+        except AuthError as error:
+            return DeleteOutcome(
+                done=False,
+                message=f"cannot delete endpoint {endpoint_id}: {error}; fix the API key, "
+                "or set deletionPolicy: Orphan to leave it running",
+                retry_after=self._settings.retry.auth_seconds,
+            )
+        except TogetherError as error:
+            retry_after = getattr(error, "retry_after", None) or self._settings.retry.transient_seconds
+            return DeleteOutcome(done=False, message=str(error), retry_after=retry_after)
+        return DeleteOutcome(
+            done=False,
+            message=f"waiting for endpoint {endpoint_id} to be gone",
+            retry_after=min(5.0, self._settings.retry.transient_seconds),
+        )
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    done: bool
+    message: str
+    retry_after: float = 0.0
+
+
+def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:
+    """What a user can change that needs a reconcile: the spec (generation) and our annotations."""
+    meta = body["metadata"]
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("generation"),
+        annotations.get(PAUSED_ANNOTATION),
+        annotations.get(RESTART_REQUESTED_ANNOTATION),
+    )
+
+
+def _name(body: Mapping[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"{meta.get('namespace')}/{meta.get('name')}"
