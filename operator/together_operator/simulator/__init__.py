@@ -1,0 +1,25 @@
+"""A local stand-in for the Together AI v1 dedicated endpoint API, with fault injection and a call log.
+
+- `Simulator`: the server, for code already inside an event loop (`await start()`, `await stop()`).
+- `run_simulator_in_thread`: the same in a background thread, yielding a `RunningSimulator` handle.
+- `SimulatorConfig`, `FaultRule`: how it is set up; `Catalogue`: what it offers.
+- `together-operator simulator` / `python -m together_operator.simulator`: `cli.main`.
+"""
+
+from together_operator.simulator.admin import AdminEndpoint, Call
+from together_operator.simulator.catalogue import Catalogue
+from together_operator.simulator.config import FaultKind, FaultRule, SimulatorConfig
+from together_operator.simulator.server import Simulator
+from together_operator.simulator.threaded import RunningSimulator, run_simulator_in_thread
+
+__all__ = [
+    "AdminEndpoint",
+    "Call",
+    "Catalogue",
+    "FaultKind",
+    "FaultRule",
+    "RunningSimulator",
+    "Simulator",
+    "SimulatorConfig",
+    "run_simulator_in_thread",
+]

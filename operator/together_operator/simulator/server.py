@@ -1,0 +1,175 @@
+"""The simulator's HTTP server: the v1 API under /v1, the admin interface under /_admin/, one port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from together_operator.simulator.admin import ADMIN_PREFIX, Admin, Call, CallLog, admin_errors
+from together_operator.simulator.api import ACCOUNT, API_PREFIX, CREATE_ROUTE, UPDATE_ROUTE, TogetherApi
+from together_operator.simulator.catalogue import Catalogue
+from together_operator.simulator.config import FaultKind, FaultRule, SimulatorConfig
+from together_operator.simulator.errors import ApiError, error_response
+from together_operator.simulator.faults import FaultInjector
+from together_operator.simulator.state import EndpointStore, SimulatedClock, iso_timestamp
+
+log = logging.getLogger(__name__)
+
+# A call closed without a response is logged with this status.
+NO_RESPONSE = 0
+
+
+class Simulator:
+    """A Together API stand-in. In an event loop: `base_url = await Simulator(config).start()`,
+    then `await stop()`. `admin` offers the admin operations directly, without HTTP."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        rng = random.Random(self.config.seed)
+        clock = SimulatedClock()
+        self._store = EndpointStore(clock, rng, self.config.transition_seconds, self.config.minute_seconds)
+        self._faults = FaultInjector(self.config.faults, rng)
+        self._call_log = CallLog(self.config.call_log_limit)
+        self.admin = Admin(self._store, self._faults, self._call_log, clock)
+        self._api = TogetherApi(
+            self._store, Catalogue.load(self.config.catalogue_file), iso_timestamp(clock.wall())
+        )
+        self._runner: web.AppRunner | None = None
+        self._address: tuple[str, int] | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._api_middleware, admin_errors])
+        app.add_routes(self._api.routes())
+        app.add_routes(self.admin.routes())
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on host:port (0: a free port) and return the API base URL, e.g. http://127.0.0.1:PORT/v1."""
+        # A short shutdown timeout: calls held by a latency fault must not delay stop() by a minute.
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        self._address = (bound_host, bound_port)
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def port(self) -> int:
+        return self._bound()[1]
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._bound()
+        return f"http://{host}:{port}{API_PREFIX}"
+
+    @property
+    def admin_url(self) -> str:
+        host, port = self._bound()
+        return f"http://{host}:{port}{ADMIN_PREFIX}"
+
+    def _bound(self) -> tuple[str, int]:
+        if self._address is None:
+            raise RuntimeError("the simulator has not been started")
+        return self._address
+
+    @web.middleware
+    async def _api_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Auth, fault injection and the call log for every call under /v1."""
+        if request.path != API_PREFIX and not request.path.startswith(f"{API_PREFIX}/"):
+            return await handler(request)
+        arrived = time.time()
+        account = self.config.accounts.get(_bearer_token(request))
+        applied: list[FaultKind] = []
+        response = await self._respond(request, handler, account, applied)
+        dropped = {"drop_connection", "lose_create_response"} & set(applied)
+        status = NO_RESPONSE if dropped else response.status
+        call = Call(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            status=status,
+            time=arrived,
+            account=account,
+            faults=applied,
+        )
+        self._call_log.append(call)
+        log.info("%s %s -> %s account=%s faults=%s", call.method, request.path_qs, status, account, applied)
+        return response
+
+    async def _respond(
+        self, request: web.Request, handler: Handler, account: str | None, applied: list[FaultKind]
+    ) -> web.StreamResponse:
+        method, path = request.method, request.path
+        delay = self._faults.latency(method, path)
+        if delay:
+            applied.append("latency")
+            await asyncio.sleep(delay)
+        interruption = self._faults.take(method, path, "rate_limit", "server_error", "drop_connection")
+        if interruption is not None:
+            applied.append(interruption.fault)
+            return _interrupt(request, interruption)
+        if account is None:
+            return error_response(
+                401,
+                "Invalid API key provided. You can find your API key at https://api.together.ai/settings/api-keys.",
+                code="invalid_api_key",
+            )
+        request[ACCOUNT] = account
+        try:
+            response = await handler(request)
+        except ApiError as error:
+            return error.response()
+        except web.HTTPException as error:
+            # Unknown paths and methods answer with the error body too, keeping the Allow header of a 405.
+            allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+            return error_response(error.status, error.reason, headers=allow)
+        if response.status != 200:
+            return response
+        route = request.match_info.route.name
+        if route == CREATE_ROUTE and self._faults.take(method, path, "lose_create_response"):
+            applied.append("lose_create_response")
+            return _drop(request)
+        if route == UPDATE_ROUTE and self._faults.take(method, path, "error_after_update"):
+            applied.append("error_after_update")
+            record = self._store.get(request.match_info["endpoint_id"])
+            if record is not None:
+                self._store.fail(record)
+        return response
+
+
+def _bearer_token(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _interrupt(request: web.Request, rule: FaultRule) -> web.StreamResponse:
+    if rule.fault == "rate_limit":
+        return error_response(
+            429,
+            "Rate limit exceeded, please try again later.",
+            error_type="rate_limit_error",
+            headers={"Retry-After": f"{rule.retry_after:g}"},
+        )
+    if rule.fault == "server_error":
+        return error_response(rule.status, "Internal server error", error_type="server_error")
+    return _drop(request)
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the connection at once; the client gets no status line at all."""
+    if request.transport is not None:
+        request.transport.abort()
+    # aiohttp still wants a response object; it cannot reach the closed connection.
+    return web.Response(status=204)
