@@ -65,7 +65,12 @@ def _user_agent() -> str:
 
 
 class EndpointsAPI(Protocol):
-    """What the operator needs from a Together backend. A future v2 backend implements the same."""
+    """What the operator needs from a Together backend. A future v2 backend implements the same.
+
+    Failures are raised as the `errors` classes, whatever the backend: in particular `NotFoundError`
+    for an endpoint id that does not exist, and `TransientError` from `create_endpoint` when it cannot
+    tell whether the endpoint was created.
+    """
 
     async def list_endpoints(
         self, *, type: str | None = "dedicated", usage_type: str | None = None, mine: bool | None = True
