@@ -781,7 +781,7 @@ def test_a_remote_error_is_reapplied_after_a_generation_change(
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: a Stalled/RemoteError verdict is replayed for the whole generation "
-    "(_stalled_for_this_generation) even after the endpoint left ERROR by itself and matches the spec: "
+    "(stalled_for_this_generation) even after the endpoint left ERROR by itself and matches the spec: "
     "Ready stays False and Stalled True 'in state ERROR' while Serving is True. CONTRACT: Ready is True "
     "when the remote endpoint matches the spec.",
 )
