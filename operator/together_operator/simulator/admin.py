@@ -36,12 +36,12 @@ ADMIN_PREFIX = "/_admin"
 
 class Call(BaseModel):
     """One API call as the client saw it. `status` 0: the connection was closed without a response
-    (a `drop_connection` or `lose_create_response` fault)."""
+    (a `drop_connection` or `lose_create_response` fault); None: the call is still being handled."""
 
     method: str
     path: str
     query: dict[str, str]
-    status: int
+    status: int | None
     time: float = Field(description="Unix time (real, not simulated) when the call arrived.")
     account: str | None = Field(description="The account of the API key; None when the key is unknown.")
     faults: list[FaultKind] = Field(default_factory=list, description="The faults applied to this call.")

@@ -13,7 +13,7 @@ from together_operator.simulator.config import DEFAULT_API_KEY, DEFAULT_OWNER, F
 from together_operator.simulator.server import Simulator
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="together-operator simulator",
         description="A local stand-in for the Together AI v1 dedicated endpoint API (base URL .../v1), "
@@ -102,7 +102,7 @@ async def serve(simulator: Simulator, host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         simulator = Simulator(config_from_args(args))
     except (ValueError, OSError) as error:

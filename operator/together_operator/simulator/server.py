@@ -89,23 +89,28 @@ class Simulator:
         """Auth, fault injection and the call log for every call under /v1."""
         if request.path != API_PREFIX and not request.path.startswith(f"{API_PREFIX}/"):
             return await handler(request)
-        arrived = time.time()
         account = self.config.accounts.get(_bearer_token(request))
-        applied: list[FaultKind] = []
-        response = await self._respond(request, handler, account, applied)
-        dropped = {"drop_connection", "lose_create_response"} & set(applied)
-        status = NO_RESPONSE if dropped else response.status
+        # Logged on arrival, so a call still in progress (held by latency, say) is already counted.
         call = Call(
             method=request.method,
             path=request.path,
             query=dict(request.query),
-            status=status,
-            time=arrived,
+            status=None,
+            time=time.time(),
             account=account,
-            faults=applied,
         )
         self._call_log.append(call)
-        log.info("%s %s -> %s account=%s faults=%s", call.method, request.path_qs, status, account, applied)
+        response = await self._respond(request, handler, account, call.faults)
+        dropped = {"drop_connection", "lose_create_response"} & set(call.faults)
+        call.status = NO_RESPONSE if dropped else response.status
+        log.info(
+            "%s %s -> %s account=%s faults=%s",
+            call.method,
+            request.path_qs,
+            call.status,
+            account,
+            call.faults,
+        )
         return response
 
     async def _respond(
