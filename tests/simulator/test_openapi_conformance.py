@@ -17,6 +17,7 @@ Checks left out of the generated run, because the spec documents less than the r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -77,7 +78,7 @@ def existing_endpoint_id(api: httpx.Client) -> str:
 @generated.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_get_conforming_responses(
-    case: schemathesis.Case, simulator: RunningSimulator, existing_endpoint_id: str
+    case: schemathesis.Case[Any], simulator: RunningSimulator, existing_endpoint_id: str
 ) -> None:
     # Random ids would only ever meet 404; the explicit test above covers unknown ids.
     if "endpointId" in (case.path_parameters or {}):

@@ -84,7 +84,7 @@ def test_every_endpoint_operation(simulator: RunningSimulator, client: Together)
     assert client.endpoints.retrieve(created.id).state == "STOPPED"
     assert client.endpoints.update(created.id, state="STARTED").state == "PENDING"
 
-    assert client.endpoints.delete(created.id) is None
+    client.endpoints.delete(created.id)
     with pytest.raises(NotFoundError):
         client.endpoints.retrieve(created.id)
 

@@ -24,6 +24,7 @@ from together_operator.simulator.wire import (
     CreateEndpointRequest,
     DedicatedEndpoint,
     EndpointList,
+    EndpointPricing,
     HardwareAvailability,
     HardwareList,
     HardwareSpec,
@@ -31,7 +32,6 @@ from together_operator.simulator.wire import (
     ListEndpoint,
     UpdateEndpointRequest,
 )
-from together_operator.simulator.wire import EndpointPricing as Pricing
 
 API_PREFIX = "/v1"
 CREATE_ROUTE = "create_endpoint"
@@ -42,6 +42,8 @@ ACCOUNT = web.RequestKey("account", str)
 
 
 class TogetherApi:
+    """The /v1 routes; the auth middleware has put the caller's account on each request."""
+
     def __init__(self, store: EndpointStore, catalogue: Catalogue, started_at: str) -> None:
         self._store = store
         self._catalogue = catalogue
@@ -178,7 +180,7 @@ class TogetherApi:
         data = [
             HardwareWithStatus(
                 id=offer.id,
-                pricing=Pricing(cents_per_minute=offer.cents_per_minute),
+                pricing=EndpointPricing(cents_per_minute=offer.cents_per_minute),
                 specs=HardwareSpec(
                     gpu_type=offer.gpu_type,
                     gpu_link=offer.gpu_link,

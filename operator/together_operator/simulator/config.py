@@ -31,7 +31,8 @@ class FaultRule(BaseModel):
     (drawn from the simulator's seeded random source).
 
     - `latency`: wait `seconds` before handling the call (combines with any other fault).
-    - `rate_limit`: answer 429 with a `Retry-After: <retry_after>` header.
+    - `rate_limit`: answer 429 with a `Retry-After: <retry_after>` header (a fraction of a second is
+      sent as a decimal, which HTTP does not define but the official SDK reads).
     - `server_error`: answer `status` (5xx) with the error body.
     - `drop_connection`: close the connection without a response.
     - `lose_create_response`: a create (POST /v1/endpoints) succeeds on the server, but the connection

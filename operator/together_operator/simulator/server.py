@@ -140,6 +140,10 @@ class Simulator:
             # Unknown paths and methods answer with the error body too, keeping the Allow header of a 405.
             allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
             return error_response(error.status, error.reason, headers=allow)
+        except Exception:
+            # A simulator bug: answer as the service would, and keep the call log complete.
+            log.exception("%s %s failed", method, path)
+            return error_response(500, "Internal server error", error_type="server_error")
         if response.status != 200:
             return response
         route = request.match_info.route.name

@@ -132,6 +132,7 @@ class EndpointStore:
         record = EndpointRecord(
             id=f"endpoint-{uuid.UUID(int=self._rng.getrandbits(128), version=4)}",
             name=name,
+            # The service fills a missing display name in; the system name is the obvious stand-in.
             display_name=new.display_name if new.display_name is not None else name,
             model=new.model,
             hardware=new.hardware,
