@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -49,11 +50,14 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     log_format = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
     kopf.configure(verbose=config.verbose, log_format=log_format[config.log_format])
+    # One line per HTTP request drowns the operator's own messages at any scale.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz",
+        liveness_endpoint=f"http://{config.health_host}:{config.health_port}/healthz",
         memo=kopf.Memo(config=config),
     )
     return 0

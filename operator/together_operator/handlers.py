@@ -15,7 +15,7 @@ from kubernetes import config as kube_config
 
 from together_operator.credentials import CredentialResolver
 from together_operator.poller import Poller, PollIntervals
-from together_operator.reconcile import Event
+from together_operator.reconcile import Event, RetryPolicy
 from together_operator.reconciler import Reconciler, ReconcilerSettings, TogetherClients
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_operator.settings import OperatorConfig
@@ -56,7 +56,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval)
     )
     memo.reconciler = Reconciler(
-        ReconcilerSettings(base_url=config.base_url, resync_interval=config.resync_interval),
+        ReconcilerSettings(
+            resync_interval=config.resync_interval,
+            retry=RetryPolicy(
+                auth_seconds=config.stalled_retry_interval,
+                credentials_seconds=config.stalled_retry_interval,
+            ),
+        ),
         CredentialResolver(kube_client.CoreV1Api(api), config.api_key),
         memo.clients,
         memo.poller,
@@ -72,9 +78,18 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     memo.api_client.close()
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def endpoint_owners(body: kopf.Body, **_: Any) -> dict[str, str]:
+    """endpoint id -> uid of every TogetherEndpoint that recorded one, across all watched namespaces."""
+    endpoint_id = (body.get("status") or {}).get("endpointId") or (body.get("spec") or {}).get("endpointId")
+    return {endpoint_id: body["metadata"]["uid"]} if endpoint_id else {}
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def run_endpoint(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
-    await memo.reconciler.run(body, stopped.wait())
+async def run_endpoint(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
+    # kopf passes each index as a keyword named after its function.
+    owners: kopf.Index[str, str] = kwargs["endpoint_owners"]
+    await memo.reconciler.run(body, stopped.wait(), owners)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -36,9 +36,9 @@ from together_operator.together.models import (
     DedicatedEndpoint,
     EndpointState,
     HardwareWithStatus,
-    ListEndpoint,
     UpdateEndpointRequest,
 )
+from together_operator.together.models import DesiredState as RequestedState
 
 
 class Reason(StrEnum):
@@ -90,6 +90,9 @@ SPEC_BOUND_STALLS = frozenset(
 CREATE_CLOCK_SKEW = timedelta(minutes=2)
 
 TRANSITIONAL_STATES = frozenset({EndpointState.PENDING, EndpointState.STARTING, EndpointState.STOPPING})
+RUNNING_STATES = frozenset({EndpointState.STARTED, EndpointState.STOPPING})
+# A start or stop the API accepted but does not show yet is not asked for again before this.
+STATE_CHANGE_GRACE = timedelta(minutes=2)
 _REMOTE_STATE_REASONS = {
     EndpointState.PENDING: "Pending",
     EndpointState.STARTING: "Starting",
@@ -111,9 +114,10 @@ class NotCreated:
 @dataclass(frozen=True)
 class CreateInFlight:
     """A create was started (intent recorded) but its endpoint id was never recorded: a crash or a lost
-    response. `candidates` are the account's endpoints listed now, to find it again."""
+    response. `candidates` are the account's endpoints of the spec's model that no other
+    TogetherEndpoint owns, read in full (the list lacks display names), to find it again."""
 
-    candidates: tuple[ListEndpoint, ...]
+    candidates: tuple[DedicatedEndpoint, ...]
 
 
 @dataclass(frozen=True)
@@ -346,9 +350,9 @@ def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
         c
         for c in remote.candidates
         if c.model == spec.model
+        and c.display_name == inputs.desired_display_name
         and (requested_at is None or c.created_at >= requested_at - CREATE_CLOCK_SKEW)
     ]
-    # The list has no display names: several matches for one model cannot be told apart safely.
     if len(matches) == 1:
         outcome = _Outcome(
             ready=False,
@@ -397,7 +401,7 @@ def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
 
     if endpoint.state == EndpointState.ERROR:
         # Only a new generation is worth another attempt: the spec that led here is not re-applied.
-        spec_unchanged = inputs.previous.observed_generation == inputs.generation
+        spec_unchanged = inputs.previous.reconciled_generation == inputs.generation
         outcome = _Outcome(
             ready=False,
             reason=Reason.REMOTE_ERROR,
@@ -416,7 +420,7 @@ def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
     if spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
         outcome = _observed_outcome(endpoint, target_state, auto_stopped, differences, observe_only=True)
         return _render(inputs, status, outcome)
-    if stalled_for_this_generation(inputs):
+    if stalled_for_this_generation(inputs) and not _recovered_from_error(inputs):
         return _render(inputs, status, _previous_outcome(inputs))
 
     update = _update_for(inputs, endpoint, target_state)
@@ -466,8 +470,10 @@ def _auto_stop_record(inputs: Inputs, endpoint: DedicatedEndpoint) -> AutoStopRe
         ):
             return record
         return None
-    if inputs.previous.observed_generation != inputs.generation:
+    if inputs.previous.reconciled_generation != inputs.generation:
         return None  # the spec just changed: the user wants it running
+    if inputs.previous.state not in RUNNING_STATES:
+        return None  # not seen running since our start: the start may simply not be visible yet
     return AutoStopRecord(generation=inputs.generation, restart_requested_at=inputs.restart_requested_at)
 
 
@@ -480,26 +486,35 @@ def _update_for(
     autoscaling = Autoscaling(
         min_replicas=spec.autoscaling.min_replicas, max_replicas=spec.autoscaling.max_replicas
     )
-    state: str | None = None
-    if target_state == EndpointState.STARTED and endpoint.state in (
-        EndpointState.STOPPED,
-        EndpointState.ERROR,
-    ):
+    state: RequestedState | None = None
+    restartable = endpoint.state in (EndpointState.STOPPED, EndpointState.ERROR)
+    stoppable = endpoint.state not in (EndpointState.STOPPED, EndpointState.STOPPING)
+    if target_state == EndpointState.STARTED and restartable and not _recently_asked(inputs, Reason.STARTING):
         state = "STARTED"
-    elif target_state == EndpointState.STOPPED and endpoint.state not in (
-        EndpointState.STOPPED,
-        EndpointState.STOPPING,
-    ):
+    elif target_state == EndpointState.STOPPED and stoppable and not _recently_asked(inputs, Reason.STOPPING):
         state = "STOPPED"
     wanted_timeout = spec.inactive_timeout or 0
     applied_timeout = inputs.previous.inactive_timeout or 0
     request = UpdateEndpointRequest(
         display_name=display_name if endpoint.display_name != display_name else None,
         autoscaling=autoscaling if endpoint.autoscaling != autoscaling else None,
-        state="STARTED" if state == "STARTED" else "STOPPED" if state == "STOPPED" else None,
+        state=state,
         inactive_timeout=wanted_timeout if wanted_timeout != applied_timeout else None,
     )
     return request if request.to_body() else None
+
+
+def _recently_asked(inputs: Inputs, reason: Reason) -> bool:
+    """Whether this generation asked for this state change moments ago: the API may not show it yet."""
+    reconciling = inputs.previous.condition(ConditionType.RECONCILING)
+    return (
+        reconciling is not None
+        and reconciling.status == "True"
+        and reconciling.reason == reason
+        and reconciling.observed_generation == inputs.generation
+        and reconciling.last_transition_time is not None
+        and inputs.now - reconciling.last_transition_time < STATE_CHANGE_GRACE
+    )
 
 
 def _differences(inputs: Inputs, endpoint: DedicatedEndpoint, target_state: str) -> list[str]:
@@ -558,6 +573,12 @@ def _observed_outcome(
     return _Outcome(ready=False, reason=reason, message="; ".join(differences), reconciling=True)
 
 
+def _recovered_from_error(inputs: Inputs) -> bool:
+    """A RemoteError stall ends when the endpoint leaves ERROR by itself (it was checked just before)."""
+    stalled = inputs.previous.condition(ConditionType.STALLED)
+    return stalled is not None and stalled.reason == Reason.REMOTE_ERROR
+
+
 def stalled_for_this_generation(inputs: Inputs) -> bool:
     """Whether a stall that only a spec change can cure was already reported for this generation."""
     stalled = inputs.previous.condition(ConditionType.STALLED)
@@ -602,6 +623,9 @@ def plan_failure(
 ) -> FailurePlan:
     """The status after a failed call (`action` None: while observing), and when to try again."""
     status = inputs.previous
+    if isinstance(action, CreateEndpoint):
+        # The intent was recorded before the POST; an unknown outcome must not erase it.
+        status = status.model_copy(update={"create_requested_at": inputs.now})
     if isinstance(error, CredentialsMissing):
         outcome = _Outcome(
             ready=False, reason=Reason.CREDENTIALS_NOT_FOUND, message=error.message, stalled=True
@@ -632,7 +656,20 @@ def plan_failure(
         outcome = _Outcome(ready=False, reason=Reason.API_UNAVAILABLE, message=str(error), reconciling=True)
         retry_after = getattr(error, "retry_after", None)
         wait = retry_after if retry_after is not None else retry.transient_seconds
-    return _failure(_render(inputs, status, outcome), wait)
+    failed = _render(inputs, status, outcome, failed=True)
+    if outcome.reconciling and action is None:
+        # Only looking failed, for a moment: what Ready and Serving said is still the best knowledge,
+        # and flipping them would make GitOps health checks flap on every 429.
+        failed = Plan(status=_keep_conditions(failed.status, inputs.previous), events=failed.events)
+    return _failure(failed, wait)
+
+
+def _keep_conditions(
+    status: TogetherEndpointStatus, previous: TogetherEndpointStatus
+) -> TogetherEndpointStatus:
+    kept = {ConditionType.READY, ConditionType.SERVING}
+    conditions = tuple(previous.condition(c.type) or c if c.type in kept else c for c in status.conditions)
+    return status.model_copy(update={"conditions": conditions})
 
 
 def _failure(plan_: Plan, wait: float) -> FailurePlan:
@@ -656,7 +693,9 @@ class CredentialsMissing:
 # --- rendering ------------------------------------------------------------------------------------
 
 
-def _render(inputs: Inputs, status: TogetherEndpointStatus, outcome: _Outcome) -> Plan:
+def _render(
+    inputs: Inputs, status: TogetherEndpointStatus, outcome: _Outcome, *, failed: bool = False
+) -> Plan:
     """Conditions, observedGeneration, lastSyncTime and the events of a change of verdict."""
     previous = inputs.previous
     generation = inputs.generation
@@ -700,6 +739,8 @@ def _render(inputs: Inputs, status: TogetherEndpointStatus, outcome: _Outcome) -
         ),
     )
     status = status.model_copy(update={"conditions": conditions, "observed_generation": generation})
+    if not failed:
+        status = status.model_copy(update={"reconciled_generation": generation})
     if isinstance(inputs.remote, Found):
         status = _with_sync_time(status, previous, inputs)
     return Plan(status=status, events=_events(previous, outcome))

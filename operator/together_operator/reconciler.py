@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from together_operator import reconcile
 from together_operator.credentials import ApiKey, CredentialResolver
@@ -58,7 +60,6 @@ EventSink = Callable[[Mapping[str, Any], Event], None]
 
 @dataclass(frozen=True)
 class ReconcilerSettings:
-    base_url: str
     resync_interval: float = 600.0
     """Seconds between full GETs of a steady endpoint, to see drift the list cannot show."""
     transition_check: float = 30.0
@@ -124,12 +125,20 @@ class Reconciler:
         self._post_event = post_event
         self._clock = clock
         self._handles: dict[str, ResourceHandle] = {}
+        self._owners: Mapping[str, Collection[str]] = {}
         self._deletes_sent: set[str] = set()
 
     # --- the per-resource loop ------------------------------------------------------------------
 
-    async def run(self, body: Mapping[str, Any], stopped: Awaitable[object]) -> None:
-        """Reconcile `body` (a live view kept current by kopf) until `stopped` resolves."""
+    async def run(
+        self, body: Mapping[str, Any], stopped: Awaitable[object], owners: Mapping[str, Collection[str]]
+    ) -> None:
+        """Reconcile `body` (a live view kept current by kopf) until `stopped` resolves.
+
+        `owners` maps each endpoint id recorded by any TogetherEndpoint to the uids recording it (a kopf
+        index), so an interrupted create never adopts another resource's endpoint.
+        """
+        self._owners = owners
         uid = body["metadata"]["uid"]
         handle = self._handles[uid] = ResourceHandle()
         memory = _Memory()
@@ -144,6 +153,13 @@ class Reconciler:
                     failures = 0
                 except asyncio.CancelledError:
                     raise
+                except ApiException as error:
+                    if error.status != 409:
+                        raise
+                    # Our view of the resource was stale (kopf or a user wrote it meanwhile): look again.
+                    _log.info("%s changed while reconciling; reconciling again", _name(body))
+                    memory.written = None
+                    delay = 0.5
                 except Exception:
                     # A bug or an unexpected API answer: back off exponentially instead of spinning.
                     failures += 1
@@ -170,7 +186,8 @@ class Reconciler:
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         annotations = meta.get("annotations") or {}
         spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
-        previous = StatusWriter.parse(body.get("status"))
+        # The watch brings our own status writes back with a delay; until then, what we wrote is newer.
+        previous = memory.written or StatusWriter.parse(body.get("status"))
         base_inputs = Inputs(
             spec=spec,
             generation=meta.get("generation", 1),
@@ -202,7 +219,7 @@ class Reconciler:
         if endpoint_id is not None:
             self._poller.watch(key.fingerprint, api, endpoint_id, uid, handle.wake.set)
         try:
-            inputs = await self._observe(api, key, base_inputs, endpoint_id, memory)
+            inputs = await self._observe(api, key, base_inputs, endpoint_id, uid, memory)
         except TogetherError as error:
             return await self._fail(body, base_inputs, error, memory, action=None)
 
@@ -218,15 +235,20 @@ class Reconciler:
         return self._settings.transition_check if plan.in_transition else self._settings.resync_interval
 
     async def _observe(
-        self, api: EndpointsAPI, key: ApiKey, inputs: Inputs, endpoint_id: str | None, memory: _Memory
+        self,
+        api: EndpointsAPI,
+        key: ApiKey,
+        inputs: Inputs,
+        endpoint_id: str | None,
+        uid: str,
+        memory: _Memory,
     ) -> Inputs:
         spec, previous = inputs.spec, inputs.previous
         remote: RemoteView
         hardware = None
         if endpoint_id is None:
             if previous.create_requested_at is not None:
-                listed = await api.list_endpoints(type="dedicated", mine=True)
-                remote = CreateInFlight(tuple(listed))
+                remote = CreateInFlight(await self._recovery_candidates(api, spec, uid))
             else:
                 remote = NotCreated()
             if spec.management_policy == ManagementPolicy.FULL and not reconcile.stalled_for_this_generation(
@@ -236,6 +258,18 @@ class Reconciler:
         else:
             remote = await self._read_endpoint(api, key, endpoint_id, inputs.now, memory)
         return replace(inputs, remote=remote, hardware_options=hardware)
+
+    async def _recovery_candidates(
+        self, api: EndpointsAPI, spec: TogetherEndpointSpec, uid: str
+    ) -> tuple[DedicatedEndpoint, ...]:
+        """Endpoints of the model that no other resource owns, read in full for their display names."""
+        listed = await api.list_endpoints(type="dedicated", mine=True)
+        unowned = [
+            item.id
+            for item in listed
+            if item.model == spec.model and not set(self._owners.get(item.id, ())) - {uid}
+        ]
+        return tuple([await api.get_endpoint(endpoint_id) for endpoint_id in unowned])
 
     async def _read_endpoint(
         self, api: EndpointsAPI, key: ApiKey, endpoint_id: str, now: datetime, memory: _Memory

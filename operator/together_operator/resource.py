@@ -138,6 +138,9 @@ class TogetherEndpointStatus(_CamelModel):
     inactive_timeout: int | None = None
     auto_stopped: AutoStopRecord | None = None
     observed_generation: int | None = None
+    # The last generation reconciled without an API failure: observedGeneration also moves on failed
+    # attempts, and a spec that was never sent must not be taken as applied.
+    reconciled_generation: int | None = None
     last_sync_time: datetime | None = None
     conditions: tuple[Condition, ...] = ()
 

@@ -18,8 +18,11 @@ class OperatorConfig:
     poll_interval: float
     transition_poll_interval: float
     resync_interval: float
+    stalled_retry_interval: float
+    """Seconds before a resource stalled on credentials (missing Secret, 401/403) tries again."""
     rate_limit: float
     """Together calls per second, process-wide (0: unlimited)."""
+    health_host: str
     health_port: int
     log_format: str
     verbose: bool
@@ -64,11 +67,23 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "(env TOGETHER_OPERATOR_RESYNC_INTERVAL; default 600)",
     )
     parser.add_argument(
+        "--stalled-retry-interval",
+        type=float,
+        default=float(_env("TOGETHER_OPERATOR_STALLED_RETRY_INTERVAL", "60")),
+        help="seconds before a resource stalled on a missing Secret or a rejected key tries again "
+        "(env TOGETHER_OPERATOR_STALLED_RETRY_INTERVAL; default 60)",
+    )
+    parser.add_argument(
         "--rate-limit",
         type=float,
         default=float(_env("TOGETHER_OPERATOR_RATE_LIMIT", "10")),
         help="Together API calls per second for the whole process "
         "(env TOGETHER_OPERATOR_RATE_LIMIT; default 10)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default=_env("TOGETHER_OPERATOR_HEALTH_HOST", "0.0.0.0"),
+        help="address of the /healthz endpoint (env TOGETHER_OPERATOR_HEALTH_HOST; default 0.0.0.0)",
     )
     parser.add_argument(
         "--health-port",
@@ -96,7 +111,9 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         poll_interval=args.poll_interval,
         transition_poll_interval=args.transition_poll_interval,
         resync_interval=args.resync_interval,
+        stalled_retry_interval=args.stalled_retry_interval,
         rate_limit=args.rate_limit,
+        health_host=args.health_host,
         health_port=args.health_port,
         log_format=args.log_format,
         verbose=args.verbose,

@@ -47,6 +47,13 @@ class ApiError(Exception):
         )
 
 
+async def read_json(request: web.Request) -> object:
+    try:
+        return await request.json()
+    except ValueError as error:
+        raise ApiError(400, f"The request body is not valid JSON: {error}") from error
+
+
 def check_autoscaling(min_replicas: int, max_replicas: int) -> None:
     for param, value in (("min_replicas", min_replicas), ("max_replicas", max_replicas)):
         if not 0 <= value <= INT32_MAX:
