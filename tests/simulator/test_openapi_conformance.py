@@ -76,7 +76,7 @@ def existing_endpoint_id(api: httpx.Client) -> str:
 
 
 @generated.parametrize()
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_generated_requests_get_conforming_responses(
     case: schemathesis.Case[Any], simulator: RunningSimulator, existing_endpoint_id: str
 ) -> None:

@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from together_operator.simulator.config import FaultKind, FaultRule
-from together_operator.simulator.errors import ApiError, check_autoscaling, error_response
+from together_operator.simulator.errors import ApiError, check_autoscaling, error_response, read_json
 from together_operator.simulator.faults import FaultInjector
 from together_operator.simulator.state import EndpointRecord, EndpointStore, SimulatedClock, iso_timestamp
 from together_operator.simulator.wire import Autoscaling, EndpointState, UsageType
@@ -233,7 +233,7 @@ class Admin:
         return web.json_response(_fault_rules.dump_python(self.faults(), mode="json"))
 
     async def _put_faults(self, request: web.Request) -> web.Response:
-        self.set_faults(_fault_rules.validate_python(await _json_body(request)))
+        self.set_faults(_fault_rules.validate_python(await read_json(request)))
         return web.json_response(_fault_rules.dump_python(self.faults(), mode="json"))
 
     async def _delete_faults(self, request: web.Request) -> web.Response:
@@ -244,7 +244,7 @@ class Admin:
         return web.json_response([endpoint.model_dump(mode="json") for endpoint in self.endpoints()])
 
     async def _post_out_of_band(self, request: web.Request) -> web.Response:
-        change = _out_of_band_change.validate_python(await _json_body(request))
+        change = _out_of_band_change.validate_python(await read_json(request))
         endpoint = self.out_of_band(request.match_info["endpoint_id"], change)
         if endpoint is None:
             return web.Response(status=204)
@@ -254,7 +254,7 @@ class Admin:
         return web.json_response(self.traffic(request.match_info["endpoint_id"]).model_dump(mode="json"))
 
     async def _post_clock_advance(self, request: web.Request) -> web.Response:
-        advance = ClockAdvance.model_validate(await _json_body(request))
+        advance = ClockAdvance.model_validate(await read_json(request))
         return web.json_response({"offset_seconds": self.advance_clock(advance.seconds)})
 
 
@@ -269,10 +269,3 @@ async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return error.response()
     except ValidationError as error:
         return error_response(400, str(error))
-
-
-async def _json_body(request: web.Request) -> object:
-    try:
-        return await request.json()
-    except ValueError as error:
-        raise ApiError(400, f"The request body is not valid JSON: {error}") from error

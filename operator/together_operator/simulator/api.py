@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from together_operator.simulator.catalogue import Catalogue, HardwareOffer, HardwareStatus
-from together_operator.simulator.errors import ApiError, check_autoscaling
+from together_operator.simulator.errors import ApiError, check_autoscaling, read_json
 from together_operator.simulator.state import EndpointRecord, EndpointStore, NewEndpoint, iso_timestamp
 from together_operator.simulator.wire import (
     INT32_MAX,
@@ -247,10 +247,7 @@ def _not_yours(endpoint_id: str) -> ApiError:
 
 
 async def _json_object(request: web.Request) -> dict[str, object]:
-    try:
-        body = await request.json()
-    except ValueError as error:
-        raise ApiError(400, f"The request body is not valid JSON: {error}") from error
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object")
     return body

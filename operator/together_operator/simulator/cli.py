@@ -93,8 +93,10 @@ async def serve(simulator: Simulator, host: str, port: int) -> None:
         loop.add_signal_handler(signum, stopping.set)
     print(f"Together API simulator: TOGETHER_BASE_URL={base_url}", flush=True)
     print(f"admin interface: {simulator.admin_url}/", flush=True)
-    for key, owner in simulator.config.accounts.items():
-        print(f"API key {key} -> account {owner}", flush=True)
+    print(f"accounts: {', '.join(sorted(set(simulator.config.accounts.values())))}", flush=True)
+    # Keys given on the command line are not echoed: someone may have pasted a real one.
+    if DEFAULT_API_KEY in simulator.config.accounts:
+        print(f"TOGETHER_API_KEY={DEFAULT_API_KEY}", flush=True)
     try:
         await stopping.wait()
     finally:

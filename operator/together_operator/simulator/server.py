@@ -42,7 +42,7 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._address: tuple[str, int] | None = None
 
-    def app(self) -> web.Application:
+    def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._api_middleware, admin_errors])
         app.add_routes(self._api.routes())
         app.add_routes(self.admin.routes())
@@ -51,7 +51,7 @@ class Simulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on host:port (0: a free port) and return the API base URL, e.g. http://127.0.0.1:PORT/v1."""
         # A short shutdown timeout: calls held by a latency fault must not delay stop() by a minute.
-        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         await site.start()
