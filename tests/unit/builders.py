@@ -26,11 +26,7 @@ from together_operator.resource import (
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
-from together_operator.together.models import (
-    DedicatedEndpoint,
-    HardwareWithStatus,
-    ListEndpoint,
-)
+from together_operator.together.models import DedicatedEndpoint, HardwareWithStatus
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE = "team-a"
@@ -81,22 +77,26 @@ def endpoint(**overrides: Any) -> DedicatedEndpoint:
     return DedicatedEndpoint.model_validate(fields)
 
 
-def listed(
-    endpoint_id: str, *, model: str = MODEL, created_at: datetime = NOW, **overrides: Any
-) -> ListEndpoint:
-    """An item of `GET /endpoints` (no display name, hardware or autoscaling there)."""
+def candidate(
+    endpoint_id: str,
+    *,
+    model: str = MODEL,
+    created_at: datetime = NOW,
+    display_name: str = DEFAULT_DISPLAY_NAME,
+    **overrides: Any,
+) -> DedicatedEndpoint:
+    """An endpoint the reconciler found for an interrupted create: listed, not owned by another
+    resource, and read in full (GET) for its display name. PENDING, as a fresh create is."""
     fields: dict[str, Any] = {
-        "object": "endpoint",
         "id": endpoint_id,
         "name": f"devuser/{model}-{endpoint_id[-8:]}",
         "model": model,
-        "type": "dedicated",
-        "owner": "devuser",
-        "state": "PENDING",
+        "display_name": display_name,
         "created_at": created_at,
+        "state": "PENDING",
     }
     fields.update(overrides)
-    return ListEndpoint.model_validate(fields)
+    return endpoint(**fields)
 
 
 def hardware(
@@ -131,6 +131,14 @@ OFFERED = (
 def status(**overrides: Any) -> TogetherEndpointStatus:
     """A previous status, empty unless overridden (snake_case field names)."""
     return TogetherEndpointStatus.model_validate(overrides)
+
+
+def steady(generation: int = 1, **overrides: Any) -> TogetherEndpointStatus:
+    """The previous status of an endpoint in sync with `spec()`, as the plan of `generation` that saw
+    it wrote it: observedGeneration and reconciledGeneration at `generation`, Ready True. Fields given
+    (snake_case) replace what that plan wrote."""
+    written = plan(inputs(generation=generation)).status
+    return TogetherEndpointStatus.model_validate({**written.model_dump(by_alias=False), **overrides})
 
 
 def inputs(

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from together_operator.reconcile import (
+    CREATE_CLOCK_SKEW,
+    STATE_CHANGE_GRACE,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
@@ -34,7 +36,7 @@ from together_operator.reconcile import (
     plan,
     plan_failure,
 )
-from together_operator.resource import AutoStopRecord, TogetherEndpointStatus
+from together_operator.resource import AutoStopRecord, ConditionType, TogetherEndpointStatus
 from together_operator.together.errors import (
     AuthError,
     NotFoundError,
@@ -43,7 +45,7 @@ from together_operator.together.errors import (
     TogetherError,
     TransientError,
 )
-from together_operator.together.models import DedicatedEndpoint, ListEndpoint, UpdateEndpointRequest
+from together_operator.together.models import DedicatedEndpoint, UpdateEndpointRequest
 
 from .builders import (
     DEFAULT_DISPLAY_NAME,
@@ -52,17 +54,18 @@ from .builders import (
     HARDWARE,
     MODEL,
     NOW,
+    candidate,
     condition,
     endpoint,
     hardware,
     inputs,
     later,
-    listed,
     next_reconcile,
     patch_body,
     reconciled,
     spec,
     status,
+    steady,
     verdict,
 )
 
@@ -455,7 +458,7 @@ def test_a_patch_sends_only_what_differs(
     result = plan(
         inputs(
             remote=Found(endpoint(**remote_fields)),
-            previous=status(inactive_timeout=applied_timeout, observed_generation=1),
+            previous=steady(inactive_timeout=applied_timeout),
             **spec_fields,
         )
     )
@@ -696,18 +699,11 @@ def test_an_auto_stopped_endpoint_started_by_hand_is_simply_running_again() -> N
     assert result.status.auto_stopped is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: right after a successful start PATCH (restart annotation or new generation), an "
-    "observation that does not show the start yet (the PATCH response or the next poll still says "
-    "STOPPED) is taken for a new inactivity stop: Ready True AutoStopped, a second AutoStopped event, "
-    "Reconciling False, though nothing serves and no inactivity timeout can have passed (`kubectl wait "
-    "--for=condition=Ready` returns at once). CONTRACT: Reconciling True while an update is not yet "
-    "visible; AutoStopped only for a stop by the inactivity timeout.",
-)
 @pytest.mark.parametrize("seconds", [0, 20], ids=["patch-response", "next-poll"])
 @pytest.mark.parametrize("trigger", ["annotation", "generation"])
 def test_a_start_not_visible_yet_is_not_mistaken_for_a_new_auto_stop(trigger: str, seconds: int) -> None:
+    """A new auto-stop needs the endpoint seen running (STARTED or STOPPING) since: right after a start
+    PATCH the API may still show STOPPED, and no inactivity timeout can have passed."""
     stopped = auto_stopped()
     restart = next_reconcile(
         stopped,
@@ -720,7 +716,190 @@ def test_a_start_not_visible_yet_is_not_mistaken_for_a_new_auto_stop(trigger: st
     result = plan(next_reconcile(restart, now=later(hours=3, seconds=seconds)))
 
     assert verdict(result)["Ready"] != ("True", "AutoStopped")
+    assert verdict(result)["Ready"][0] == "False"
     assert verdict(result)["Reconciling"][0] == "True"
+    assert result.status.auto_stopped is None
+    assert "AutoStopped" not in [e.reason for e in result.events]
+
+
+@pytest.mark.parametrize("seen_before", ["PENDING", "STARTING", "STOPPED"])
+def test_a_stop_of_an_endpoint_never_seen_running_is_not_an_auto_stop(seen_before: str) -> None:
+    """Auto-stop on, spec unchanged, but the last status never showed the endpoint running: the
+    inactivity timeout cannot be at work, so it is started."""
+    first = dataclasses.replace(
+        inputs(inactive_timeout=60, remote=Found(endpoint(state=seen_before))),
+        previous=status(inactive_timeout=60),
+    )
+    assert reconciled(first).state == seen_before
+
+    result = plan(next_reconcile(first, remote=Found(endpoint(state="STOPPED")), now=later(minutes=90)))
+
+    assert result.status.auto_stopped is None
+    assert patch_body(result) == {"state": "STARTED"}
+    assert verdict(result)["Ready"] == ("False", "Starting")
+
+
+@pytest.mark.parametrize("seen_before", ["STARTED", "STOPPING"])
+def test_a_stop_of_an_endpoint_seen_running_is_an_auto_stop(seen_before: str) -> None:
+    first = dataclasses.replace(
+        inputs(inactive_timeout=60, remote=Found(endpoint(state=seen_before))),
+        previous=status(inactive_timeout=60),
+    )
+
+    result = plan(next_reconcile(first, remote=Found(endpoint(state="STOPPED")), now=later(minutes=90)))
+
+    assert result.actions == ()
+    assert verdict(result)["Ready"] == ("True", "AutoStopped")
+    assert result.status.auto_stopped == AutoStopRecord(generation=1)
+
+
+# --- a start or stop the API does not show yet ----------------------------------------------------
+
+
+def _state_change(direction: str) -> Inputs:
+    """A reconcile at NOW that PATCHes a state change: a start of an endpoint stopped remotely (auto-stop
+    off), or a stop asked for by a new generation."""
+    if direction == "start":
+        return inputs(remote=Found(endpoint(state="STOPPED")), previous=steady())
+    return inputs(state="Stopped", generation=2, previous=steady())
+
+
+STATE_CHANGES = [
+    pytest.param("start", {"state": "STARTED"}, "Starting", id="start"),
+    pytest.param("stop", {"state": "STOPPED"}, "Stopping", id="stop"),
+]
+
+
+@pytest.mark.parametrize(
+    "after",
+    [timedelta(seconds=0), timedelta(seconds=20), STATE_CHANGE_GRACE - timedelta(seconds=1)],
+    ids=["patch-response", "next-poll", "just-before-the-grace-ends"],
+)
+@pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
+def test_a_state_change_asked_for_moments_ago_is_not_asked_for_again(
+    direction: str, body: dict[str, Any], reason: str, after: timedelta
+) -> None:
+    asked = _state_change(direction)
+    assert patch_body(plan(asked)) == body
+    assert verdict(reconciled(asked))["Reconciling"] == ("True", reason)
+
+    # The API accepted the PATCH but still shows the old state.
+    result = plan(next_reconcile(asked, now=NOW + after))
+
+    assert result.actions == ()
+    assert verdict(result)["Ready"][0] == "False"
+    assert verdict(result)["Reconciling"][0] == "True"
+    assert verdict(result)["Stalled"] == ("False", "NotStalled")
+
+
+@pytest.mark.parametrize(
+    "after",
+    [STATE_CHANGE_GRACE, STATE_CHANGE_GRACE + timedelta(minutes=5)],
+    ids=["when-the-grace-ends", "long-after"],
+)
+@pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
+def test_a_state_change_still_not_visible_after_the_grace_is_asked_for_again(
+    direction: str, body: dict[str, Any], reason: str, after: timedelta
+) -> None:
+    asked = _state_change(direction)
+
+    result = plan(next_reconcile(asked, now=NOW + after))
+
+    assert patch_body(result) == body
+    assert verdict(result)["Reconciling"] == ("True", reason)
+
+
+@pytest.mark.parametrize(
+    ("drift", "fix"),
+    [
+        pytest.param(
+            {"display_name": "renamed in the console"}, {"display_name": DEFAULT_DISPLAY_NAME}, id="rename"
+        ),
+        pytest.param(
+            {"min_replicas": 2, "max_replicas": 3},
+            {"autoscaling": {"min_replicas": 1, "max_replicas": 1}},
+            id="rescale",
+        ),
+    ],
+)
+@pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
+def test_a_name_or_scale_change_is_still_sent_during_the_grace(
+    direction: str, body: dict[str, Any], reason: str, drift: dict[str, Any], fix: dict[str, Any]
+) -> None:
+    asked = _state_change(direction)
+    assert isinstance(asked.remote, Found)
+    not_visible_yet = asked.remote.endpoint.state
+
+    result = plan(
+        next_reconcile(asked, remote=Found(endpoint(state=not_visible_yet, **drift)), now=later(seconds=20))
+    )
+
+    assert patch_body(result) == fix
+    assert verdict(result)["Reconciling"][0] == "True"
+
+
+@pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
+def test_a_new_generation_during_the_grace_asks_for_the_state_again(
+    direction: str, body: dict[str, Any], reason: str
+) -> None:
+    """The grace is for the generation that asked: a new spec is applied in full."""
+    asked = _state_change(direction)
+
+    result = plan(
+        next_reconcile(
+            asked,
+            generation=asked.generation + 1,
+            spec=asked.spec.model_copy(update={"display_name": "Chat"}),
+            now=later(seconds=20),
+        )
+    )
+
+    assert patch_body(result) == {"display_name": "Chat", **body}
+    assert verdict(result)["Reconciling"] == ("True", reason)
+
+
+def _polls_within_the_grace(direction: str) -> list[Plan]:
+    """The plans of the polls every 20 s after a state change PATCH, the API still showing the old state."""
+    step = _state_change(direction)
+    plans = []
+    for seconds in range(20, int(STATE_CHANGE_GRACE.total_seconds()), 20):
+        step = next_reconcile(step, now=later(seconds=seconds))
+        plans.append(plan(step))
+    return plans
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="CORE BUG: the grace lasts one poll, not STATE_CHANGE_GRACE. The poll that holds the repeat "
+    "back reports reason Updating (_observed_outcome maps a STOPPED/STARTED endpoint to Updating), so the "
+    "poll after it no longer finds 'Reconciling True Starting/Stopping' (_recently_asked) and PATCHes the "
+    "state again at 40 s, 80 s, ...: every other poll within the grace.",
+)
+@pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
+def test_no_poll_within_the_grace_asks_for_the_state_again(
+    direction: str, body: dict[str, Any], reason: str
+) -> None:
+    assert patch_body(plan(_state_change(direction))) == body
+
+    assert [result.actions for result in _polls_within_the_grace(direction)] == [()] * 5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="CORE BUG: while a start/stop is not visible yet, Ready/Reconciling reasons flap Starting "
+    "(or Stopping) <-> Updating from poll to poll, with a Normal event at each flip (the hold reports "
+    "Updating, the next poll re-PATCHes as Starting/Stopping). CONTRACT: Reconciling True while an "
+    "update is not yet visible; reasons are stable; one event per change of verdict.",
+)
+@pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
+def test_every_poll_within_the_grace_keeps_the_reason_and_stays_quiet(
+    direction: str, body: dict[str, Any], reason: str
+) -> None:
+    polls = _polls_within_the_grace(direction)
+
+    assert [verdict(result)["Reconciling"] for result in polls] == [("True", reason)] * 5
+    assert [verdict(result)["Ready"] for result in polls] == [("False", reason)] * 5
+    assert [result.events for result in polls] == [()] * 5
 
 
 # --- remote ERROR ---------------------------------------------------------------------------------
@@ -778,19 +957,14 @@ def test_a_remote_error_is_reapplied_after_a_generation_change(
     assert verdict(result)["Reconciling"][0] == "True"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a Stalled/RemoteError verdict is replayed for the whole generation "
-    "(stalled_for_this_generation) even after the endpoint left ERROR by itself and matches the spec: "
-    "Ready stays False and Stalled True 'in state ERROR' while Serving is True. CONTRACT: Ready is True "
-    "when the remote endpoint matches the spec.",
-)
 def test_an_endpoint_that_recovers_from_error_by_itself_is_ready_again() -> None:
     stalled = _remote_error()
 
     result = plan(next_reconcile(stalled, remote=Found(endpoint(state="STARTED")), now=later(minutes=30)))
 
+    assert result.actions == ()
     assert verdict(result) == IN_SYNC_STARTED
+    assert event_summary(result) == [("Normal", "Started")]
 
 
 # --- remote endpoint gone -------------------------------------------------------------------------
@@ -931,9 +1105,11 @@ RECOVERY_TIME = later(minutes=5)
 OTHER_MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
 
 
-def _interrupted_create(*candidates: ListEndpoint, generation: int = 1) -> Inputs:
-    """A create whose intent was recorded at INTENT; its response never was (crash, lost response)."""
-    intent = inputs(remote=NotCreated(), now=INTENT, generation=generation)
+def _interrupted_create(*candidates: DedicatedEndpoint, generation: int = 1, **spec_fields: Any) -> Inputs:
+    """A create whose intent was recorded at INTENT; its response never was (crash, lost response).
+    `candidates` are what the reconciler found again: the account's endpoints of the model that no other
+    TogetherEndpoint owns, read in full."""
+    intent = inputs(remote=NotCreated(), now=INTENT, generation=generation, **spec_fields)
     return next_reconcile(intent, remote=CreateInFlight(candidates), now=RECOVERY_TIME)
 
 
@@ -942,51 +1118,76 @@ def _interrupted_create(*candidates: ListEndpoint, generation: int = 1) -> Input
     [
         pytest.param((), "create", id="no-candidates"),
         pytest.param(
-            (listed("endpoint-new", created_at=INTENT + timedelta(seconds=3)),),
+            (candidate("endpoint-new", created_at=INTENT + timedelta(seconds=3)),),
             "adopt endpoint-new",
             id="one-match",
         ),
         pytest.param(
-            (listed("endpoint-new", created_at=INTENT - timedelta(minutes=1)),),
+            (candidate("endpoint-new", created_at=INTENT - timedelta(minutes=1)),),
             "adopt endpoint-new",
             id="one-match-within-clock-skew",
         ),
         pytest.param(
+            (candidate("endpoint-new", created_at=INTENT - CREATE_CLOCK_SKEW),),
+            "adopt endpoint-new",
+            id="one-match-at-the-clock-skew-bound",
+        ),
+        pytest.param(
+            (candidate("endpoint-early", created_at=INTENT - CREATE_CLOCK_SKEW - timedelta(seconds=1)),),
+            "create",
+            id="only-just-beyond-the-clock-skew",
+        ),
+        pytest.param(
             (
-                listed("endpoint-new", created_at=INTENT),
-                listed("endpoint-llama", model=OTHER_MODEL, created_at=INTENT),
+                candidate("endpoint-new", created_at=INTENT),
+                candidate("endpoint-llama", model=OTHER_MODEL, created_at=INTENT),
             ),
             "adopt endpoint-new",
             id="other-model-ignored",
         ),
         pytest.param(
             (
-                listed("endpoint-new", created_at=INTENT),
-                listed("endpoint-last-week", created_at=INTENT - timedelta(days=7)),
+                candidate("endpoint-new", created_at=INTENT),
+                candidate("endpoint-last-week", created_at=INTENT - timedelta(days=7)),
             ),
             "adopt endpoint-new",
             id="older-endpoint-of-the-model-ignored",
         ),
         pytest.param(
-            (listed("endpoint-llama", model=OTHER_MODEL, created_at=INTENT),),
+            (
+                candidate("endpoint-other", created_at=INTENT, display_name="team-b/mixtral"),
+                candidate("endpoint-new", created_at=INTENT),
+            ),
+            "adopt endpoint-new",
+            id="display-name-tells-same-model-and-time-apart",
+        ),
+        pytest.param(
+            (candidate("endpoint-llama", model=OTHER_MODEL, created_at=INTENT),),
             "create",
             id="only-another-model",
         ),
         pytest.param(
-            (listed("endpoint-last-week", created_at=INTENT - timedelta(days=7)),),
+            (candidate("endpoint-other", created_at=INTENT, display_name="team-b/mixtral"),),
+            "create",
+            id="only-another-display-name",
+        ),
+        pytest.param(
+            (candidate("endpoint-last-week", created_at=INTENT - timedelta(days=7)),),
             "create",
             id="only-long-before-intent",
         ),
         pytest.param(
-            (listed("endpoint-a", created_at=INTENT), listed("endpoint-b", created_at=INTENT)),
+            (candidate("endpoint-a", created_at=INTENT), candidate("endpoint-b", created_at=INTENT)),
             "stall",
             id="several-matches",
         ),
     ],
 )
 def test_an_interrupted_create_is_found_again_before_anything_is_created(
-    candidates: tuple[ListEndpoint, ...], expected: str
+    candidates: tuple[DedicatedEndpoint, ...], expected: str
 ) -> None:
+    """A match has the spec's model, the desired display name and a creation time no earlier than the
+    intent (less CREATE_CLOCK_SKEW); exactly one is adopted, none means no create happened, several stall."""
     result = plan(_interrupted_create(*candidates))
 
     if expected == "create":
@@ -999,8 +1200,28 @@ def test_an_interrupted_create_is_found_again_before_anything_is_created(
         assert result.actions == (AdoptEndpoint(expected.removeprefix("adopt ")),)
 
 
+@pytest.mark.parametrize(
+    ("display_name", "adopted"),
+    [
+        pytest.param(None, "endpoint-default", id="defaulted-namespace-slash-name"),
+        pytest.param("Chat (prod)", "endpoint-given", id="given-in-the-spec"),
+    ],
+)
+def test_an_interrupted_create_matches_the_display_name_it_would_have_sent(
+    display_name: str | None, adopted: str
+) -> None:
+    candidates = (
+        candidate("endpoint-default", created_at=INTENT, display_name=DEFAULT_DISPLAY_NAME),
+        candidate("endpoint-given", created_at=INTENT, display_name="Chat (prod)"),
+    )
+
+    result = plan(_interrupted_create(*candidates, display_name=display_name))
+
+    assert result.actions == (AdoptEndpoint(adopted),)
+
+
 def test_adopting_an_interrupted_create_reports_creating() -> None:
-    result = plan(_interrupted_create(listed("endpoint-new", created_at=INTENT)))
+    result = plan(_interrupted_create(candidate("endpoint-new", created_at=INTENT)))
 
     assert verdict(result) == {
         "Ready": ("False", "Creating"),
@@ -1013,7 +1234,9 @@ def test_adopting_an_interrupted_create_reports_creating() -> None:
 
 def test_an_ambiguous_interrupted_create_stalls_and_names_the_candidates() -> None:
     result = plan(
-        _interrupted_create(listed("endpoint-b", created_at=INTENT), listed("endpoint-a", created_at=INTENT))
+        _interrupted_create(
+            candidate("endpoint-b", created_at=INTENT), candidate("endpoint-a", created_at=INTENT)
+        )
     )
 
     message = condition(result, "Stalled").message
@@ -1025,7 +1248,7 @@ def test_an_ambiguous_interrupted_create_stalls_and_names_the_candidates() -> No
 
 def test_an_ambiguous_interrupted_create_creates_nothing_on_later_reconciles() -> None:
     step = _interrupted_create(
-        listed("endpoint-a", created_at=INTENT), listed("endpoint-b", created_at=INTENT)
+        candidate("endpoint-a", created_at=INTENT), candidate("endpoint-b", created_at=INTENT)
     )
     # Even when the candidates later vanish from the list, the same generation creates nothing.
     for remote in (step.remote, CreateInFlight(())):
@@ -1060,6 +1283,8 @@ def test_an_unknown_remote_state_still_gets_a_stop_when_the_spec_says_stopped() 
 # --- failures -------------------------------------------------------------------------------------
 
 AN_UPDATE = UpdateEndpoint(ENDPOINT_ID, UpdateEndpointRequest(display_name="Chat"))
+# Ready and Serving exactly as the previous status had them.
+KEPT = "kept"
 
 
 def _http(cls: type[TogetherError], code: int, **extra: Any) -> TogetherError:
@@ -1068,57 +1293,108 @@ def _http(cls: type[TogetherError], code: int, **extra: Any) -> TogetherError:
     )
 
 
+NOT_READY = "not ready"
+
+
 @pytest.mark.parametrize(
-    ("error", "action", "ready_reason", "stalled", "reconciling", "retry_after"),
+    ("error", "action", "reason", "ready", "stalled", "reconciling", "retry_after"),
     [
-        pytest.param(_http(AuthError, 401), None, "Unauthorized", True, False, 120.0, id="401"),
+        pytest.param(_http(AuthError, 401), None, "Unauthorized", NOT_READY, True, False, 120.0, id="401"),
         pytest.param(
-            _http(AuthError, 403), AN_UPDATE, "Unauthorized", True, False, 120.0, id="403-on-update"
+            _http(AuthError, 403),
+            AN_UPDATE,
+            "Unauthorized",
+            NOT_READY,
+            True,
+            False,
+            120.0,
+            id="403-on-update",
         ),
         pytest.param(
             _http(RateLimitedError, 429, retry_after=42.0),
             AN_UPDATE,
             "RateLimited",
+            NOT_READY,
             False,
             True,
             42.0,
-            id="429-retry-after-honoured",
+            id="429-on-update-retry-after-honoured",
         ),
         pytest.param(
-            _http(RateLimitedError, 429), None, "RateLimited", False, True, 10.0, id="429-default-wait"
+            _http(RateLimitedError, 429),
+            None,
+            "RateLimited",
+            KEPT,
+            False,
+            True,
+            10.0,
+            id="429-while-observing-default-wait",
         ),
-        pytest.param(_http(TransientError, 503), AN_UPDATE, "ApiUnavailable", False, True, 10.0, id="503"),
+        pytest.param(
+            _http(TransientError, 503),
+            AN_UPDATE,
+            "ApiUnavailable",
+            NOT_READY,
+            False,
+            True,
+            10.0,
+            id="503-on-update",
+        ),
         pytest.param(
             _http(TransientError, 503, retry_after=7.0),
             None,
             "ApiUnavailable",
+            KEPT,
             False,
             True,
             7.0,
-            id="503-retry-after-honoured",
+            id="503-while-observing-retry-after-honoured",
         ),
         pytest.param(
             TransientError("timed out", method="GET", path="endpoints"),
             None,
             "ApiUnavailable",
+            KEPT,
             False,
             True,
             10.0,
-            id="timeout",
+            id="timeout-while-observing",
         ),
         pytest.param(
-            _http(PermanentError, 400), AN_UPDATE, "InvalidSpec", True, False, 120.0, id="400-on-update"
+            _http(PermanentError, 400),
+            AN_UPDATE,
+            "InvalidSpec",
+            NOT_READY,
+            True,
+            False,
+            120.0,
+            id="400-on-update",
         ),
         pytest.param(
-            _http(PermanentError, 422), AN_UPDATE, "InvalidSpec", True, False, 120.0, id="422-on-update"
+            _http(PermanentError, 422),
+            AN_UPDATE,
+            "InvalidSpec",
+            NOT_READY,
+            True,
+            False,
+            120.0,
+            id="422-on-update",
         ),
         pytest.param(
-            _http(NotFoundError, 404), AN_UPDATE, "RemoteDeleted", True, False, 120.0, id="404-on-update"
+            _http(NotFoundError, 404),
+            AN_UPDATE,
+            "RemoteDeleted",
+            NOT_READY,
+            True,
+            False,
+            120.0,
+            id="404-on-update",
         ),
         pytest.param(
             CredentialsMissing("Secret team-a/together not found"),
             None,
             "CredentialsNotFound",
+            NOT_READY,
             True,
             False,
             60.0,
@@ -1129,22 +1405,34 @@ def _http(cls: type[TogetherError], code: int, **extra: Any) -> TogetherError:
 def test_a_failure_becomes_a_condition_and_a_retry_time(
     error: TogetherError | CredentialsMissing,
     action: UpdateEndpoint | None,
-    ready_reason: str,
+    reason: str,
+    ready: str,
     stalled: bool,
     reconciling: bool,
     retry_after: float,
 ) -> None:
-    step = next_reconcile(running(display_name="Chat"), generation=2, now=later(minutes=5))
+    """Generation 2 asks for a new display name (AN_UPDATE) of an endpoint Ready at generation 1. A
+    failure makes Ready False with its reason (NOT_READY), except a transient one while only looking:
+    that keeps Ready and Serving as they were (KEPT), so GitOps health does not flap on every 429."""
+    step = next_reconcile(running(), generation=2, spec=spec(display_name="Chat"), now=later(minutes=5))
+    before = step.previous
+    assert verdict(before)["Ready"] == ("True", "Started")
 
     failure = plan_failure(step, error, action=action)
 
     result = verdict(failure.status)
-    assert result["Ready"] == ("False", ready_reason)
-    assert result["Stalled"] == (("True", ready_reason) if stalled else ("False", "NotStalled"))
-    assert result["Reconciling"] == (("True", ready_reason) if reconciling else ("False", "Reconciled"))
+    if ready == KEPT:
+        for kept in (ConditionType.READY, ConditionType.SERVING):
+            assert failure.status.condition(kept) == before.condition(kept)
+        moved = {ConditionType.RECONCILING, ConditionType.STALLED}
+    else:
+        assert result["Ready"] == ("False", reason)
+        moved = set(ConditionType)
+    assert result["Stalled"] == (("True", reason) if stalled else ("False", "NotStalled"))
+    assert result["Reconciling"] == (("True", reason) if reconciling else ("False", "Reconciled"))
     assert failure.retry_after == retry_after
     assert failure.status.observed_generation == 2
-    assert {c.observed_generation for c in failure.status.conditions} == {2}
+    assert {c.observed_generation for c in failure.status.conditions if c.type in moved} == {2}
 
 
 @pytest.mark.parametrize(
@@ -1198,23 +1486,84 @@ def test_a_failure_keeps_the_last_observation_of_the_endpoint() -> None:
     assert failure.status.endpoint_name == ENDPOINT_NAME
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: plan_failure starts from inputs.previous, so after a POST that timed out (outcome "
-    "unknown) the status to write has no createRequestedAt: the intent recorded before the POST is erased "
-    "(to_patch sends null) and the next reconcile sees NotCreated and POSTs again instead of looking for "
-    "the endpoint. "
-    "CONTRACT: one POST per resource, ever; never retry a POST automatically.",
+OBSERVING_FAILURES = [
+    pytest.param(_http(RateLimitedError, 429, retry_after=3.0), "RateLimited", id="429"),
+    pytest.param(_http(TransientError, 502), "ApiUnavailable", id="502"),
+    pytest.param(TransientError("timed out", method="GET", path="endpoints"), "ApiUnavailable", id="timeout"),
+]
+
+
+@pytest.mark.parametrize(("error", "reason"), OBSERVING_FAILURES)
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param(running, id="ready"),
+        pytest.param(auto_stopped, id="auto-stopped"),
+        pytest.param(lambda: running(display_name="Chat"), id="updating"),
+        pytest.param(_remote_error, id="remote-error"),
+    ],
 )
-def test_a_create_with_an_unknown_outcome_keeps_its_intent() -> None:
+def test_a_transient_failure_while_observing_keeps_ready_and_serving(
+    scenario: Callable[[], Inputs], error: TogetherError, reason: str
+) -> None:
+    """No GitOps health flapping: what Ready and Serving said is still the best knowledge. Only
+    Reconciling says the API is not answering."""
+    step = next_reconcile(scenario(), now=later(hours=4))
+    before = step.previous
+
+    failure = plan_failure(step, error, action=None)
+
+    assert failure.status.condition(ConditionType.READY) == before.condition(ConditionType.READY)
+    assert failure.status.condition(ConditionType.SERVING) == before.condition(ConditionType.SERVING)
+    assert verdict(failure.status)["Reconciling"] == ("True", reason)
+    assert failure.status.state == before.state
+    assert failure.status.auto_stopped == before.auto_stopped
+
+
+@pytest.mark.parametrize(("error", "reason"), OBSERVING_FAILURES)
+def test_a_transient_failure_on_the_first_observation_is_not_ready(error: TogetherError, reason: str) -> None:
+    """With no previous Ready to keep, the failure itself is the verdict."""
+    failure = plan_failure(inputs(), error, action=None)
+
+    assert verdict(failure.status) == {
+        "Ready": ("False", reason),
+        "Serving": ("False", "NotCreated"),
+        "Reconciling": ("True", reason),
+        "Stalled": ("False", "NotStalled"),
+    }
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(TransientError("read timeout", method="POST", path="endpoints"), id="timeout"),
+        pytest.param(_http(TransientError, 502), id="502"),
+        pytest.param(_http(RateLimitedError, 429), id="429"),
+    ],
+)
+def test_a_create_with_an_unknown_outcome_keeps_its_intent(error: TogetherError) -> None:
+    """The intent recorded before the POST survives the failure, so the next reconcile looks for the
+    endpoint (CreateInFlight) instead of POSTing again: one POST per resource, ever."""
     step = inputs(remote=NotCreated())
     [create] = plan(step).actions
 
-    failure = plan_failure(
-        step, TransientError("read timeout", method="POST", path="endpoints"), action=create
-    )
+    failure = plan_failure(step, error, action=create)
 
     assert failure.status.create_requested_at == NOW
+    assert failure.status.to_patch()["createRequestedAt"] is not None
+    assert failure.status.endpoint_id is None
+    assert verdict(failure.status)["Ready"][0] == "False"
+
+    # The POST had in fact succeeded: the next reconcile finds the endpoint and adopts it.
+    found_again = plan(
+        dataclasses.replace(
+            step,
+            previous=failure.status,
+            remote=CreateInFlight((candidate("endpoint-new", created_at=NOW + timedelta(seconds=2)),)),
+            now=later(seconds=30),
+        )
+    )
+    assert found_again.actions == (AdoptEndpoint("endpoint-new"),)
 
 
 def _error_then_fix() -> tuple[Inputs, Plan]:
@@ -1239,14 +1588,6 @@ def _auto_stop_then_change() -> tuple[Inputs, Plan]:
     return changed, plan(changed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: plan_failure writes observedGeneration, and plan() reads 'previous.observed_generation "
-    "== generation' as 'this spec was applied': after a PATCH that failed with 5xx/429 the generation's "
-    "change is never sent (remote ERROR: stalled RemoteError; stop first seen with the change: accepted "
-    "as AutoStopped). "
-    "CONTRACT: 5xx/429 back off and retry; ERROR is not re-applied only for a spec already applied.",
-)
 @pytest.mark.parametrize(
     "scenario", [_error_then_fix, _auto_stop_then_change], ids=["remote-error", "auto-stop"]
 )
@@ -1259,9 +1600,41 @@ def test_a_generation_whose_patch_failed_transiently_is_applied_on_the_next_reco
     assert update.request.state == "STARTED"
     failure = plan_failure(step, _http(TransientError, 503), action=update)
 
+    assert failure.status.observed_generation == 2
+    assert failure.status.reconciled_generation == 1
+
     retry = plan(dataclasses.replace(step, previous=failure.status, now=step.now + timedelta(seconds=10)))
 
     assert [a.request.state for a in retry.actions if isinstance(a, UpdateEndpoint)] == ["STARTED"]
+    assert retry.status.auto_stopped is None
+    assert verdict(retry)["Stalled"] == ("False", "NotStalled")
+    assert retry.status.reconciled_generation == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "action"),
+    [
+        pytest.param(_http(TransientError, 503), AN_UPDATE, id="503-on-update"),
+        pytest.param(_http(RateLimitedError, 429), None, id="429-while-observing"),
+        pytest.param(_http(AuthError, 401), None, id="401"),
+        pytest.param(_http(PermanentError, 400), AN_UPDATE, id="400-on-update"),
+        pytest.param(CredentialsMissing("Secret team-a/together not found"), None, id="credentials"),
+    ],
+)
+def test_reconciled_generation_moves_only_with_a_plan_without_api_failure(
+    error: TogetherError | CredentialsMissing, action: UpdateEndpoint | None
+) -> None:
+    """observedGeneration is written on failures too; reconciledGeneration only by `plan`, as it is
+    what "this spec was applied" is judged by."""
+    first = running()
+    assert reconciled(first).reconciled_generation == 1
+    step = next_reconcile(first, generation=2, spec=spec(display_name="Chat"), now=later(minutes=5))
+
+    failure = plan_failure(step, error, action=action)
+
+    assert failure.status.observed_generation == 2
+    assert failure.status.reconciled_generation == 1
+    assert reconciled(step).reconciled_generation == 2
 
 
 # --- events ---------------------------------------------------------------------------------------
@@ -1336,7 +1709,7 @@ STALL_CASES = [
     pytest.param(_planned(remote=Found(endpoint(state="ERROR"))), "RemoteError", id="RemoteError"),
     pytest.param(_planned(remote=Gone(ENDPOINT_ID)), "RemoteDeleted", id="RemoteDeleted"),
     pytest.param(
-        _planned(remote=CreateInFlight((listed("endpoint-a"), listed("endpoint-b")))),
+        _planned(remote=CreateInFlight((candidate("endpoint-a"), candidate("endpoint-b")))),
         "CreateIncomplete",
         id="CreateIncomplete",
     ),
@@ -1376,8 +1749,24 @@ def test_no_event_while_the_verdict_is_unchanged() -> None:
             step = next_reconcile(step, now=step.now + timedelta(minutes=1))
 
 
-def test_a_failure_repeated_while_rate_limited_does_not_repeat_its_event() -> None:
-    step = running()
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(running(), id="first-reconcile"),
+        pytest.param(
+            next_reconcile(running(), now=later(minutes=5)),
+            id="after-ready",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="CORE BUG: plan_failure keeps the previous Ready (Started) on a transient failure "
+                "while observing, and _events compares the new outcome (RateLimited) with that kept Ready: "
+                "every repeated 429/5xx emits another Normal RateLimited/ApiUnavailable event. CONTRACT: "
+                "events on create/start/stop/update/delete (one per change of verdict), not per failed poll.",
+            ),
+        ),
+    ],
+)
+def test_a_failure_repeated_while_rate_limited_does_not_repeat_its_event(step: Inputs) -> None:
     first = plan_failure(step, _http(RateLimitedError, 429, retry_after=1.0), action=None)
     second = plan_failure(
         dataclasses.replace(step, previous=first.status),
