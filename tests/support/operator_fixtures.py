@@ -45,7 +45,9 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")
 
     def assert_running(self) -> None:
-        assert self._proc.poll() is None, f"operator exited with {self._proc.returncode}:\n{self.logs()[-3000:]}"
+        assert self._proc.poll() is None, (
+            f"operator exited with {self._proc.returncode}:\n{self.logs()[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self._proc.poll() is None:
@@ -105,7 +107,9 @@ class Kube:
         self.cp = control_plane
         self.namespace = namespace
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return self.cp.kubectl("-n", self.namespace, *args, input=input, check=check)
 
     def apply(self, manifest: dict[str, Any]) -> None:
@@ -137,7 +141,9 @@ class Kube:
                 if predicate(last):
                     return last
             time.sleep(0.3)
-        raise AssertionError(f"{kind}/{name} never matched within {timeout}s; last seen:\n{json.dumps(last, indent=1)}")
+        raise AssertionError(
+            f"{kind}/{name} never matched within {timeout}s; last seen:\n{json.dumps(last, indent=1)}"
+        )
 
     def wait_gone(self, kind: str, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -156,7 +162,9 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
-def has_condition(kind: str, status: str = "True", reason: str | None = None) -> Callable[[dict[str, Any]], bool]:
+def has_condition(
+    kind: str, status: str = "True", reason: str | None = None
+) -> Callable[[dict[str, Any]], bool]:
     def check(obj: dict[str, Any]) -> bool:
         found = condition(obj, kind)
         return (

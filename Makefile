@@ -1,0 +1,34 @@
+# together-operator developer commands. Everything runs from a virtualenv in .venv, made on demand.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+
+.PHONY: demo test lint testbins clean
+
+## demo: local control plane + Together simulator + operator; a sample endpoint reaches Ready
+demo: $(STAMP) testbins
+	$(PY) hack/demo.py
+
+## test: the whole test suite (unit, client, simulator, integration on a real kube-apiserver)
+test: $(STAMP) testbins
+	$(PY) -m pytest
+
+## lint: ruff and mypy (strict)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## testbins: build (or reuse from the cache) kube-apiserver, etcd, kubectl and helm
+testbins:
+	hack/build-testbins.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
