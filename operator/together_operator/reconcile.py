@@ -564,10 +564,10 @@ def _observed_outcome(
             message="managementPolicy ObserveOnly: not changing the endpoint; " + "; ".join(differences),
             reconciling=endpoint.state in TRANSITIONAL_STATES,
         )
-    if endpoint.state in (EndpointState.PENDING, EndpointState.STARTING):
+    # Named after where the state is heading while it differs, so a start or stop keeps one reason
+    # (and one event) until it shows, whatever else is still being updated.
+    if endpoint.state != target_state:
         reason = Reason.STARTING if target_state == EndpointState.STARTED else Reason.STOPPING
-    elif endpoint.state == EndpointState.STOPPING:
-        reason = Reason.STOPPING if target_state == EndpointState.STOPPED else Reason.STARTING
     else:
         reason = Reason.UPDATING
     return _Outcome(ready=False, reason=reason, message="; ".join(differences), reconciling=True)
@@ -660,7 +660,12 @@ def plan_failure(
     if outcome.reconciling and action is None:
         # Only looking failed, for a moment: what Ready and Serving said is still the best knowledge,
         # and flipping them would make GitOps health checks flap on every 429.
-        failed = Plan(status=_keep_conditions(failed.status, inputs.previous), events=failed.events)
+        reconciling = inputs.previous.condition(ConditionType.RECONCILING)
+        repeated = reconciling is not None and reconciling.reason == outcome.reason
+        failed = Plan(
+            status=_keep_conditions(failed.status, inputs.previous),
+            events=() if repeated else (Event(EventType.NORMAL, outcome.reason, outcome.message),),
+        )
     return _failure(failed, wait)
 
 

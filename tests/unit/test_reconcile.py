@@ -868,13 +868,6 @@ def _polls_within_the_grace(direction: str) -> list[Plan]:
     return plans
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CORE BUG: the grace lasts one poll, not STATE_CHANGE_GRACE. The poll that holds the repeat "
-    "back reports reason Updating (_observed_outcome maps a STOPPED/STARTED endpoint to Updating), so the "
-    "poll after it no longer finds 'Reconciling True Starting/Stopping' (_recently_asked) and PATCHes the "
-    "state again at 40 s, 80 s, ...: every other poll within the grace.",
-)
 @pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
 def test_no_poll_within_the_grace_asks_for_the_state_again(
     direction: str, body: dict[str, Any], reason: str
@@ -884,13 +877,6 @@ def test_no_poll_within_the_grace_asks_for_the_state_again(
     assert [result.actions for result in _polls_within_the_grace(direction)] == [()] * 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CORE BUG: while a start/stop is not visible yet, Ready/Reconciling reasons flap Starting "
-    "(or Stopping) <-> Updating from poll to poll, with a Normal event at each flip (the hold reports "
-    "Updating, the next poll re-PATCHes as Starting/Stopping). CONTRACT: Reconciling True while an "
-    "update is not yet visible; reasons are stable; one event per change of verdict.",
-)
 @pytest.mark.parametrize(("direction", "body", "reason"), STATE_CHANGES)
 def test_every_poll_within_the_grace_keeps_the_reason_and_stays_quiet(
     direction: str, body: dict[str, Any], reason: str
@@ -1756,13 +1742,6 @@ def test_no_event_while_the_verdict_is_unchanged() -> None:
         pytest.param(
             next_reconcile(running(), now=later(minutes=5)),
             id="after-ready",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="CORE BUG: plan_failure keeps the previous Ready (Started) on a transient failure "
-                "while observing, and _events compares the new outcome (RateLimited) with that kept Ready: "
-                "every repeated 429/5xx emits another Normal RateLimited/ApiUnavailable event. CONTRACT: "
-                "events on create/start/stop/update/delete (one per change of verdict), not per failed poll.",
-            ),
         ),
     ],
 )
