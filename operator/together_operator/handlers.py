@@ -20,6 +20,7 @@ from together_operator.reconciler import Reconciler, ReconcilerSettings, Togethe
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_operator.settings import OperatorConfig
 from together_operator.status_writer import StatusWriter
+from together_operator.together import RateLimiter
 
 FINALIZER = "together.ai/finalizer"
 
@@ -51,7 +52,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.connect_timeout = 30
     api = _kubernetes_api()
     memo.api_client = api
-    memo.clients = TogetherClients(config.base_url)
+    memo.clients = TogetherClients(config.base_url, RateLimiter(config.rate_limit))
     memo.poller = Poller(
         PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval)
     )

@@ -48,6 +48,7 @@ from together_operator.together import (
     DedicatedEndpoint,
     EndpointsAPI,
     NotFoundError,
+    RateLimiter,
     TogetherClient,
     TogetherError,
 )
@@ -70,14 +71,17 @@ class ReconcilerSettings:
 class TogetherClients:
     """One pooled client per API key, shared by every resource using it."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, rate_limiter: RateLimiter) -> None:
         self._base_url = base_url
+        self._rate_limiter = rate_limiter
         self._clients: dict[str, TogetherClient] = {}
 
     def for_key(self, key: ApiKey) -> EndpointsAPI:
         client = self._clients.get(key.fingerprint)
         if client is None:
-            client = self._clients[key.fingerprint] = TogetherClient(self._base_url, key.value)
+            client = self._clients[key.fingerprint] = TogetherClient(
+                self._base_url, key.value, rate_limiter=self._rate_limiter
+            )
         return client
 
     async def close(self) -> None:

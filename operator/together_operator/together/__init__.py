@@ -24,6 +24,7 @@ from .models import (
     ListEndpoint,
     UpdateEndpointRequest,
 )
+from .ratelimit import RateLimiter
 
 __all__ = [
     "MAX_RETRY_DELAY",
@@ -44,6 +45,7 @@ __all__ = [
     "NotFoundError",
     "PermanentError",
     "RateLimitedError",
+    "RateLimiter",
     "TogetherClient",
     "TogetherError",
     "TransientError",

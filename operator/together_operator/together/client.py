@@ -42,6 +42,7 @@ from .models import (
     ListHardwareResponse,
     UpdateEndpointRequest,
 )
+from .ratelimit import RateLimiter
 
 MAX_RETRY_DELAY = 10.0
 """Longest wait (seconds) between two attempts of one call, whatever the server asks."""
@@ -122,6 +123,7 @@ class TogetherClient(EndpointsAPI):
         timeout: float = 30.0,
         max_retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -137,6 +139,7 @@ class TogetherClient(EndpointsAPI):
             raise ValueError("api_key contains characters that cannot be sent in an HTTP header")
         self._api_key = key
         self._max_retries = max_retries
+        self._rate_limiter = rate_limiter or RateLimiter(0)
         self._timeout = timeout
         # httpx adds the trailing slash a base URL lacks, so relative paths land under /v1/ either way.
         self._http = httpx.AsyncClient(
@@ -275,6 +278,7 @@ class TogetherClient(EndpointsAPI):
         self, method: str, path: str, *, params: dict[str, str] | None, json: dict[str, Any] | None
     ) -> httpx.Response:
         """One HTTP exchange; any outcome but a 2xx response becomes a `TogetherError`."""
+        await self._rate_limiter.acquire()
         try:
             response = await self._http.request(method, path, params=params, json=json)
         except httpx.TimeoutException as exc:

@@ -1,0 +1,30 @@
+"""A process-wide limit on Together API calls: every client of the operator draws from one budget."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class RateLimiter:
+    """Spaces calls at least `1 / calls_per_second` apart, in arrival order; `calls_per_second` <= 0
+    means unlimited. Waiting here rather than failing keeps bursts (thousands of resources at start)
+    under the account's limit instead of turning them into 429s."""
+
+    def __init__(self, calls_per_second: float) -> None:
+        self._interval = 1.0 / calls_per_second if calls_per_second > 0 else 0.0
+        self._next_slot = 0.0
+        self._lock = asyncio.Lock()
+        self.waited_seconds = 0.0
+        """Total time calls spent waiting for a slot."""
+
+    async def acquire(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+        if slot > now:
+            self.waited_seconds += slot - now
+            await asyncio.sleep(slot - now)
