@@ -55,6 +55,7 @@ class Reason(StrEnum):
     OBSERVING = "Observing"
     DRIFTED = "Drifted"
     DELETING = "Deleting"
+    PROMPT_CACHE_IGNORED = "PromptCacheIgnored"
     RATE_LIMITED = "RateLimited"
     API_UNAVAILABLE = "ApiUnavailable"
     # Stalled reasons: progress needs a human.
@@ -283,6 +284,20 @@ class _Outcome:
 
 def plan(inputs: Inputs) -> Plan:
     """Decide what to do about one TogetherEndpoint and what its status says."""
+    decided = _plan(inputs)
+    first_look_at_generation = inputs.previous.reconciled_generation != inputs.generation
+    if inputs.spec.prompt_cache is not None and first_look_at_generation:
+        notice = Event(
+            EventType.WARNING,
+            Reason.PROMPT_CACHE_IGNORED,
+            "spec.promptCache is deprecated by Together and has no effect: prompt caching is always on; "
+            "remove the field",
+        )
+        return replace(decided, events=(*decided.events, notice))
+    return decided
+
+
+def _plan(inputs: Inputs) -> Plan:
     remote = inputs.remote
     if isinstance(remote, NotCreated):
         return _plan_create(inputs)

@@ -50,7 +50,7 @@ async def endpoint(client: TogetherClient) -> DedicatedEndpoint:
     return await client.create_endpoint(mixtral(display_name="team/chat"))
 
 
-def statuses(simulator: RunningSimulator, method: str, path: str) -> list[int]:
+def statuses(simulator: RunningSimulator, method: str, path: str) -> list[int | None]:
     return [call.status for call in simulator.calls(method=method, path=path)]
 
 

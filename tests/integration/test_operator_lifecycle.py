@@ -212,19 +212,42 @@ def test_a_missing_secret_stalls_and_recovers_once_created(operator_env: Operato
     assert stalled is not None
     assert "together-key" in stalled["message"]
 
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "together-key"},
-            "data": {"api-key": base64.b64encode(SECOND_KEY.encode()).decode()},
-        }
-    )
+    kube.apply(secret("together-key", SECOND_KEY))
     obj = kube.wait_for(TEP, "keyed", has_condition("Ready"), timeout=90)
 
     # Created with the Secret's key: the endpoint belongs to the second account.
     assert obj["status"]["endpointName"].startswith("otheruser/")
     assert remote(operator_env, obj["status"]["endpointId"]).owner == "otheruser"
+
+
+def secret(name: str, api_key: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {"api-key": base64.b64encode(api_key.encode()).decode()},
+    }
+
+
+def test_a_rejected_key_stalls_and_recovers_when_the_secret_is_rotated(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    kube.apply(secret("rotating-key", "not-a-key-together-knows"))
+    kube.apply(endpoint_manifest("rotated", apiKeySecretRef={"name": "rotating-key"}))
+
+    obj = kube.wait_for(TEP, "rotated", has_condition("Stalled", reason="Unauthorized"))
+    stalled = condition(obj, "Stalled")
+    assert stalled is not None
+    assert "rotating-key" in stalled["message"]
+    assert "not-a-key-together-knows" not in kube.kubectl("get", TEP, "rotated", "-o", "yaml").stdout
+    warnings = [e["reason"] for e in kube.events("rotated") if e["type"] == "Warning"]
+    assert warnings == ["Unauthorized"]  # once, not once per retry
+
+    kube.apply(secret("rotating-key", SECOND_KEY))
+    obj = kube.wait_for(TEP, "rotated", has_condition("Ready"), timeout=90)
+
+    assert obj["status"]["endpointName"].startswith("otheruser/")
+    operator_env.operator.assert_running()
 
 
 def test_the_api_key_never_appears_in_status_events_or_logs(operator_env: OperatorEnv, kube: Kube) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -25,6 +26,9 @@ from tests.support.controlplane import ControlPlane
 from together_operator.simulator import RunningSimulator, SimulatorConfig, run_simulator_in_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The operator under test watches only these namespaces, so resources other tests leave behind
+# (admission tests, samples) never reach it.
+WATCHED_PREFIX = "op-"
 SECOND_KEY = "sim-key-second-account"
 
 
@@ -85,6 +89,7 @@ def operator_env(
             "TOGETHER_API_KEY": simulator.api_key,
         }
         args = [
+            f"--namespace={WATCHED_PREFIX}*",
             "--health-host=127.0.0.1",
             "--health-port=0",
             "--poll-interval=1",
@@ -178,7 +183,10 @@ def has_condition(
 
 
 @pytest.fixture
-def kube(control_plane: ControlPlane, namespace: str) -> Kube:
+def kube(control_plane: ControlPlane) -> Kube:
+    """kubectl bound to a fresh namespace that the test operator watches (and no other test uses)."""
+    namespace = f"{WATCHED_PREFIX}{secrets.token_hex(4)}"
+    control_plane.kubectl("create", "namespace", namespace)
     return Kube(control_plane, namespace)
 
 

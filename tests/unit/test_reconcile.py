@@ -1853,3 +1853,19 @@ def test_the_api_key_never_appears_anywhere_in_a_plan(monkeypatch: pytest.Monkey
         assert SECRET_KEY_VALUE not in written
         assert "Bearer" not in written
     assert not any("key" in f.name or "token" in f.name for f in dataclasses.fields(Inputs))
+
+
+@pytest.mark.parametrize("prompt_cache", [True, False])
+def test_a_prompt_cache_setting_is_ignored_with_one_warning_per_generation(prompt_cache: bool) -> None:
+    first_inputs = inputs(remote=NotCreated(), prompt_cache=prompt_cache)
+
+    first = plan(first_inputs)
+    again = plan(next_reconcile(first_inputs, remote=Found(endpoint())))
+
+    create = first.actions[0]
+    assert isinstance(create, CreateEndpoint)
+    assert "disable_prompt_cache" not in create.request.to_body()
+    warnings = [e for e in first.events if e.type == "Warning"]
+    assert [e.reason for e in warnings] == ["PromptCacheIgnored"]
+    assert "promptCache" in warnings[0].message
+    assert all(e.reason != "PromptCacheIgnored" for e in again.events)

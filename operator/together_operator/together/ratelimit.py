@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 
 class RateLimiter:
@@ -11,8 +12,16 @@ class RateLimiter:
     means unlimited. Waiting here rather than failing keeps bursts (thousands of resources at start)
     under the account's limit instead of turning them into 429s."""
 
-    def __init__(self, calls_per_second: float) -> None:
+    def __init__(
+        self,
+        calls_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._interval = 1.0 / calls_per_second if calls_per_second > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
         self._next_slot = 0.0
         self._lock = asyncio.Lock()
         self.waited_seconds = 0.0
@@ -22,9 +31,9 @@ class RateLimiter:
         if not self._interval:
             return
         async with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             slot = max(now, self._next_slot)
             self._next_slot = slot + self._interval
         if slot > now:
             self.waited_seconds += slot - now
-            await asyncio.sleep(slot - now)
+            await self._sleep(slot - now)

@@ -4,38 +4,37 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from together_operator.together import ratelimit
 from together_operator.together.ratelimit import RateLimiter
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Freeze the clock at 100.0 and record the waits instead of sleeping."""
-    recorded: list[float] = []
+class FrozenTime:
+    """A clock that stands still at 100.0 and records the waits instead of sleeping."""
 
-    async def fake_sleep(seconds: float) -> None:
-        recorded.append(seconds)
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
 
-    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 100.0)
-    monkeypatch.setattr(ratelimit.asyncio, "sleep", fake_sleep)
-    return recorded
+    def clock(self) -> float:
+        return 100.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
 
 
-async def test_a_burst_is_spaced_at_the_configured_rate(sleeps: list[float]) -> None:
-    limiter = RateLimiter(calls_per_second=2)
+async def test_a_burst_is_spaced_at_the_configured_rate() -> None:
+    time = FrozenTime()
+    limiter = RateLimiter(calls_per_second=2, clock=time.clock, sleep=time.sleep)
 
     await asyncio.gather(*(limiter.acquire() for _ in range(4)))
 
-    assert sleeps == [0.5, 1.0, 1.5]  # the first call goes at once
+    assert time.sleeps == [0.5, 1.0, 1.5]  # the first call goes at once
     assert limiter.waited_seconds == 3.0
 
 
-async def test_zero_means_unlimited(sleeps: list[float]) -> None:
-    limiter = RateLimiter(calls_per_second=0)
+async def test_zero_means_unlimited() -> None:
+    time = FrozenTime()
+    limiter = RateLimiter(calls_per_second=0, clock=time.clock, sleep=time.sleep)
 
     for _ in range(10):
         await limiter.acquire()
 
-    assert sleeps == []
+    assert time.sleeps == []
