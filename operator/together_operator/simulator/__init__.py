@@ -1,4 +1,5 @@
-"""A local stand-in for the Together AI v1 dedicated endpoint API, with fault injection and a call log.
+"""A local stand-in for the Together AI v1 dedicated endpoint API, with fault injection and a call log;
+applications can call the endpoints it runs (chat completions and completions, see `inference`).
 
 - `Simulator`: the server, for code already inside an event loop (`await start()`, `await stop()`).
 - `run_simulator_in_thread`: the same in a background thread, yielding a `RunningSimulator` handle.

@@ -15,7 +15,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from together_operator.simulator.catalogue import Catalogue, HardwareOffer, HardwareStatus
-from together_operator.simulator.errors import ApiError, check_autoscaling, read_json
+from together_operator.simulator.errors import (
+    ApiError,
+    check_autoscaling,
+    read_json_object,
+    validation_error,
+)
 from together_operator.simulator.state import EndpointRecord, EndpointStore, NewEndpoint, iso_timestamp
 from together_operator.simulator.wire import (
     INT32_MAX,
@@ -92,13 +97,13 @@ class TogetherApi:
 
     async def create_endpoint(self, request: web.Request) -> web.Response:
         account = request[ACCOUNT]
-        body = await _json_object(request)
+        body = await read_json_object(request)
         if "availability_zone" not in body and "availability_zone" in request.query:
             body["availability_zone"] = request.query["availability_zone"]
         try:
             create = CreateEndpointRequest.model_validate(body)
         except ValidationError as error:
-            raise _validation_error(error) from error
+            raise validation_error(error) from error
         for param in ("model", "hardware"):
             if not getattr(create, param):
                 raise ApiError(400, f"{param} is required", param=param)
@@ -143,9 +148,9 @@ class TogetherApi:
     async def update_endpoint(self, request: web.Request) -> web.Response:
         record = self._owned_record(request)
         try:
-            update = UpdateEndpointRequest.model_validate(await _json_object(request))
+            update = UpdateEndpointRequest.model_validate(await read_json_object(request))
         except ValidationError as error:
-            raise _validation_error(error) from error
+            raise validation_error(error) from error
         if update.autoscaling is not None:
             check_autoscaling(update.autoscaling.min_replicas, update.autoscaling.max_replicas)
         _check_inactive_timeout(update.inactive_timeout)
@@ -244,21 +249,6 @@ def _not_yours(endpoint_id: str) -> ApiError:
         f"You do not have permission to access endpoint {endpoint_id}",
         param="endpoint_id",
     )
-
-
-async def _json_object(request: web.Request) -> dict[str, object]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object")
-    return body
-
-
-def _validation_error(error: ValidationError) -> ApiError:
-    first = error.errors()[0]
-    param = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "missing":
-        return ApiError(400, f"{param} is required", param=param)
-    return ApiError(400, f"Invalid value for {param}: {first['msg']}", param=param)
 
 
 def _check_inactive_timeout(minutes: int | None) -> None:

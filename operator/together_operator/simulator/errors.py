@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from together_operator.simulator.wire import INT32_MAX, ErrorData, ErrorDetail
 
@@ -52,6 +53,22 @@ async def read_json(request: web.Request) -> object:
         return await request.json()
     except ValueError as error:
         raise ApiError(400, f"The request body is not valid JSON: {error}") from error
+
+
+async def read_json_object(request: web.Request) -> dict[str, object]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object")
+    return body
+
+
+def validation_error(error: ValidationError) -> ApiError:
+    """The 400 for a request body that does not fit its model, naming the first field at fault."""
+    first = error.errors()[0]
+    param = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "missing":
+        return ApiError(400, f"{param} is required", param=param)
+    return ApiError(400, f"Invalid value for {param}: {first['msg']}", param=param)
 
 
 def check_autoscaling(min_replicas: int, max_replicas: int) -> None:

@@ -1,4 +1,5 @@
-"""The simulator's HTTP server: the v1 API under /v1, the admin interface under /_admin/, one port."""
+"""The simulator's HTTP server: the v1 API (endpoints and inference) under /v1, the admin interface
+under /_admin/, one port."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from together_operator.simulator.catalogue import Catalogue
 from together_operator.simulator.config import FaultKind, FaultRule, SimulatorConfig
 from together_operator.simulator.errors import ApiError, error_response
 from together_operator.simulator.faults import FaultInjector
+from together_operator.simulator.inference import InferenceApi
 from together_operator.simulator.state import EndpointStore, SimulatedClock, iso_timestamp
 
 log = logging.getLogger(__name__)
@@ -36,15 +38,16 @@ class Simulator:
         self._faults = FaultInjector(self.config.faults, rng)
         self._call_log = CallLog(self.config.call_log_limit)
         self.admin = Admin(self._store, self._faults, self._call_log, clock)
-        self._api = TogetherApi(
-            self._store, Catalogue.load(self.config.catalogue_file), iso_timestamp(clock.wall())
-        )
+        catalogue = Catalogue.load(self.config.catalogue_file)
+        self._api = TogetherApi(self._store, catalogue, iso_timestamp(clock.wall()))
+        self._inference = InferenceApi(self._store, catalogue, clock, API_PREFIX)
         self._runner: web.AppRunner | None = None
         self._address: tuple[str, int] | None = None
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._api_middleware, admin_errors])
         app.add_routes(self._api.routes())
+        app.add_routes(self._inference.routes())
         app.add_routes(self.admin.routes())
         return app
 

@@ -157,6 +157,13 @@ class EndpointStore:
             self._stop_if_idle(record)
         return record
 
+    def by_name(self, name: str) -> EndpointRecord | None:
+        """The endpoint whose system name (what inference requests send as `model`) is `name`."""
+        record = next((record for record in self._records.values() if record.name == name), None)
+        if record is not None:
+            self._stop_if_idle(record)
+        return record
+
     def all(self) -> list[EndpointRecord]:
         for record in self._records.values():
             self._stop_if_idle(record)
