@@ -8,10 +8,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 from together_operator.settings import DEFAULT_BASE_URL, add_run_arguments, config_from_args
-from together_operator.together import TogetherClient
+from together_operator.together import TogetherClient, TogetherError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,13 +34,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     hardware.add_argument("-o", "--output", choices=("table", "json"), default="table")
     zones = commands.add_parser("availability-zones", help="availability zones of the Together API")
     zones.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    endpoints = commands.add_parser(
+        "endpoints", help="the account's endpoints as the operator sees them, for debugging"
+    )
+    endpoint_commands = endpoints.add_subparsers(dest="endpoints_command", required=True)
+    listing = endpoint_commands.add_parser(
+        "list", help="the caller's dedicated endpoints (GET /endpoints?type=dedicated&mine=true)"
+    )
+    listing.add_argument(
+        "--all", action="store_true", help="every endpoint the key can see, Together's serverless ones too"
+    )
+    listing.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    get = endpoint_commands.add_parser("get", help="one endpoint, by id (GET /endpoints/ID)")
+    get.add_argument("endpoint_id", metavar="ID")
+    get.add_argument("-o", "--output", choices=("table", "json"), default="table")
     args = parser.parse_args(args_list)
 
     if args.command == "run":
         return _run(args)
     if args.command == "hardware":
-        return asyncio.run(_hardware(args.model, args.output))
-    return asyncio.run(_availability_zones(args.output))
+        return _look_up(lambda client: _hardware(client, args.model, args.output))
+    if args.command == "availability-zones":
+        return _look_up(lambda client: _availability_zones(client, args.output))
+    if args.endpoints_command == "list":
+        return _look_up(lambda client: _list_endpoints(client, args.all, args.output))
+    return _look_up(lambda client: _get_endpoint(client, args.endpoint_id, args.output))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,7 +76,9 @@ def _run(args: argparse.Namespace) -> int:
         standalone=True,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
-        liveness_endpoint=f"http://{config.health_host}:{config.health_port}/healthz",
+        liveness_endpoint=(
+            f"http://{config.health_host}:{config.health_port}/healthz" if config.health_port else None
+        ),
         memo=kopf.Memo(config=config),
     )
     return 0
@@ -70,9 +91,23 @@ def _client() -> TogetherClient:
     return TogetherClient(os.environ.get("TOGETHER_BASE_URL", DEFAULT_BASE_URL), key)
 
 
-async def _hardware(model: str, output: str) -> int:
-    async with _client() as client:
-        options = await client.list_hardware(model)
+def _look_up(command: Callable[[TogetherClient], Awaitable[int]]) -> int:
+    """Run a look-up with the operator's credentials and base URL; a failure is one line on stderr and
+    exit status 1. Neither the client nor its errors ever hold the key in what they print."""
+
+    async def run() -> int:
+        async with _client() as client:
+            return await command(client)
+
+    try:
+        return asyncio.run(run())
+    except (TogetherError, ValueError) as error:
+        print(f"together-operator: {error}", file=sys.stderr)
+        return 1
+
+
+async def _hardware(client: TogetherClient, model: str, output: str) -> int:
+    options = await client.list_hardware(model)
     if output == "json":
         print(json.dumps([o.model_dump(mode="json") for o in options], indent=2))
         return 0
@@ -90,14 +125,52 @@ async def _hardware(model: str, output: str) -> int:
     return 0
 
 
-async def _availability_zones(output: str) -> int:
-    async with _client() as client:
-        zones = await client.list_availability_zones()
+async def _availability_zones(client: TogetherClient, output: str) -> int:
+    zones = await client.list_availability_zones()
     if output == "json":
         print(json.dumps(zones))
     else:
         _print_table(("AVAILABILITY ZONE",), [(z,) for z in zones])
     return 0
+
+
+async def _list_endpoints(client: TogetherClient, everything: bool, output: str) -> int:
+    if everything:
+        endpoints = await client.list_endpoints(type=None, mine=None)
+    else:
+        endpoints = await client.list_endpoints()
+    if output == "json":
+        print(json.dumps([e.model_dump(mode="json") for e in endpoints], indent=2))
+        return 0
+    rows = [(e.id, e.name, e.type, e.state, _timestamp(e.created_at)) for e in endpoints]
+    _print_table(("ID", "NAME", "TYPE", "STATE", "CREATED"), rows)
+    return 0
+
+
+async def _get_endpoint(client: TogetherClient, endpoint_id: str, output: str) -> int:
+    endpoint = await client.get_endpoint(endpoint_id)
+    if output == "json":
+        print(json.dumps(endpoint.model_dump(mode="json"), indent=2))
+        return 0
+    autoscaling = endpoint.autoscaling
+    fields: list[tuple[str, str]] = [
+        ("ID", endpoint.id),
+        ("NAME", endpoint.name),
+        ("DISPLAY NAME", endpoint.display_name),
+        ("MODEL", endpoint.model),
+        ("HARDWARE", endpoint.hardware),
+        ("TYPE", endpoint.type),
+        ("OWNER", endpoint.owner),
+        ("STATE", endpoint.state),
+        ("REPLICAS", f"{autoscaling.min_replicas}-{autoscaling.max_replicas}"),
+        ("CREATED", _timestamp(endpoint.created_at)),
+    ]
+    _print_table(("FIELD", "VALUE"), fields)
+    return 0
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
