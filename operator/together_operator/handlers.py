@@ -13,6 +13,7 @@ import kopf
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
+from together_operator.connection import ConnectionPublisher
 from together_operator.credentials import CredentialResolver
 from together_operator.poller import Poller, PollIntervals
 from together_operator.reconcile import Event, RetryPolicy
@@ -58,6 +59,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     memo.reconciler = Reconciler(
         ReconcilerSettings(
+            base_url=config.base_url,
             resync_interval=config.resync_interval,
             retry=RetryPolicy(
                 auth_seconds=config.stalled_retry_interval,
@@ -68,6 +70,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         memo.clients,
         memo.poller,
         StatusWriter(kube_client.CustomObjectsApi(api)),
+        ConnectionPublisher(kube_client.CoreV1Api(api)),
         _post_event,
     )
 
@@ -93,10 +96,14 @@ async def run_endpoint(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.
     await memo.reconciler.run(body, stopped.wait(), owners)
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
-def notice_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if "reconciler" in memo:
-        memo.reconciler.notice(body)
+def _changed_for_reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    return "reconciler" in memo and bool(memo.reconciler.wants_wake(body))
+
+
+# Filtered, so that the many status-only events neither run nor log a handler.
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_changed_for_reconcile)
+def wake_reconciler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.wake(body)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

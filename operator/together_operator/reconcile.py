@@ -68,6 +68,7 @@ class Reason(StrEnum):
     REMOTE_ERROR = "RemoteError"
     REMOTE_DELETED = "RemoteDeleted"
     CREATE_INCOMPLETE = "CreateIncomplete"
+    CONNECTION_CONFIG_MAP_CONFLICT = "ConnectionConfigMapConflict"
     # Condition is False: nothing to report.
     NOT_CREATED = "NotCreated"
     RECONCILED = "Reconciled"
@@ -609,6 +610,19 @@ def _previous_outcome(inputs: Inputs) -> _Outcome:
     stalled = inputs.previous.condition(ConditionType.STALLED)
     assert stalled is not None
     return _Outcome(ready=False, reason=Reason(stalled.reason), message=stalled.message, stalled=True)
+
+
+def with_connection_conflict(inputs: Inputs, decided: Plan, message: str) -> Plan:
+    """The plan's status, stalled because the connection ConfigMap's name is taken by someone else.
+
+    The endpoint itself is unaffected, so Together actions are not held back; an earlier stall wins."""
+    if decided.stalled:
+        return decided
+    outcome = _Outcome(
+        ready=False, reason=Reason.CONNECTION_CONFIG_MAP_CONFLICT, message=message, stalled=True
+    )
+    rendered = _render(inputs, decided.status, outcome)
+    return Plan(status=rendered.status, actions=decided.actions, events=decided.events + rendered.events)
 
 
 # --- failures -------------------------------------------------------------------------------------

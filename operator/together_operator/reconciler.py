@@ -17,6 +17,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from together_operator import reconcile
+from together_operator.connection import ConnectionPublisher, Owner, connection_data
 from together_operator.credentials import ApiKey, CredentialResolver
 from together_operator.poller import Poller
 from together_operator.reconcile import (
@@ -61,6 +62,8 @@ EventSink = Callable[[Mapping[str, Any], Event], None]
 
 @dataclass(frozen=True)
 class ReconcilerSettings:
+    base_url: str
+    """The Together API base URL, published to applications in connection ConfigMaps."""
     resync_interval: float = 600.0
     """Seconds between full GETs of a steady endpoint, to see drift the list cannot show."""
     transition_check: float = 30.0
@@ -118,6 +121,7 @@ class Reconciler:
         clients: TogetherClients,
         poller: Poller,
         status_writer: StatusWriter,
+        connections: ConnectionPublisher,
         post_event: EventSink,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
     ) -> None:
@@ -126,6 +130,7 @@ class Reconciler:
         self._clients = clients
         self._poller = poller
         self._status = status_writer
+        self._connections = connections
         self._post_event = post_event
         self._clock = clock
         self._handles: dict[str, ResourceHandle] = {}
@@ -177,10 +182,15 @@ class Reconciler:
             self._handles.pop(uid, None)
             self._poller.unwatch(uid)
 
-    def notice(self, body: Mapping[str, Any]) -> None:
-        """A watch event: wake the loop if the spec or one of our annotations changed (not for status)."""
+    def wants_wake(self, body: Mapping[str, Any]) -> bool:
+        """Whether a watch event changed what a reconcile depends on: the spec or one of our annotations
+        (not the status, which we write ourselves)."""
         handle = self._handles.get(body["metadata"]["uid"])
-        if handle is not None and _trigger_key(body) != handle.seen:
+        return handle is not None and _trigger_key(body) != handle.seen
+
+    def wake(self, body: Mapping[str, Any]) -> None:
+        handle = self._handles.get(body["metadata"]["uid"])
+        if handle is not None:
             handle.wake.set()
 
     async def _reconcile_once(
@@ -233,6 +243,7 @@ class Reconciler:
                 plan = await self._act(body, api, key, inputs, plan, action, memory)
             except TogetherError as error:
                 return await self._fail(body, inputs, error, memory, action=action)
+        plan = await self._sync_connection(body, inputs, plan)
         await self._publish(body, plan, memory)
         if plan.stalled:
             return self._settings.resync_interval
@@ -332,6 +343,22 @@ class Reconciler:
             await self._write_status(body, after.status, memory)
         return reconcile.Plan(status=after.status, events=plan.events + after.events)
 
+    async def _sync_connection(self, body: Mapping[str, Any], inputs: Inputs, plan: Plan) -> Plan:
+        """Publish (or withdraw) the connection ConfigMap to match the spec and the new status."""
+        owner = _owner(body)
+        wanted = inputs.spec.connection.config_map_name if inputs.spec.connection else None
+        published = plan.status.connection_config_map
+        if published is not None and published != wanted:
+            await self._connections.withdraw(owner, published)
+            plan = replace(plan, status=plan.status.model_copy(update={"connection_config_map": None}))
+        data = connection_data(inputs.spec, plan.status, self._settings.base_url)
+        if wanted is None or data is None:
+            return plan
+        conflict = await self._connections.publish(owner, wanted, data)
+        if conflict is not None:
+            return reconcile.with_connection_conflict(inputs, plan, conflict)
+        return replace(plan, status=plan.status.model_copy(update={"connection_config_map": wanted}))
+
     async def _fail(
         self,
         body: Mapping[str, Any],
@@ -379,10 +406,18 @@ class Reconciler:
 
     async def delete(self, body: Mapping[str, Any]) -> DeleteOutcome:
         """One step of deleting the remote endpoint; `done` once the finalizer may go."""
-        meta = body["metadata"]
-        uid = meta["uid"]
         spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
         status = StatusWriter.parse(body.get("status"))
+        outcome = await self._delete_endpoint(body, spec, status)
+        if outcome.done and status.connection_config_map is not None:
+            await self._connections.withdraw(_owner(body), status.connection_config_map)
+        return outcome
+
+    async def _delete_endpoint(
+        self, body: Mapping[str, Any], spec: TogetherEndpointSpec, status: TogetherEndpointStatus
+    ) -> DeleteOutcome:
+        meta = body["metadata"]
+        uid = meta["uid"]
         endpoint_id = status.endpoint_id or spec.endpoint_id
         if endpoint_id is None:
             return DeleteOutcome(done=True, message="no remote endpoint was created")
@@ -442,6 +477,11 @@ def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:
         annotations.get(PAUSED_ANNOTATION),
         annotations.get(RESTART_REQUESTED_ANNOTATION),
     )
+
+
+def _owner(body: Mapping[str, Any]) -> Owner:
+    meta = body["metadata"]
+    return Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
 
 
 def _name(body: Mapping[str, Any]) -> str:

@@ -137,6 +137,8 @@ class TogetherEndpointStatus(_CamelModel):
     # The API never reports inactive_timeout back, so the last value sent is kept to PATCH only changes.
     inactive_timeout: int | None = None
     auto_stopped: AutoStopRecord | None = None
+    # The ConfigMap last published for spec.connection, so a renamed or removed one is cleaned up.
+    connection_config_map: str | None = None
     observed_generation: int | None = None
     # The last generation reconciled without an API failure: observedGeneration also moves on failed
     # attempts, and a spec that was never sent must not be taken as applied.

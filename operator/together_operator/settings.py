@@ -89,7 +89,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--health-port",
         type=int,
         default=int(_env("TOGETHER_OPERATOR_HEALTH_PORT", "8080")),
-        help="port of the /healthz endpoint for probes (env TOGETHER_OPERATOR_HEALTH_PORT; default 8080)",
+        help="port of the /healthz endpoint for probes; 0 turns it off "
+        "(env TOGETHER_OPERATOR_HEALTH_PORT; default 8080)",
     )
     parser.add_argument(
         "--log-format",

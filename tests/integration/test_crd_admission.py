@@ -31,7 +31,7 @@ from together_operator.resource import (
 pytestmark = [pytest.mark.controlplane, pytest.mark.usefixtures("together_crd")]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = sorted((REPO_ROOT / "deploy" / "samples").glob("*.yaml"))
+SAMPLES = sorted((REPO_ROOT / "deploy" / "samples").glob("togetherendpoint-*.yaml"))
 
 MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 HARDWARE = "2x_nvidia_h100_80gb_sxm"

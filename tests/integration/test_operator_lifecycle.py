@@ -7,6 +7,8 @@ the resource's status and conditions, its events, and the calls the simulator lo
 from __future__ import annotations
 
 import base64
+import json
+import urllib.request
 from typing import Any
 
 import pytest
@@ -57,6 +59,8 @@ def test_a_new_resource_gets_one_endpoint_and_becomes_ready(operator_env: Operat
     waited = kube.kubectl("wait", "--for=condition=Ready", "--timeout=60s", f"{TEP}/chat")
 
     assert "condition met" in waited.stdout
+    with urllib.request.urlopen(operator_env.health_url, timeout=10) as health:
+        assert health.status == 200
     obj = kube.get(TEP, "chat")
     status = obj["status"]
     endpoint = remote(operator_env, status["endpointId"])
@@ -277,6 +281,61 @@ def test_deleting_the_resource_deletes_the_endpoint_before_releasing_it(
 
     assert calls(operator_env, "DELETE", endpoint_id) == 1
     assert all(e.id != endpoint_id for e in operator_env.simulator.endpoints())
+
+
+def test_a_connection_config_map_publishes_how_to_call_the_endpoint(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    obj = create_ready(operator_env, kube, "published", connection={"configMapName": "published-conn"})
+
+    config_map = kube.wait_for("configmap", "published-conn", lambda c: bool(c.get("data")))
+
+    assert config_map["data"] == {
+        "TOGETHER_MODEL": obj["status"]["endpointName"],
+        "TOGETHER_BASE_URL": operator_env.simulator.base_url,
+        "TOGETHER_ENDPOINT_ID": obj["status"]["endpointId"],
+    }
+    (owner,) = config_map["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "TogetherEndpoint",
+        "published",
+        obj["metadata"]["uid"],
+    )
+    assert operator_env.simulator.api_key not in json.dumps(config_map)
+
+    kube.kubectl("delete", TEP, "published")
+
+    assert not kube.exists("configmap", "published-conn")
+
+
+def test_a_config_map_that_is_not_ours_is_left_alone_and_stalls(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    kube.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "taken"}, "data": {"mine": "yes"}}
+    )
+
+    kube.apply(endpoint_manifest("blocked", connection={"configMapName": "taken"}))
+
+    # The endpoint itself is created and runs; only the publication is stuck.
+    obj = kube.wait_for(
+        TEP,
+        "blocked",
+        lambda o: (
+            has_condition("Stalled", reason="ConnectionConfigMapConflict")(o)
+            and o["status"]["state"] == "STARTED"
+        ),
+    )
+    assert kube.get("configmap", "taken")["data"] == {"mine": "yes"}
+    stalled = condition(obj, "Stalled")
+    assert stalled is not None
+    assert "taken" in stalled["message"]
+
+    kube.patch(TEP, "blocked", {"spec": {"connection": {"configMapName": "blocked-conn"}}})
+    kube.wait_for(TEP, "blocked", has_condition("Ready"))
+    assert (
+        kube.get("configmap", "blocked-conn")["data"]["TOGETHER_ENDPOINT_ID"] == obj["status"]["endpointId"]
+    )
 
 
 def test_orphan_policy_leaves_the_endpoint_running(operator_env: OperatorEnv, kube: Kube) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -69,12 +70,21 @@ class OperatorEnv:
     control_plane: ControlPlane
     simulator: RunningSimulator
     operator: OperatorProcess
+    health_url: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="module")
 def operator_env(
     control_plane: ControlPlane, together_crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorEnv]:
+    health_port = free_port()
     config = SimulatorConfig(
         accounts={"sim-key": "devuser", SECOND_KEY: "otheruser"},
         transition_seconds=0.3,
@@ -91,7 +101,7 @@ def operator_env(
         args = [
             f"--namespace={WATCHED_PREFIX}*",
             "--health-host=127.0.0.1",
-            "--health-port=0",
+            f"--health-port={health_port}",
             "--poll-interval=1",
             "--transition-poll-interval=0.3",
             "--resync-interval=5",
@@ -100,7 +110,7 @@ def operator_env(
         log_path = tmp_path_factory.mktemp("operator") / "operator.log"
         operator = OperatorProcess(log_path, env, args)
         try:
-            yield OperatorEnv(control_plane, simulator, operator)
+            yield OperatorEnv(control_plane, simulator, operator, f"http://127.0.0.1:{health_port}/healthz")
         finally:
             operator.stop()
 
