@@ -136,7 +136,7 @@ def main() -> int:
                 say(f"the endpoint did not become Ready; operator log: {log_path}")
                 return 1
             status = json.loads(kubectl("get", "-n", NAMESPACE, applied, "-o", "json"))["status"]
-            print_traffic_hint(base_url, status["endpointName"], simulated=os.environ.get("DEMO_REAL") != "1")
+            print_traffic_hint(base_url, status["endpointName"])
             if os.environ.get("DEMO_KEEP") == "1":
                 say(f"DEMO_KEEP=1: running until Ctrl-C; KUBECONFIG={kubeconfig}")
                 wait_for_interrupt()
@@ -146,11 +146,10 @@ def main() -> int:
     return 0
 
 
-def print_traffic_hint(base_url: str, endpoint_name: str, *, simulated: bool) -> None:
+def print_traffic_hint(base_url: str, endpoint_name: str) -> None:
     body = json.dumps({"model": endpoint_name, "messages": [{"role": "user", "content": "Hello!"}]})
-    caveat = " (against the real API; the simulator does not serve inference yet)" if simulated else ""
     print(
-        f"\nSend traffic with the endpoint's system name as `model`{caveat}:\n\n"
+        f"\nSend traffic with the endpoint's system name as `model`:\n\n"
         f"  curl -X POST {base_url}/chat/completions \\\n"
         f'    -H "Authorization: Bearer $TOGETHER_API_KEY" -H "Content-Type: application/json" \\\n'
         f"    -d '{body}'\n",

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 import kopf
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from together_operator.connection import ConnectionPublisher
 from together_operator.credentials import CredentialResolver
+from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Poller, PollIntervals
 from together_operator.reconcile import Event, RetryPolicy
 from together_operator.reconciler import Reconciler, ReconcilerSettings, TogetherClients
@@ -53,9 +55,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.connect_timeout = 30
     api = _kubernetes_api()
     memo.api_client = api
-    memo.clients = TogetherClients(config.base_url, RateLimiter(config.rate_limit))
+    metrics = OperatorMetrics()
+    rate_limiter = RateLimiter(config.rate_limit)
+    memo.clients = TogetherClients(
+        config.base_url, rate_limiter, transport=lambda: metrics.transport(httpx.AsyncHTTPTransport())
+    )
     memo.poller = Poller(
-        PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval)
+        PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval),
+        on_cycle=metrics.poll_seconds.observe,
     )
     memo.reconciler = Reconciler(
         ReconcilerSettings(
@@ -71,8 +78,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         memo.poller,
         StatusWriter(kube_client.CustomObjectsApi(api)),
         ConnectionPublisher(kube_client.CoreV1Api(api)),
+        metrics,
         _post_event,
     )
+
+    metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
+    if config.metrics_port:
+        metrics.serve(config.metrics_host, config.metrics_port)
 
 
 @kopf.on.cleanup()

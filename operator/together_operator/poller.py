@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,8 +48,11 @@ class _Account:
 
 
 class Poller:
-    def __init__(self, intervals: PollIntervals) -> None:
+    def __init__(
+        self, intervals: PollIntervals, on_cycle: Callable[[float], None] = lambda seconds: None
+    ) -> None:
         self._intervals = intervals
+        self._on_cycle = on_cycle
         self._accounts: dict[str, _Account] = {}
 
     def watch(self, credential: str, api: EndpointsAPI, endpoint_id: str, uid: str, wake: Wake) -> None:
@@ -104,6 +108,7 @@ class Poller:
 
     async def _poll(self, credential: str, account: _Account) -> None:
         while account.watchers:
+            started = time.monotonic()
             try:
                 items = await account.api.list_endpoints(type="dedicated", mine=True)
             except TogetherError as error:
@@ -111,6 +116,7 @@ class Poller:
                 _log.warning("listing endpoints for credential %s failed: %s", credential, error)
             else:
                 self._publish(account, {item.id: item for item in items})
+            self._on_cycle(time.monotonic() - started)
             account.kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(account.kick.wait(), timeout=self._next_wait(account))

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from kubernetes.client.exceptions import ApiException
 
 from together_operator import reconcile
 from together_operator.connection import ConnectionPublisher, Owner, connection_data
 from together_operator.credentials import ApiKey, CredentialResolver
+from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Poller
 from together_operator.reconcile import (
     Action,
@@ -38,6 +40,7 @@ from together_operator.reconcile import (
 from together_operator.resource import (
     PAUSED_ANNOTATION,
     RESTART_REQUESTED_ANNOTATION,
+    ConditionType,
     DeletionPolicy,
     ManagementPolicy,
     TogetherEndpointSpec,
@@ -74,16 +77,22 @@ class ReconcilerSettings:
 class TogetherClients:
     """One pooled client per API key, shared by every resource using it."""
 
-    def __init__(self, base_url: str, rate_limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        rate_limiter: RateLimiter,
+        transport: Callable[[], httpx.AsyncBaseTransport] = httpx.AsyncHTTPTransport,
+    ) -> None:
         self._base_url = base_url
         self._rate_limiter = rate_limiter
+        self._transport = transport
         self._clients: dict[str, TogetherClient] = {}
 
     def for_key(self, key: ApiKey) -> EndpointsAPI:
         client = self._clients.get(key.fingerprint)
         if client is None:
             client = self._clients[key.fingerprint] = TogetherClient(
-                self._base_url, key.value, rate_limiter=self._rate_limiter
+                self._base_url, key.value, rate_limiter=self._rate_limiter, transport=self._transport()
             )
         return client
 
@@ -122,6 +131,7 @@ class Reconciler:
         poller: Poller,
         status_writer: StatusWriter,
         connections: ConnectionPublisher,
+        metrics: OperatorMetrics,
         post_event: EventSink,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
     ) -> None:
@@ -131,10 +141,12 @@ class Reconciler:
         self._poller = poller
         self._status = status_writer
         self._connections = connections
+        self._metrics = metrics
         self._post_event = post_event
         self._clock = clock
         self._handles: dict[str, ResourceHandle] = {}
         self._owners: Mapping[str, Collection[str]] = {}
+        self._latest: dict[str, TogetherEndpointStatus] = {}
         self._deletes_sent: set[str] = set()
 
     # --- the per-resource loop ------------------------------------------------------------------
@@ -180,7 +192,12 @@ class Reconciler:
         finally:
             stop.cancel()
             self._handles.pop(uid, None)
+            self._latest.pop(uid, None)
             self._poller.unwatch(uid)
+
+    def statuses(self) -> list[TogetherEndpointStatus]:
+        """The last status written for each resource this process reconciles (for metrics)."""
+        return list(self._latest.values())
 
     def wants_wake(self, body: Mapping[str, Any]) -> bool:
         """Whether a watch event changed what a reconcile depends on: the spec or one of our annotations
@@ -377,6 +394,7 @@ class Reconciler:
     async def _publish(self, body: Mapping[str, Any], plan: Plan, memory: _Memory) -> None:
         await self._write_status(body, plan.status, memory)
         self._post_events(body, plan)
+        self._metrics.reconciles.labels(_outcome_reason(plan.status)).inc()
 
     async def _write_status(
         self,
@@ -389,10 +407,12 @@ class Reconciler:
         meta = body["metadata"]
         if resource_version is None and status == memory.written:
             return  # the watch has not brought our last write back yet
-        await self._status.write(
+        if await self._status.write(
             meta["namespace"], meta["name"], body.get("status"), status, resource_version=resource_version
-        )
+        ):
+            self._metrics.status_patches.inc()
         memory.written = status
+        self._latest[meta["uid"]] = status
 
     def _post_events(self, body: Mapping[str, Any], plan: Plan) -> None:
         for event in plan.events:
@@ -477,6 +497,16 @@ def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:
         annotations.get(PAUSED_ANNOTATION),
         annotations.get(RESTART_REQUESTED_ANNOTATION),
     )
+
+
+def _outcome_reason(status: TogetherEndpointStatus) -> str:
+    """The reason a reconcile ended with: what is stuck, else what is in flight, else the verdict."""
+    for kind in (ConditionType.STALLED, ConditionType.RECONCILING):
+        condition = status.condition(kind)
+        if condition is not None and condition.status == "True":
+            return condition.reason
+    ready = status.condition(ConditionType.READY)
+    return ready.reason if ready is not None else "Unknown"
 
 
 def _owner(body: Mapping[str, Any]) -> Owner:

@@ -24,6 +24,8 @@ class OperatorConfig:
     """Together calls per second, process-wide (0: unlimited)."""
     health_host: str
     health_port: int
+    metrics_host: str
+    metrics_port: int
     log_format: str
     verbose: bool
 
@@ -93,6 +95,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "(env TOGETHER_OPERATOR_HEALTH_PORT; default 8080)",
     )
     parser.add_argument(
+        "--metrics-host",
+        default=_env("TOGETHER_OPERATOR_METRICS_HOST", "0.0.0.0"),
+        help="address of the Prometheus /metrics endpoint "
+        "(env TOGETHER_OPERATOR_METRICS_HOST; default 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("TOGETHER_OPERATOR_METRICS_PORT", "9090")),
+        help="port of the Prometheus /metrics endpoint; 0 turns it off "
+        "(env TOGETHER_OPERATOR_METRICS_PORT; default 9090)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("plain", "full", "json"),
         default=_env("TOGETHER_OPERATOR_LOG_FORMAT", "full"),
@@ -116,6 +131,8 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         rate_limit=args.rate_limit,
         health_host=args.health_host,
         health_port=args.health_port,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
         log_format=args.log_format,
         verbose=args.verbose,
     )

@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.operator_fixtures import (
     SECOND_KEY,
@@ -347,3 +348,48 @@ def test_orphan_policy_leaves_the_endpoint_running(operator_env: OperatorEnv, ku
     assert calls(operator_env, "DELETE", endpoint_id) == 0
     assert remote(operator_env, endpoint_id).state == "STARTED"
     operator_env.operator.assert_running()
+
+
+def scrape(env: OperatorEnv) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(env.metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_the_calls_the_simulator_saw(operator_env: OperatorEnv, kube: Kube) -> None:
+    """Runs last in this module: the counters cover every scenario above."""
+    create_ready(operator_env, kube, "measured")
+    metrics = scrape(operator_env)
+
+    def counted(operation: str) -> float:
+        return sum(
+            value
+            for (name, labels), value in metrics.items()
+            if name == "together_operator_api_calls_total" and ("operation", operation) in labels
+        )
+
+    # Changes are rare and exact; the poller's lists may be in flight while scraping.
+    assert counted("create_endpoint") == len(
+        operator_env.simulator.calls(method="POST", path="/v1/endpoints")
+    )
+    assert counted("update_endpoint") == len(
+        operator_env.simulator.calls(method="PATCH", path="/v1/endpoints/.*")
+    )
+    assert counted("delete_endpoint") == len(
+        operator_env.simulator.calls(method="DELETE", path="/v1/endpoints/.*")
+    )
+    listed = len(operator_env.simulator.calls(method="GET", path="/v1/endpoints"))
+    assert listed - 3 <= counted("list_endpoints") <= listed
+    assert metrics[("together_operator_endpoints", (("state", "STARTED"),))] >= 1
+    ready = (
+        "together_operator_endpoint_conditions",
+        (("condition", "Ready"), ("reason", "Started"), ("status", "True")),
+    )
+    assert metrics[ready] >= 1
+    assert metrics[("together_operator_status_patches_total", ())] > 0
+    assert any(name == "together_operator_poll_duration_seconds_count" for name, _ in metrics)
+    assert operator_env.simulator.api_key not in json.dumps([list(k) for k in metrics])

@@ -71,6 +71,7 @@ class OperatorEnv:
     simulator: RunningSimulator
     operator: OperatorProcess
     health_url: str
+    metrics_url: str
 
 
 def free_port() -> int:
@@ -84,7 +85,7 @@ def free_port() -> int:
 def operator_env(
     control_plane: ControlPlane, together_crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorEnv]:
-    health_port = free_port()
+    health_port, metrics_port = free_port(), free_port()
     config = SimulatorConfig(
         accounts={"sim-key": "devuser", SECOND_KEY: "otheruser"},
         transition_seconds=0.3,
@@ -102,6 +103,8 @@ def operator_env(
             f"--namespace={WATCHED_PREFIX}*",
             "--health-host=127.0.0.1",
             f"--health-port={health_port}",
+            "--metrics-host=127.0.0.1",
+            f"--metrics-port={metrics_port}",
             "--poll-interval=1",
             "--transition-poll-interval=0.3",
             "--resync-interval=5",
@@ -110,7 +113,13 @@ def operator_env(
         log_path = tmp_path_factory.mktemp("operator") / "operator.log"
         operator = OperatorProcess(log_path, env, args)
         try:
-            yield OperatorEnv(control_plane, simulator, operator, f"http://127.0.0.1:{health_port}/healthz")
+            yield OperatorEnv(
+                control_plane,
+                simulator,
+                operator,
+                health_url=f"http://127.0.0.1:{health_port}/healthz",
+                metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            )
         finally:
             operator.stop()
 
