@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, etcd, kubectl) and helm from upstream Go modules,
-# cached outside the repo, keyed by versions, so a warm machine does not rebuild.
+# Builds the test control plane (kube-apiserver, etcd, kubectl), helm and hack/kstatus (the upstream
+# kstatus library as a CLI) from upstream Go modules, cached outside the repo, keyed by versions, so a
+# warm machine does not rebuild.
 # Prints the directory that holds the binaries.
 #
 #   hack/build-testbins.sh               build (or reuse) and print the bin dir
@@ -69,6 +70,18 @@ if [[ ! -f "$bin/.stamp" ]]; then
   (cd /tmp && GOFLAGS= GOBIN="$bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
   log "helm built in $(( $(date +%s) - start )) s"
   touch "$bin/.stamp"
+fi
+
+# kstatus has its own module and its own stamp (keyed by its sources), so changing it never rebuilds
+# the control plane, and changing the control plane's key rebuilds it only as part of a new bin dir.
+kstatus_module="$here/kstatus"
+kstatus_key=$( { go version; cat "$kstatus_module/go.mod" "$kstatus_module/go.sum" "$kstatus_module"/*.go; } | sha256sum | cut -c1-16)
+if [[ ! -f "$bin/.kstatus-$kstatus_key" ]]; then
+  start=$(date +%s)
+  (cd "$kstatus_module" && go build -trimpath -ldflags "-s -w" -o "$bin/kstatus" .)
+  rm -f "$bin"/.kstatus-*
+  touch "$bin/.kstatus-$kstatus_key"
+  log "kstatus built in $(( $(date +%s) - start )) s"
 fi
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
