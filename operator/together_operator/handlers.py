@@ -56,7 +56,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     api = _kubernetes_api()
     memo.api_client = api
     metrics = OperatorMetrics()
-    rate_limiter = RateLimiter(config.rate_limit)
+    rate_limiter = RateLimiter(config.rate_limit, max_concurrent=config.max_concurrent_calls)
     memo.clients = TogetherClients(
         config.base_url, rate_limiter, transport=lambda: metrics.transport(httpx.AsyncHTTPTransport())
     )
@@ -69,6 +69,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             base_url=config.base_url,
             resync_interval=config.resync_interval,
             retry=RetryPolicy(
+                transient_seconds=config.transient_retry_interval,
                 auth_seconds=config.stalled_retry_interval,
                 credentials_seconds=config.stalled_retry_interval,
             ),
@@ -95,16 +96,18 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def endpoint_owners(body: kopf.Body, **_: Any) -> dict[str, str]:
-    """endpoint id -> uid of every TogetherEndpoint that recorded one, across all watched namespaces."""
-    endpoint_id = (body.get("status") or {}).get("endpointId") or (body.get("spec") or {}).get("endpointId")
-    return {endpoint_id: body["metadata"]["uid"]} if endpoint_id else {}
+def endpoint_owners(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str]]:
+    """endpoint id -> (uid, namespace/name) of every TogetherEndpoint whose status recorded it: the
+    resource that created or adopted an endpoint owns it."""
+    endpoint_id = (body.get("status") or {}).get("endpointId")
+    meta = body["metadata"]
+    return {endpoint_id: (meta["uid"], f"{meta['namespace']}/{meta['name']}")} if endpoint_id else {}
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def run_endpoint(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
     # kopf passes each index as a keyword named after its function.
-    owners: kopf.Index[str, str] = kwargs["endpoint_owners"]
+    owners: kopf.Index[str, tuple[str, str]] = kwargs["endpoint_owners"]
     await memo.reconciler.run(body, stopped.wait(), owners)
 
 

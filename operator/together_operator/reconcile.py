@@ -69,6 +69,7 @@ class Reason(StrEnum):
     REMOTE_DELETED = "RemoteDeleted"
     CREATE_INCOMPLETE = "CreateIncomplete"
     CONNECTION_CONFIG_MAP_CONFLICT = "ConnectionConfigMapConflict"
+    ENDPOINT_OWNED_ELSEWHERE = "EndpointOwnedElsewhere"
     # Condition is False: nothing to report.
     NOT_CREATED = "NotCreated"
     RECONCILED = "Reconciled"
@@ -149,6 +150,8 @@ class Inputs:
     restart_requested_at: str | None = None
     # GET /hardware?model= for the spec's model; needed only before a create.
     hardware_options: Sequence[HardwareWithStatus] | None = None
+    # `namespace/name` of another TogetherEndpoint that already recorded spec.endpointId as its own.
+    endpoint_owned_by: str | None = None
     # lastSyncTime is rewritten at least this often even when nothing else changed.
     sync_heartbeat: timedelta = timedelta(minutes=10)
 
@@ -299,6 +302,16 @@ def plan(inputs: Inputs) -> Plan:
 
 
 def _plan(inputs: Inputs) -> Plan:
+    if inputs.endpoint_owned_by is not None:
+        outcome = _Outcome(
+            ready=False,
+            reason=Reason.ENDPOINT_OWNED_ELSEWHERE,
+            message=f"endpoint {inputs.spec.endpoint_id} is already managed by TogetherEndpoint "
+            f"{inputs.endpoint_owned_by}: two resources must not manage one endpoint; remove spec.endpointId "
+            "or delete the other resource",
+            stalled=True,
+        )
+        return _render(inputs, inputs.previous, outcome)
     remote = inputs.remote
     if isinstance(remote, NotCreated):
         return _plan_create(inputs)
@@ -358,17 +371,25 @@ def _plan_create(inputs: Inputs) -> Plan:
     return Plan(status=plan_.status, actions=(CreateEndpoint(request),), events=plan_.events)
 
 
-def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
-    """Find the endpoint of a create whose response was never recorded; create again only if none."""
-    spec = inputs.spec
+def interrupted_create_matches(
+    inputs: Inputs, candidates: Sequence[DedicatedEndpoint]
+) -> list[DedicatedEndpoint]:
+    """The candidates that may be the endpoint of this resource's interrupted create: same model, its
+    display name, created after the intent (give or take clock skew)."""
     requested_at = inputs.previous.create_requested_at
-    matches = [
+    return [
         c
-        for c in remote.candidates
-        if c.model == spec.model
+        for c in candidates
+        if c.model == inputs.spec.model
         and c.display_name == inputs.desired_display_name
         and (requested_at is None or c.created_at >= requested_at - CREATE_CLOCK_SKEW)
     ]
+
+
+def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
+    """Find the endpoint of a create whose response was never recorded; create again only if none."""
+    spec = inputs.spec
+    matches = interrupted_create_matches(inputs, remote.candidates)
     if len(matches) == 1:
         outcome = _Outcome(
             ready=False,
@@ -641,6 +662,15 @@ class RetryPolicy:
     transient_seconds: float = 10.0
     auth_seconds: float = 120.0
     credentials_seconds: float = 60.0
+    max_backoff_seconds: float = 300.0
+    """Cap of the per-resource exponential backoff over consecutive failed reconciles."""
+
+    def backoff(self, consecutive_failures: int, suggested: float, jitter: float) -> float:
+        """Seconds to wait after the n-th failure in a row: the error's own wait (Retry-After, or the
+        policy's interval for its kind), doubled per repeat up to the cap, times `jitter` (~0.8..1.2)
+        so that resources failing together do not retry together."""
+        grown = suggested * 2.0 ** max(0, consecutive_failures - 1)
+        return max(suggested, min(self.max_backoff_seconds, grown) * jitter)
 
 
 def plan_failure(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -110,6 +111,8 @@ class _Memory:
     full_at: datetime | None = None
     acted: bool = False
     paused: bool = False
+    failures: int = 0
+    """Reconciles in a row that failed on an API call, for exponential backoff."""
     written: TogetherEndpointStatus | None = None
     """The status last written, so a write is not repeated before the watch shows it."""
 
@@ -145,19 +148,23 @@ class Reconciler:
         self._post_event = post_event
         self._clock = clock
         self._handles: dict[str, ResourceHandle] = {}
-        self._owners: Mapping[str, Collection[str]] = {}
+        self._owners: Mapping[str, Collection[tuple[str, str]]] = {}
         self._latest: dict[str, TogetherEndpointStatus] = {}
         self._deletes_sent: set[str] = set()
 
     # --- the per-resource loop ------------------------------------------------------------------
 
     async def run(
-        self, body: Mapping[str, Any], stopped: Awaitable[object], owners: Mapping[str, Collection[str]]
+        self,
+        body: Mapping[str, Any],
+        stopped: Awaitable[object],
+        owners: Mapping[str, Collection[tuple[str, str]]],
     ) -> None:
         """Reconcile `body` (a live view kept current by kopf) until `stopped` resolves.
 
-        `owners` maps each endpoint id recorded by any TogetherEndpoint to the uids recording it (a kopf
-        index), so an interrupted create never adopts another resource's endpoint.
+        `owners` maps each endpoint id recorded in any TogetherEndpoint's status to (uid, namespace/name)
+        of the resources recording it (a kopf index): an interrupted create or a spec.endpointId never
+        takes another resource's endpoint.
         """
         self._owners = owners
         uid = body["metadata"]["uid"]
@@ -228,6 +235,7 @@ class Reconciler:
             remote=NotCreated(),
             now=self._clock(),
             restart_requested_at=annotations.get(RESTART_REQUESTED_ANNOTATION),
+            endpoint_owned_by=self._adoption_conflict(spec, previous, uid),
         )
         if annotations.get(PAUSED_ANNOTATION) == "true":
             if not memory.paused:
@@ -262,6 +270,7 @@ class Reconciler:
                 return await self._fail(body, inputs, error, memory, action=action)
         plan = await self._sync_connection(body, inputs, plan)
         await self._publish(body, plan, memory)
+        memory.failures = 0
         if plan.stalled:
             return self._settings.resync_interval
         return self._settings.transition_check if plan.in_transition else self._settings.resync_interval
@@ -297,11 +306,21 @@ class Reconciler:
         """Endpoints of the model that no other resource owns, read in full for their display names."""
         listed = await api.list_endpoints(type="dedicated", mine=True)
         unowned = [
-            item.id
-            for item in listed
-            if item.model == spec.model and not set(self._owners.get(item.id, ())) - {uid}
+            item.id for item in listed if item.model == spec.model and not self._other_owners(item.id, uid)
         ]
         return tuple([await api.get_endpoint(endpoint_id) for endpoint_id in unowned])
+
+    def _adoption_conflict(
+        self, spec: TogetherEndpointSpec, previous: TogetherEndpointStatus, uid: str
+    ) -> str | None:
+        """Who already owns the endpoint spec.endpointId names, if this resource has not adopted it yet."""
+        if spec.endpoint_id is None or previous.endpoint_id is not None:
+            return None
+        others = self._other_owners(spec.endpoint_id, uid)
+        return others[0] if others else None
+
+    def _other_owners(self, endpoint_id: str, uid: str) -> list[str]:
+        return sorted(name for owner_uid, name in self._owners.get(endpoint_id, ()) if owner_uid != uid)
 
     async def _read_endpoint(
         self, api: EndpointsAPI, key: ApiKey, endpoint_id: str, now: datetime, memory: _Memory
@@ -389,7 +408,8 @@ class Reconciler:
             _log.warning("%s: %s", _name(body), error)
         failure = reconcile.plan_failure(inputs, error, action=action, retry=self._settings.retry)
         await self._publish(body, reconcile.Plan(status=failure.status, events=failure.events), memory)
-        return failure.retry_after
+        memory.failures += 1
+        return self._settings.retry.backoff(memory.failures, failure.retry_after, random.uniform(0.8, 1.2))
 
     async def _publish(self, body: Mapping[str, Any], plan: Plan, memory: _Memory) -> None:
         await self._write_status(body, plan.status, memory)
@@ -433,13 +453,48 @@ class Reconciler:
             await self._connections.withdraw(_owner(body), status.connection_config_map)
         return outcome
 
+    async def _find_interrupted_create(
+        self,
+        api: EndpointsAPI,
+        body: Mapping[str, Any],
+        spec: TogetherEndpointSpec,
+        status: TogetherEndpointStatus,
+    ) -> str | DeleteOutcome:
+        """The endpoint a create interrupted before recording its id made, so deleting the resource does
+        not leave it running (and billed); an outcome instead when there is none or no telling which."""
+        meta = body["metadata"]
+        inputs = Inputs(
+            spec=spec,
+            generation=meta.get("generation", 1),
+            namespace=meta["namespace"],
+            name=meta["name"],
+            previous=status,
+            remote=NotCreated(),
+            now=self._clock(),
+        )
+        candidates = await self._recovery_candidates(api, spec, meta["uid"])
+        matches = reconcile.interrupted_create_matches(inputs, candidates)
+        if not matches:
+            return DeleteOutcome(done=True, message="the interrupted create made no endpoint")
+        if len(matches) > 1:
+            ids = ", ".join(sorted(m.id for m in matches))
+            return DeleteOutcome(
+                done=False,
+                message=f"several endpoints may be this resource's interrupted create ({ids}): delete the "
+                "right one with the together CLI, or set deletionPolicy: Orphan",
+                retry_after=self._settings.retry.auth_seconds,
+            )
+        return matches[0].id
+
     async def _delete_endpoint(
         self, body: Mapping[str, Any], spec: TogetherEndpointSpec, status: TogetherEndpointStatus
     ) -> DeleteOutcome:
         meta = body["metadata"]
         uid = meta["uid"]
-        endpoint_id = status.endpoint_id or spec.endpoint_id
-        if endpoint_id is None:
+        # Only an endpoint this resource recorded (or the one its interrupted create made) is deleted:
+        # a spec.endpointId that was never adopted may belong to another resource.
+        endpoint_id = status.endpoint_id
+        if endpoint_id is None and status.create_requested_at is None:
             return DeleteOutcome(done=True, message="no remote endpoint was created")
         if (
             spec.deletion_policy == DeletionPolicy.ORPHAN
@@ -450,12 +505,17 @@ class Reconciler:
         if isinstance(key, CredentialsMissing):
             return DeleteOutcome(
                 done=False,
-                message=f"cannot delete endpoint {endpoint_id}: {key.message}; "
+                message=f"cannot delete endpoint {endpoint_id or '(interrupted create)'}: {key.message}; "
                 "or set deletionPolicy: Orphan to leave it running",
                 retry_after=self._settings.retry.credentials_seconds,
             )
         api = self._clients.for_key(key)
         try:
+            if endpoint_id is None:
+                found = await self._find_interrupted_create(api, body, spec, status)
+                if isinstance(found, DeleteOutcome):
+                    return found
+                endpoint_id = found
             await api.get_endpoint(endpoint_id)
             if uid not in self._deletes_sent:
                 await api.delete_endpoint(endpoint_id)

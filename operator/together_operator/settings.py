@@ -21,6 +21,8 @@ class OperatorConfig:
     stalled_retry_interval: float
     """Seconds before a resource stalled on credentials (missing Secret, 401/403) tries again."""
     rate_limit: float
+    max_concurrent_calls: int
+    transient_retry_interval: float
     """Together calls per second, process-wide (0: unlimited)."""
     health_host: str
     health_port: int
@@ -83,6 +85,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "(env TOGETHER_OPERATOR_RATE_LIMIT; default 10)",
     )
     parser.add_argument(
+        "--max-concurrent-calls",
+        type=int,
+        default=int(_env("TOGETHER_OPERATOR_MAX_CONCURRENT_CALLS", "16")),
+        help="Together API calls in flight at once, process-wide; 0: no cap "
+        "(env TOGETHER_OPERATOR_MAX_CONCURRENT_CALLS; default 16)",
+    )
+    parser.add_argument(
+        "--transient-retry-interval",
+        type=float,
+        default=float(_env("TOGETHER_OPERATOR_TRANSIENT_RETRY_INTERVAL", "10")),
+        help="first wait after a 5xx, timeout or 429 without Retry-After; doubles per repeat up to 300 s "
+        "(env TOGETHER_OPERATOR_TRANSIENT_RETRY_INTERVAL; default 10)",
+    )
+    parser.add_argument(
         "--health-host",
         default=_env("TOGETHER_OPERATOR_HEALTH_HOST", "0.0.0.0"),
         help="address of the /healthz endpoint (env TOGETHER_OPERATOR_HEALTH_HOST; default 0.0.0.0)",
@@ -129,6 +145,8 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         resync_interval=args.resync_interval,
         stalled_retry_interval=args.stalled_retry_interval,
         rate_limit=args.rate_limit,
+        max_concurrent_calls=args.max_concurrent_calls,
+        transient_retry_interval=args.transient_retry_interval,
         health_host=args.health_host,
         health_port=args.health_port,
         metrics_host=args.metrics_host,

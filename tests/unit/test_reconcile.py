@@ -1869,3 +1869,31 @@ def test_a_prompt_cache_setting_is_ignored_with_one_warning_per_generation(promp
     assert [e.reason for e in warnings] == ["PromptCacheIgnored"]
     assert "promptCache" in warnings[0].message
     assert all(e.reason != "PromptCacheIgnored" for e in again.events)
+
+
+@pytest.mark.parametrize(
+    ("failures", "suggested", "jitter", "expected"),
+    [
+        pytest.param(1, 10.0, 1.0, 10.0, id="first-failure-waits-what-the-error-says"),
+        pytest.param(3, 10.0, 1.0, 40.0, id="doubles-per-repeat"),
+        pytest.param(12, 10.0, 1.0, 300.0, id="capped"),
+        pytest.param(3, 10.0, 1.2, 48.0, id="jittered"),
+        pytest.param(1, 10.0, 0.8, 10.0, id="never-sooner-than-retry-after"),
+    ],
+)
+def test_consecutive_failures_back_off_exponentially_with_jitter(
+    failures: int, suggested: float, jitter: float, expected: float
+) -> None:
+    assert RetryPolicy().backoff(failures, suggested, jitter) == pytest.approx(expected)
+
+
+def test_an_endpoint_id_another_resource_owns_is_refused() -> None:
+    refused = plan(
+        dataclasses.replace(
+            inputs(endpoint_id="endpoint-taken", remote=NotCreated()), endpoint_owned_by="team-b/bot"
+        )
+    )
+
+    assert refused.actions == ()
+    assert verdict(refused)["Stalled"] == ("True", "EndpointOwnedElsewhere")
+    assert "team-b/bot" in condition(refused, "Stalled").message

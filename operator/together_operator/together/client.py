@@ -278,9 +278,9 @@ class TogetherClient(EndpointsAPI):
         self, method: str, path: str, *, params: dict[str, str] | None, json: dict[str, Any] | None
     ) -> httpx.Response:
         """One HTTP exchange; any outcome but a 2xx response becomes a `TogetherError`."""
-        await self._rate_limiter.acquire()
         try:
-            response = await self._http.request(method, path, params=params, json=json)
+            async with self._rate_limiter.slot():
+                response = await self._http.request(method, path, params=params, json=json)
         except httpx.TimeoutException as exc:
             raise TransientError(
                 f"{type(exc).__name__}: no response within {self._timeout:g}s", method=method, path=path

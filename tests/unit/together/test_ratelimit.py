@@ -38,3 +38,27 @@ async def test_zero_means_unlimited() -> None:
         await limiter.acquire()
 
     assert time.sleeps == []
+
+
+async def test_calls_in_flight_are_capped() -> None:
+    limiter = RateLimiter(calls_per_second=0, max_concurrent=2)
+    in_flight = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def call() -> None:
+        nonlocal in_flight, peak
+        async with limiter.slot():
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await release.wait()
+            in_flight -= 1
+
+    calls = [asyncio.create_task(call()) for _ in range(5)]
+    for _ in range(10):  # let every task run as far as it can
+        await asyncio.sleep(0)
+    assert in_flight == 2
+    release.set()
+    await asyncio.gather(*calls)
+
+    assert peak == 2
