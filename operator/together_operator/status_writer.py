@@ -17,8 +17,6 @@ _FOREIGN_KEYS = frozenset({"kopf"})
 class StatusWriter:
     def __init__(self, custom_api: CustomObjectsApi) -> None:
         self._custom_api = custom_api
-        self.writes = 0
-        """Status patches sent since start (the benchmark counts them)."""
 
     @staticmethod
     def parse(raw: Mapping[str, Any] | None) -> TogetherEndpointStatus:
@@ -55,7 +53,6 @@ class StatusWriter:
             name,
             body,
         )
-        self.writes += 1
         return True
 
 
