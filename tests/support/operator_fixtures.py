@@ -109,6 +109,7 @@ def operator_env(
             "--transition-poll-interval=0.3",
             "--resync-interval=5",
             "--stalled-retry-interval=2",
+            "--transient-retry-interval=1",
         ]
         log_path = tmp_path_factory.mktemp("operator") / "operator.log"
         operator = OperatorProcess(log_path, env, args)
