@@ -1,0 +1,111 @@
+"""Helpers for the chart, manifest and GitOps tests: helm, kubectl kustomize, kstatus and the Argo CD
+health check, each run the way users and their tools run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import lupa.lua51  # type: ignore[import-untyped]  # no type information published
+import yaml
+
+from tests.support.controlplane import REPO_ROOT, expected_k8s_version
+
+CHART = REPO_ROOT / "charts" / "together-operator"
+CRD_FILE = REPO_ROOT / "crds" / "togetherendpoints.together.ai.yaml"
+DEPLOY = REPO_ROOT / "deploy"
+HEALTH_LUA = DEPLOY / "gitops" / "argocd" / "health.lua"
+# Our helm is built from its Go module without the release ldflags, so it would assume Kubernetes 1.20
+# for `helm template`; name the version the tests run against instead.
+KUBE_VERSION = expected_k8s_version()
+
+
+class Tools:
+    """The binaries hack/build-testbins.sh builds, run as subprocesses."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+
+    def run(
+        self, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bin_dir / tool), *args]
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def helm_template(
+        self,
+        values: Mapping[str, Any] | None = None,
+        *,
+        release: str = "together-operator",
+        namespace: str = "together-operator",
+        include_crds: bool = False,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        args = ["template", release, str(CHART), "-n", namespace, f"--kube-version={KUBE_VERSION}"]
+        if include_crds:
+            args.append("--include-crds")
+        return self.run("helm", *args, "-f", "-", input=json.dumps(values or {}), check=check)
+
+    def render(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """`helm template` with these values, as a list of objects."""
+        return documents(self.helm_template(values, **kwargs).stdout)
+
+    def kustomize(self, path: Path = DEPLOY) -> list[dict[str, Any]]:
+        return documents(self.run("kubectl", "kustomize", str(path)).stdout)
+
+    def kstatus(self, objects: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+        """kstatus' verdict per object: [{"kind", "namespace", "name", "status", "message"}]."""
+        stream = "\n---\n".join(json.dumps(o) for o in objects)
+        out = self.run("kstatus", input=stream).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+
+def documents(stream: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(stream) if d]
+
+
+def by_kind(objects: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = by_kind(objects, kind)
+    return found
+
+
+def rules_by_scope(objects: Iterable[dict[str, Any]]) -> dict[str, set[tuple[str, str, str]]]:
+    """(apiGroup, resource, verb) granted, keyed by "cluster" (ClusterRoles) or a Role's namespace."""
+    granted: dict[str, set[tuple[str, str, str]]] = {}
+    for obj in objects:
+        if obj["kind"] not in ("ClusterRole", "Role"):
+            continue
+        scope = "cluster" if obj["kind"] == "ClusterRole" else obj["metadata"]["namespace"]
+        for rule in obj.get("rules", []):
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        granted.setdefault(scope, set()).add((group, resource, verb))
+    return granted
+
+
+def argocd_health(obj: Mapping[str, Any], script: str | None = None) -> dict[str, str]:
+    """Run the Argo CD health check on an object in Lua 5.1 (Argo CD's gopher-lua speaks 5.1), with
+    the object as the global `obj`, as Argo CD does; returns {"status", "message"}."""
+    lua = lupa.lua51.LuaRuntime()
+    lua.globals().obj = _to_lua(lua, obj)
+    result = lua.execute(script if script is not None else HEALTH_LUA.read_text())
+    return {key: str(value) for key, value in dict(result).items()}
+
+
+def _to_lua(lua: Any, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return lua.table_from({k: _to_lua(lua, v) for k, v in value.items()})
+    if isinstance(value, list):
+        return lua.table_from([_to_lua(lua, v) for v in value])
+    return value
