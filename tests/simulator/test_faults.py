@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -164,3 +166,19 @@ def test_invalid_rules_are_rejected(simulator: RunningSimulator) -> None:
     bad_regex = httpx.put(f"{simulator.admin_url}/faults", json=[{"fault": "latency", "path": "("}])
 
     assert (response.status_code, bad_regex.status_code) == (400, 400)
+
+
+def test_a_create_held_by_latency_still_happens_when_the_client_gives_up(
+    simulator: RunningSimulator, api: httpx.Client
+) -> None:
+    simulator.set_faults([{"fault": "latency", "method": "POST", "seconds": 1.0, "times": 1}])
+
+    with pytest.raises(httpx.ReadTimeout):
+        api.post("/endpoints", json=create_body(), timeout=0.2)
+    deadline = time.monotonic() + 10
+    while not simulator.endpoints() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    # The request had arrived whole: as on a real server, the caller hanging up does not cancel it.
+    assert len(simulator.endpoints()) == 1
+    assert [call.status for call in simulator.calls(method="POST")] == [200]

@@ -123,6 +123,10 @@ class Simulator:
         delay = self._faults.latency(method, path)
         if delay:
             applied.append("latency")
+            # The body has arrived before the server dawdles: a client that gives up (or dies) while
+            # its call is held does not undo it, as with a real server. aiohttp keeps the body read.
+            if request.can_read_body:
+                await request.read()
             await asyncio.sleep(delay)
         interruption = self._faults.take(method, path, "rate_limit", "server_error", "drop_connection")
         if interruption is not None:
