@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.tooling import DEPLOY, HEALTH_LUA, REPO_ROOT, Tools, argocd_health, documents
+from tests.chart.tooling import DEPLOY, HEALTH_LUA, Tools, argocd_health, documents
+from tests.support.controlplane import REPO_ROOT
 
 RECORDED = Path(__file__).parent / "data" / "togetherendpoints"
 GITOPS = DEPLOY / "gitops"
@@ -31,7 +32,8 @@ def recorded(name: str) -> dict[str, Any]:
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     (found,) = [c for c in obj["status"]["conditions"] if c["type"] == kind]
-    return found
+    result: dict[str, Any] = found
+    return result
 
 
 @pytest.mark.parametrize(

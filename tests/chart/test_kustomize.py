@@ -17,7 +17,7 @@ pytestmark = pytest.mark.controlplane
 
 
 def _without_labels(pod_template: dict[str, Any]) -> dict[str, Any]:
-    template = json.loads(json.dumps(pod_template))
+    template: dict[str, Any] = json.loads(json.dumps(pod_template))
     template["metadata"] = {}
     for container in template["spec"]["containers"]:
         container.pop("image")
