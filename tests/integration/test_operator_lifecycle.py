@@ -11,7 +11,9 @@ import json
 import urllib.request
 from typing import Any
 
+import openai
 import pytest
+import together
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.operator_fixtures import (
@@ -303,6 +305,20 @@ def test_a_connection_config_map_publishes_how_to_call_the_endpoint(
         obj["metadata"]["uid"],
     )
     assert operator_env.simulator.api_key not in json.dumps(config_map)
+
+    # An application with only the ConfigMap and its own key calls the endpoint, with both SDKs.
+    env = config_map["data"]
+    key = operator_env.simulator.api_key
+    by_together = together.Together(base_url=env["TOGETHER_BASE_URL"], api_key=key).chat.completions.create(
+        model=env["TOGETHER_MODEL"], messages=[{"role": "user", "content": "ping"}]
+    )
+    by_openai = openai.OpenAI(base_url=env["TOGETHER_BASE_URL"], api_key=key).chat.completions.create(
+        model=env["TOGETHER_MODEL"], messages=[{"role": "user", "content": "ping"}]
+    )
+    together_message = by_together.choices[0].message
+    assert together_message is not None
+    assert together_message.content == by_openai.choices[0].message.content
+    assert "ping" in (by_openai.choices[0].message.content or "")
 
     kube.kubectl("delete", TEP, "published")
 

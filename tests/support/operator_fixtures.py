@@ -27,8 +27,8 @@ from tests.support.controlplane import ControlPlane
 from together_operator.simulator import RunningSimulator, SimulatorConfig, run_simulator_in_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The operator under test watches only these namespaces, so resources other tests leave behind
-# (admission tests, samples) never reach it.
+# Each test operator watches only namespaces of its own prefix, so resources that other tests and
+# modules leave behind (a bare API server deletes nothing) never reach it.
 WATCHED_PREFIX = "op-"
 SECOND_KEY = "sim-key-second-account"
 
@@ -72,6 +72,8 @@ class OperatorEnv:
     operator: OperatorProcess
     health_url: str
     metrics_url: str
+    namespace_prefix: str
+    """Namespaces named with this prefix are the ones this operator watches."""
 
 
 def free_port() -> int:
@@ -86,6 +88,7 @@ def operator_env(
     control_plane: ControlPlane, together_crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorEnv]:
     health_port, metrics_port = free_port(), free_port()
+    prefix = f"{WATCHED_PREFIX}{secrets.token_hex(2)}-"
     config = SimulatorConfig(
         accounts={"sim-key": "devuser", SECOND_KEY: "otheruser"},
         transition_seconds=0.3,
@@ -100,7 +103,7 @@ def operator_env(
             "TOGETHER_API_KEY": simulator.api_key,
         }
         args = [
-            f"--namespace={WATCHED_PREFIX}*",
+            f"--namespace={prefix}*",
             "--health-host=127.0.0.1",
             f"--health-port={health_port}",
             "--metrics-host=127.0.0.1",
@@ -120,6 +123,7 @@ def operator_env(
                 operator,
                 health_url=f"http://127.0.0.1:{health_port}/healthz",
                 metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+                namespace_prefix=prefix,
             )
         finally:
             operator.stop()
@@ -203,9 +207,9 @@ def has_condition(
 
 
 @pytest.fixture
-def kube(control_plane: ControlPlane) -> Kube:
-    """kubectl bound to a fresh namespace that the test operator watches (and no other test uses)."""
-    namespace = f"{WATCHED_PREFIX}{secrets.token_hex(4)}"
+def kube(control_plane: ControlPlane, operator_env: OperatorEnv) -> Kube:
+    """kubectl bound to a fresh namespace that this module's operator watches (and nothing else does)."""
+    namespace = f"{operator_env.namespace_prefix}{secrets.token_hex(4)}"
     control_plane.kubectl("create", "namespace", namespace)
     return Kube(control_plane, namespace)
 
