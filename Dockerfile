@@ -23,9 +23,10 @@ RUN /opt/together-operator/bin/pip install --no-cache-dir --disable-pip-version-
     && /opt/together-operator/bin/together-operator --help >/dev/null
 
 FROM ${BASE_IMAGE}
+# For the OCI labels: --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) --build-arg SOURCE=<repo URL>
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-ARG SOURCE=https://github.com/together-operator/together-operator
+ARG SOURCE=""
 LABEL org.opencontainers.image.title="together-operator" \
       org.opencontainers.image.description="Kubernetes operator for Together AI dedicated inference endpoints" \
       org.opencontainers.image.version="${VERSION}" \

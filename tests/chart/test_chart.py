@@ -17,7 +17,19 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.tooling import CHART, CRD_FILE, Tools, by_kind, documents, one, rules_by_scope
+from tests.chart.tooling import (
+    CHART,
+    CRD_FILE,
+    Tools,
+    apply_server_side,
+    assert_restricted_pod_security_admits,
+    by_kind,
+    container,
+    documents,
+    env_of,
+    one,
+    rules_by_scope,
+)
 from tests.support.controlplane import ControlPlane
 
 pytestmark = pytest.mark.controlplane
@@ -88,16 +100,6 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "bring-your-own-serviceaccount": {"serviceAccount": {"create": False, "name": "ops-sa"}},
     "no-rbac": {"rbac": {"create": False}},
 }
-
-
-def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    (found,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
-    result: dict[str, Any] = found
-    return result
-
-
-def env_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objects)["env"]}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -321,28 +323,6 @@ def _fresh_namespace(cp: ControlPlane, prefix: str, **labels: str) -> str:
     if labels:
         cp.kubectl("label", "namespace", name, *(f"{k}={v}" for k, v in labels.items()))
     return name
-
-
-def apply_server_side(cp: ControlPlane, manifests: str, *, dry_run: bool) -> str:
-    """`kubectl apply --server-side`; returns stderr (warnings), failing on any error."""
-    args = ["apply", "--server-side", "--field-manager=chart-tests", "--force-conflicts", "-f", "-"]
-    if dry_run:
-        args.append("--dry-run=server")
-    return cp.kubectl(*args, input=manifests).stderr
-
-
-def assert_restricted_pod_security_admits(cp: ControlPlane, deployment: dict[str, Any]) -> None:
-    """The Deployment's pod, created (dry run) in its namespace labelled `enforce: restricted`: the
-    PodSecurity admission plugin rejects any pod that breaks the restricted standard."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "pod-security-probe", "namespace": deployment["metadata"]["namespace"]},
-        "spec": deployment["spec"]["template"]["spec"],
-    }
-    proc = cp.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
-    assert "pod/pod-security-probe created (server dry run)" in proc.stdout
-    assert "PodSecurity" not in proc.stderr
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)

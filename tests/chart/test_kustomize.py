@@ -9,8 +9,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.test_chart import apply_server_side, assert_restricted_pod_security_admits, env_of
-from tests.chart.tooling import CRD_FILE, DEPLOY, Tools, documents, one, rules_by_scope
+from tests.chart.tooling import (
+    CRD_FILE,
+    DEPLOY,
+    Tools,
+    apply_server_side,
+    assert_restricted_pod_security_admits,
+    documents,
+    env_of,
+    one,
+    rules_by_scope,
+)
 from tests.support.controlplane import ControlPlane
 
 pytestmark = pytest.mark.controlplane

@@ -21,7 +21,6 @@ import base64
 import json
 import os
 import secrets
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.tooling import Tools, argocd_health, one, rules_by_scope
+from tests.chart.tooling import Tools, argocd_health, free_port, one, rules_by_scope
 from tests.support.controlplane import ControlPlane
 from tests.support.operator_fixtures import REPO_ROOT, OperatorProcess, has_condition
 from tests.support.simulator_fixtures import SimulatorFactory
@@ -71,13 +70,6 @@ def audited(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     args = [f"--audit-policy-file={folder / 'policy.yaml'}", f"--audit-log-path={audit_log}"]
     with ControlPlane(bin_dir=tools.bin_dir, apiserver_args=args) as cp:
         yield AuditedControlPlane(cp, audit_log)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Namespaced:
@@ -189,7 +181,7 @@ def test_the_operator_runs_a_full_lifecycle_with_exactly_the_charts_permissions(
     simulator: RunningSimulator = simulator_factory(
         accounts={"sim-key": "devuser", TEAM_KEY: "team"}, transition_seconds=1.0
     )
-    health_port = _free_port()
+    health_port = free_port()
     values = {
         "watchNamespaces": [team] if watch == "one-namespace" else [],
         "together": {"baseUrl": simulator.base_url, "apiKey": {"value": simulator.api_key}},

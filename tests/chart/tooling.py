@@ -4,6 +4,7 @@ health check, each run the way users and their tools run them."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import lupa.lua51  # type: ignore[import-untyped]  # no type information published
 import yaml
 
-from tests.support.controlplane import REPO_ROOT, expected_k8s_version
+from tests.support.controlplane import REPO_ROOT, ControlPlane, expected_k8s_version
 
 CHART = REPO_ROOT / "charts" / "together-operator"
 CRD_FILE = REPO_ROOT / "crds" / "togetherendpoints.together.ai.yaml"
@@ -109,3 +110,42 @@ def _to_lua(lua: Any, value: Any) -> Any:
     if isinstance(value, list):
         return lua.table_from([_to_lua(lua, v) for v in value])
     return value
+
+
+def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (found,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    result: dict[str, Any] = found
+    return result
+
+
+def env_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objects)["env"]}
+
+
+def apply_server_side(cp: ControlPlane, manifests: str, *, dry_run: bool) -> str:
+    """`kubectl apply --server-side`; returns stderr (warnings), failing on any error."""
+    args = ["apply", "--server-side", "--field-manager=chart-tests", "--force-conflicts", "-f", "-"]
+    if dry_run:
+        args.append("--dry-run=server")
+    return cp.kubectl(*args, input=manifests).stderr
+
+
+def assert_restricted_pod_security_admits(cp: ControlPlane, deployment: dict[str, Any]) -> None:
+    """The Deployment's pod, created (dry run) in its namespace labelled `enforce: restricted`: the
+    PodSecurity admission plugin rejects any pod that breaks the restricted standard."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pod-security-probe", "namespace": deployment["metadata"]["namespace"]},
+        "spec": deployment["spec"]["template"]["spec"],
+    }
+    proc = cp.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
+    assert "pod/pod-security-probe created (server dry run)" in proc.stdout
+    assert "PodSecurity" not in proc.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
