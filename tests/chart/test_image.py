@@ -137,9 +137,9 @@ def _local_base() -> str:
 def image() -> str:
     if shutil.which("podman") is None or shutil.which("debootstrap") is None:
         if os.environ.get("CI"):
-            pytest.fail(".ci/run installs podman, buildah, runc and debootstrap; they are missing")
+            pytest.fail(".ci/run installs podman, runc and debootstrap; they are missing")
         pytest.skip(
-            "podman and debootstrap are not installed (apt-get install podman buildah runc debootstrap)"
+            "podman and debootstrap are not installed (apt-get install podman runc debootstrap)"
         )
     base = _local_base()
     _podman(
