@@ -1,0 +1,109 @@
+"""The Markdown table of a benchmark result, ours next to the baseline with their ratio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+Run = Mapping[str, Any]
+
+# (label, how to read the figure from a run, format, is a ratio baseline / ours meaningful)
+_ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
+    (
+        "Together calls per poll interval (steady)",
+        lambda r: r["steady"]["calls_per_interval_per_credential"],
+        "{:.1f}",
+        True,
+    ),
+    (
+        "  of which list / single GET",
+        lambda r: (r["steady"]["together_calls"].get("list", 0), r["steady"]["together_calls"].get("get", 0)),
+        "{} / {}",
+        False,
+    ),
+    (
+        "status PATCHes in the steady window",
+        lambda r: r["steady"]["kubernetes_writes"]["status_patches"],
+        "{}",
+        False,
+    ),
+    ("remote change -> status p50 (s)", lambda r: r["latency"]["p50_seconds"], "{:.1f}", True),
+    ("remote change -> status p99 (s)", lambda r: r["latency"]["p99_seconds"], "{:.1f}", True),
+    ("changes not shown in time", lambda r: r["latency"]["missed"], "{}", False),
+    ("create: all Ready (s)", lambda r: r["create"]["all_ready_seconds"], "{:.0f}", True),
+    ("create: remote creates per s", lambda r: r["create"]["create_rate_per_second"], "{:.1f}", False),
+    ("create: Together calls per s", lambda r: r["create"]["together_calls_per_second"], "{:.1f}", False),
+    (
+        "create: Together calls per resource",
+        lambda r: r["create"]["together_calls_per_resource"],
+        "{:.1f}",
+        True,
+    ),
+    (
+        "create: status PATCHes per resource",
+        lambda r: r["create"]["kubernetes_writes"]["status_patches"] / r["n"],
+        "{:.1f}",
+        True,
+    ),
+    ("operator RSS, steady (MiB)", lambda r: r["steady"]["rss_mb"], "{:.0f}", True),
+    ("operator peak RSS (MiB)", lambda r: r["steady"]["peak_rss_mb"], "{:.0f}", True),
+    ("operator CPU, steady (% of a core)", lambda r: r["steady"]["operator_cpu_percent"], "{:.1f}", True),
+    ("operator CPU during create (s)", lambda r: r["create"]["operator_cpu_seconds"], "{:.0f}", True),
+]
+
+
+def _format(fmt: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        return fmt.format(*value)
+    return fmt.format(value)
+
+
+def _ratio(ours: Any, baseline: Any) -> str:
+    if not isinstance(ours, int | float) or not isinstance(baseline, int | float):
+        return ""
+    if ours == 0:
+        return "" if baseline == 0 else "inf"
+    return f"{baseline / ours:.1f}x"
+
+
+def markdown(runs: Sequence[Run]) -> str:
+    """One table per N: a row per figure, columns ours, baseline and baseline / ours."""
+    by_n: dict[int, dict[str, Run]] = {}
+    for run in runs:
+        by_n.setdefault(run["n"], {})[run["mode"]] = run
+    parts: list[str] = []
+    for n in sorted(by_n):
+        modes = by_n[n]
+        ours, baseline = modes.get("ours"), modes.get("baseline")
+        parts.append(f"### N = {n}\n")
+        parts.append("| figure | ours | per-object baseline | baseline / ours |")
+        parts.append("|---|---:|---:|---:|")
+        for label, read, fmt, with_ratio in _ROWS:
+            a = read(ours) if ours else None
+            b = read(baseline) if baseline else None
+            ratio = _ratio(a, b) if with_ratio else ""
+            parts.append(f"| {label} | {_format(fmt, a)} | {_format(fmt, b)} | {ratio} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def summary(runs: Sequence[Run]) -> str:
+    """One row per run: the goal figures at a glance."""
+    lines = [
+        "| N | mode | calls / interval | status PATCHes (steady) | latency p50 / p99 (s) | all Ready (s) "
+        "| creates / s | RSS (MiB) | CPU steady (%) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(runs, key=lambda r: (r["n"], r["mode"] != "ours")):
+        latency = r["latency"]
+        lines.append(
+            f"| {r['n']} | {r['mode']} | {r['steady']['calls_per_interval_per_credential']:.1f} "
+            f"| {r['steady']['kubernetes_writes']['status_patches']} "
+            f"| {_format('{:.1f}', latency['p50_seconds'])} / {_format('{:.1f}', latency['p99_seconds'])} "
+            f"| {r['create']['all_ready_seconds']:.0f} "
+            f"| {_format('{:.1f}', r['create']['create_rate_per_second'])} "
+            f"| {r['steady']['rss_mb']:.0f} | {r['steady']['operator_cpu_percent']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,140 @@
+"""`python -m bench`: measure the operator and the per-object baseline at several N; write JSON and Markdown.
+
+    python -m bench --n 100 500 1000 2000          # the full benchmark (docs/performance.md)
+    python -m bench --n 50 --modes ours --window-intervals 3
+
+Each (N, mode) gets a fresh control plane, simulator and operator, run one after the other. Results go to
+bench/results/<timestamp>.json and .md (and a .png with matplotlib installed: the `bench` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.harness import MODES, REPO_ROOT, BenchConfig, run_one, say
+from bench.report import markdown, summary
+
+RESULTS = REPO_ROOT / "bench" / "results"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = BenchConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, nargs="+", default=[100, 500, 1000, 2000], help="resource counts")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval)
+    parser.add_argument("--transition-poll-interval", type=float, default=defaults.transition_poll_interval)
+    parser.add_argument("--resync-interval", type=float, default=defaults.resync_interval)
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=defaults.rate_limit,
+        help="Together calls/s for the operator (the product default is 10; 0: unlimited)",
+    )
+    parser.add_argument(
+        "--transition-seconds",
+        type=float,
+        default=defaults.transition_seconds,
+        help="the simulator's duration of each lifecycle step",
+    )
+    parser.add_argument("--namespaces", type=int, default=defaults.namespaces)
+    parser.add_argument(
+        "--window-intervals",
+        type=int,
+        default=defaults.window_intervals,
+        help="length of the steady window in poll intervals",
+    )
+    parser.add_argument("--latency-samples", type=int, default=defaults.latency_samples)
+    parser.add_argument("--ready-timeout", type=float, default=defaults.ready_timeout)
+    parser.add_argument("--profile", action="store_true", help="record the operator with py-spy")
+    parser.add_argument(
+        "--memprobe",
+        action="store_true",
+        help="diagnostics: run ours under tracemalloc and dump allocation sites",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="directory for results")
+    return parser
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(_git("status", "--porcelain", "--", "operator")),
+    }
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().strip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = BenchConfig(
+        poll_interval=args.poll_interval,
+        transition_poll_interval=args.transition_poll_interval,
+        resync_interval=args.resync_interval,
+        rate_limit=args.rate_limit,
+        transition_seconds=args.transition_seconds,
+        namespaces=args.namespaces,
+        window_intervals=args.window_intervals,
+        latency_samples=args.latency_samples,
+        ready_timeout=args.ready_timeout,
+        profile=args.profile,
+        memprobe=args.memprobe,
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out_dir: Path = args.output
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"started": stamp, "machine": machine(), "load_before": load(), "runs": []}
+    json_path = out_dir / f"{stamp}.json"
+    for n in args.n:
+        for mode in args.modes:
+            run = run_one(n, mode, cfg, out_dir / stamp / f"{mode}-{n}")
+            run["load_after"] = load()
+            result["runs"].append(run)
+            json_path.write_text(json.dumps(result, indent=1))  # keep what is done if a later run fails
+            say(f"{mode} N={n}: {json.dumps(run['steady'])} latency {json.dumps(run['latency'])}")
+    result["load_after"] = load()
+    json_path.write_text(json.dumps(result, indent=1))
+    table = summary(result["runs"]) + "\n" + markdown(result["runs"])
+    (out_dir / f"{stamp}.md").write_text(table)
+    print(table)
+    try:
+        from bench.plot import plot
+    except ImportError:  # matplotlib is in the bench extra only
+        say("no matplotlib: skipping the plot")
+    else:
+        plot(result, out_dir / f"{stamp}.png")
+    say(f"wrote {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

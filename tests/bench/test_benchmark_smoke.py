@@ -1,0 +1,82 @@
+"""The scale benchmark (bench/, docs/performance.md) still works: a quick run at N = 50.
+
+Runs the harness against the session's control plane with short intervals, once with our operator
+and once with the per-object baseline, and checks what it counted: one remote create per resource,
+at most two Together calls per poll interval for our operator in a quiet window (the baseline needs
+about one per resource), and no status PATCH while nothing changes. No wall-clock thresholds: timing
+goals are measured by the full benchmark, not asserted here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.harness import BenchConfig, run_one
+from bench.report import markdown, summary
+from tests.support.controlplane import ControlPlane
+
+pytestmark = pytest.mark.controlplane
+
+N = 50
+CONFIG = BenchConfig(
+    poll_interval=1.0,
+    transition_poll_interval=0.3,
+    resync_interval=600.0,
+    rate_limit=0.0,
+    transition_seconds=0.3,
+    namespaces=3,
+    window_intervals=5,
+    settle_seconds=3.0,
+    latency_samples=5,
+    ready_timeout=120.0,
+)
+
+
+@pytest.fixture(scope="module")
+def runs(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for mode in ("ours", "baseline"):
+        workdir: Path = tmp_path_factory.mktemp(f"bench-{mode}")
+        prefix = f"bench-{secrets.token_hex(3)}"
+        results[mode] = run_one(
+            N, mode, CONFIG, workdir, control_plane=control_plane, namespace_prefix=prefix
+        )
+    return results
+
+
+@pytest.mark.timeout(280)
+def test_each_resource_is_created_remotely_once(runs: dict[str, dict[str, Any]]) -> None:
+    for mode, run in runs.items():
+        assert run["create"]["remote_creates"] == N, mode
+
+
+@pytest.mark.timeout(280)
+def test_steady_state_needs_at_most_two_together_calls_per_poll_interval(
+    runs: dict[str, dict[str, Any]],
+) -> None:
+    steady = runs["ours"]["steady"]
+    assert steady["together_calls"].get("list", 0) >= 1, steady
+    assert steady["calls_per_interval_per_credential"] <= 2, steady
+    # The comparison is meaningful: the per-object baseline pays for every resource.
+    assert runs["baseline"]["steady"]["calls_per_interval_per_credential"] > 10, runs["baseline"]["steady"]
+
+
+@pytest.mark.timeout(280)
+def test_no_status_patch_while_nothing_changes(runs: dict[str, dict[str, Any]]) -> None:
+    for mode, run in runs.items():
+        assert run["steady"]["kubernetes_writes"]["status_patches"] == 0, (mode, run["steady"])
+
+
+@pytest.mark.timeout(280)
+def test_remote_changes_reach_the_status_and_the_report_renders(runs: dict[str, dict[str, Any]]) -> None:
+    latency = runs["ours"]["latency"]
+    assert latency["samples"] == CONFIG.latency_samples
+    assert latency["missed"] == 0, latency
+    table = summary(list(runs.values())) + markdown(list(runs.values()))
+    assert f"### N = {N}" in table
+    assert "| 50 | ours |" in table
+    assert "| 50 | baseline |" in table
