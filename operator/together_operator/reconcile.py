@@ -91,6 +91,11 @@ SPEC_BOUND_STALLS = frozenset(
 
 # How far Together's clock may be behind ours when matching an endpoint to a create we started.
 CREATE_CLOCK_SKEW = timedelta(minutes=2)
+# A create whose outcome is unknown (the operator died, the call timed out, the response was lost) may
+# still land after the next look finds nothing: the client gives up on a call after 30 s, and the
+# server may take as long again to finish what it received. Until this long after the intent, finding
+# nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
+CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
 
 TRANSITIONAL_STATES = frozenset({EndpointState.PENDING, EndpointState.STARTING, EndpointState.STOPPING})
 RUNNING_STATES = frozenset({EndpointState.STARTED, EndpointState.STOPPING})
@@ -386,6 +391,12 @@ def interrupted_create_matches(
     ]
 
 
+def create_may_still_land(inputs: Inputs) -> bool:
+    """Whether an interrupted create (intent recorded, no endpoint id) may yet make its endpoint."""
+    requested_at = inputs.previous.create_requested_at
+    return requested_at is not None and inputs.now - requested_at < CREATE_OUTCOME_WINDOW
+
+
 def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
     """Find the endpoint of a create whose response was never recorded; create again only if none."""
     spec = inputs.spec
@@ -400,7 +411,20 @@ def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
         plan_ = _render(inputs, inputs.previous, outcome)
         return Plan(status=plan_.status, actions=(AdoptEndpoint(matches[0].id),), events=plan_.events)
     if not matches:
-        return _plan_create(inputs)
+        created = _plan_create(inputs)
+        if created.actions and create_may_still_land(inputs):
+            requested_at = inputs.previous.create_requested_at
+            assert requested_at is not None
+            outcome = _Outcome(
+                ready=False,
+                reason=Reason.CREATING,
+                message=f"waiting for the outcome of the create requested at {requested_at.isoformat()}: "
+                "no endpoint of it shows yet; creating again only if none has by "
+                f"{(requested_at + CREATE_OUTCOME_WINDOW).isoformat()}",
+                reconciling=True,
+            )
+            return _render(inputs, inputs.previous, outcome)
+        return created
     ids = ", ".join(sorted(m.id for m in matches))
     outcome = _Outcome(
         ready=False,

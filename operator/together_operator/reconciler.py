@@ -475,6 +475,13 @@ class Reconciler:
         candidates = await self._recovery_candidates(api, spec, meta["uid"])
         matches = reconcile.interrupted_create_matches(inputs, candidates)
         if not matches:
+            if reconcile.create_may_still_land(inputs):
+                return DeleteOutcome(
+                    done=False,
+                    message="waiting for the outcome of the interrupted create before releasing the "
+                    "resource: its endpoint may yet show up",
+                    retry_after=min(5.0, self._settings.retry.transient_seconds),
+                )
             return DeleteOutcome(done=True, message="the interrupted create made no endpoint")
         if len(matches) > 1:
             ids = ", ".join(sorted(m.id for m in matches))
