@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.tooling import CHART, Tools
+from tests.chart.tooling import CRD_FILE, Tools
 from tests.support.controlplane import ControlPlane
 
 
@@ -16,12 +16,10 @@ def tools(control_plane: ControlPlane) -> Tools:
 
 
 @pytest.fixture(scope="session")
-def chart_crd(control_plane: ControlPlane) -> str:
-    """The chart's CRD (byte-identical to crds/, a test proves it), installed once per session as
-    `helm install` would on a cluster without it; returns its name."""
+def crd_installed(control_plane: ControlPlane) -> str:
+    """crds/togetherendpoints.together.ai.yaml (which the chart ships byte for byte, a test proves it),
+    server-side applied once per session as tests/integration's `together_crd` does; returns its name."""
+    control_plane.kubectl("apply", "--server-side", "--field-manager=chart-tests", "-f", str(CRD_FILE))
     name = "togetherendpoints.together.ai"
-    control_plane.kubectl(
-        "apply", "--server-side", "--field-manager=chart-tests", "-f", str(CHART / "crds" / f"{name}.yaml")
-    )
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
     return name

@@ -330,6 +330,7 @@ def _fresh_namespace(cp: ControlPlane, prefix: str, **labels: str) -> str:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+@pytest.mark.usefixtures("crd_installed")
 def test_rendered_manifests_are_accepted_by_the_api_server(
     tools: Tools, control_plane: ControlPlane, scenario: str
 ) -> None:
@@ -339,15 +340,16 @@ def test_rendered_manifests_are_accepted_by_the_api_server(
     if "watchNamespaces" in values:
         values["watchNamespaces"] = [_fresh_namespace(cp, n) for n in values["watchNamespaces"]]
     release = f"r{secrets.token_hex(3)}"  # ClusterRoles are cluster-wide: one name per test
-    manifests = tools.helm_template(
-        values, release=release, namespace=release_namespace, include_crds=True
-    ).stdout
+    with_crd = tools.helm_template(values, release=release, namespace=release_namespace, include_crds=True)
+    manifests = tools.helm_template(values, release=release, namespace=release_namespace).stdout
     objects = documents(manifests)
 
-    dry_run_warnings = apply_server_side(cp, manifests, dry_run=True)
+    dry_run_warnings = apply_server_side(cp, with_crd.stdout, dry_run=True)
     assert not cp.kubectl("get", "deployments", "-n", release_namespace, "-o", "name").stdout.strip(), (
         "a dry run must store nothing"
     )
+    # The CRD is applied for real by the session's fixtures (from crds/, which the chart's copy equals)
+    # and by test_rbac_lifecycle on its own API server; here it would only race other tests' fixtures.
     warnings = apply_server_side(cp, manifests, dry_run=False)
 
     assert "PodSecurity" not in dry_run_warnings + warnings

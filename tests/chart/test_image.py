@@ -138,9 +138,7 @@ def image() -> str:
     if shutil.which("podman") is None or shutil.which("debootstrap") is None:
         if os.environ.get("CI"):
             pytest.fail(".ci/run installs podman, runc and debootstrap; they are missing")
-        pytest.skip(
-            "podman and debootstrap are not installed (apt-get install podman runc debootstrap)"
-        )
+        pytest.skip("podman and debootstrap are not installed (apt-get install podman runc debootstrap)")
     base = _local_base()
     _podman(
         "build", "--isolation=chroot", "--network=host",
@@ -151,7 +149,7 @@ def image() -> str:
 
 
 @pytest.mark.controlplane
-@pytest.mark.usefixtures("chart_crd")
+@pytest.mark.usefixtures("crd_installed")
 @pytest.mark.timeout(1200)  # a cold machine debootstraps the base (about a minute) and pip-installs
 def test_the_image_runs_the_operator_read_only_as_non_root(
     image: str, control_plane: ControlPlane, simulator_factory: SimulatorFactory, tmp_path: Path
