@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_BASE_URL = "https://api.together.ai/v1"
@@ -12,7 +13,7 @@ DEFAULT_BASE_URL = "https://api.together.ai/v1"
 @dataclass(frozen=True)
 class OperatorConfig:
     namespaces: tuple[str, ...]
-    """Namespaces to watch; empty means all."""
+    """Namespaces (or globs) to watch; empty means all."""
     base_url: str
     api_key: str | None
     poll_interval: float
@@ -20,10 +21,10 @@ class OperatorConfig:
     resync_interval: float
     stalled_retry_interval: float
     """Seconds before a resource stalled on credentials (missing Secret, 401/403) tries again."""
-    rate_limit: float
-    max_concurrent_calls: int
     transient_retry_interval: float
+    rate_limit: float
     """Together calls per second, process-wide (0: unlimited)."""
+    max_concurrent_calls: int
     health_host: str
     health_port: int
     metrics_host: str
@@ -36,8 +37,45 @@ class OperatorConfig:
         return f"OperatorConfig(namespaces={self.namespaces}, base_url={self.base_url!r}, api_key={key})"
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+@dataclass(frozen=True)
+class _Flag:
+    name: str
+    parse: Callable[[str], object]
+    default: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "TOGETHER_OPERATOR_" + self.name.upper().replace("-", "_")
+
+
+_FLAGS = (
+    _Flag("poll-interval", float, "30", "seconds between endpoint lists per credential"),
+    _Flag(
+        "transition-poll-interval", float, "5", "poll interval while an endpoint is PENDING/STARTING/STOPPING"
+    ),
+    _Flag(
+        "resync-interval", float, "600", "seconds between full reads of a steady endpoint to correct drift"
+    ),
+    _Flag(
+        "stalled-retry-interval",
+        float,
+        "60",
+        "seconds before a resource stalled on a missing Secret or a rejected key tries again",
+    ),
+    _Flag(
+        "transient-retry-interval",
+        float,
+        "10",
+        "first wait after a 5xx, timeout or 429 without Retry-After; doubles per repeat up to 300 s",
+    ),
+    _Flag("rate-limit", float, "10", "Together API calls per second for the whole process; 0: unlimited"),
+    _Flag("max-concurrent-calls", int, "16", "Together API calls in flight at once, process-wide; 0: no cap"),
+    _Flag("health-host", str, "0.0.0.0", "address of the /healthz endpoint for probes"),
+    _Flag("health-port", int, "8080", "port of the /healthz endpoint; 0 turns it off"),
+    _Flag("metrics-host", str, "0.0.0.0", "address of the Prometheus /metrics endpoint"),
+    _Flag("metrics-port", int, "9090", "port of the Prometheus /metrics endpoint; 0 turns it off"),
+)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,87 +84,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         dest="namespaces",
         action="append",
         default=None,
-        help="namespace to watch (repeatable); default all "
+        help="namespace or glob to watch (repeatable); default all "
         "(env TOGETHER_OPERATOR_NAMESPACES, comma-separated)",
     )
-    parser.add_argument(
-        "--poll-interval",
-        type=float,
-        default=float(_env("TOGETHER_OPERATOR_POLL_INTERVAL", "30")),
-        help="seconds between endpoint lists per credential "
-        "(env TOGETHER_OPERATOR_POLL_INTERVAL; default 30)",
-    )
-    parser.add_argument(
-        "--transition-poll-interval",
-        type=float,
-        default=float(_env("TOGETHER_OPERATOR_TRANSITION_POLL_INTERVAL", "5")),
-        help="poll interval while an endpoint is PENDING/STARTING/STOPPING "
-        "(env TOGETHER_OPERATOR_TRANSITION_POLL_INTERVAL; default 5)",
-    )
-    parser.add_argument(
-        "--resync-interval",
-        type=float,
-        default=float(_env("TOGETHER_OPERATOR_RESYNC_INTERVAL", "600")),
-        help="seconds between full reads of a steady endpoint to correct drift "
-        "(env TOGETHER_OPERATOR_RESYNC_INTERVAL; default 600)",
-    )
-    parser.add_argument(
-        "--stalled-retry-interval",
-        type=float,
-        default=float(_env("TOGETHER_OPERATOR_STALLED_RETRY_INTERVAL", "60")),
-        help="seconds before a resource stalled on a missing Secret or a rejected key tries again "
-        "(env TOGETHER_OPERATOR_STALLED_RETRY_INTERVAL; default 60)",
-    )
-    parser.add_argument(
-        "--rate-limit",
-        type=float,
-        default=float(_env("TOGETHER_OPERATOR_RATE_LIMIT", "10")),
-        help="Together API calls per second for the whole process "
-        "(env TOGETHER_OPERATOR_RATE_LIMIT; default 10)",
-    )
-    parser.add_argument(
-        "--max-concurrent-calls",
-        type=int,
-        default=int(_env("TOGETHER_OPERATOR_MAX_CONCURRENT_CALLS", "16")),
-        help="Together API calls in flight at once, process-wide; 0: no cap "
-        "(env TOGETHER_OPERATOR_MAX_CONCURRENT_CALLS; default 16)",
-    )
-    parser.add_argument(
-        "--transient-retry-interval",
-        type=float,
-        default=float(_env("TOGETHER_OPERATOR_TRANSIENT_RETRY_INTERVAL", "10")),
-        help="first wait after a 5xx, timeout or 429 without Retry-After; doubles per repeat up to 300 s "
-        "(env TOGETHER_OPERATOR_TRANSIENT_RETRY_INTERVAL; default 10)",
-    )
-    parser.add_argument(
-        "--health-host",
-        default=_env("TOGETHER_OPERATOR_HEALTH_HOST", "0.0.0.0"),
-        help="address of the /healthz endpoint (env TOGETHER_OPERATOR_HEALTH_HOST; default 0.0.0.0)",
-    )
-    parser.add_argument(
-        "--health-port",
-        type=int,
-        default=int(_env("TOGETHER_OPERATOR_HEALTH_PORT", "8080")),
-        help="port of the /healthz endpoint for probes; 0 turns it off "
-        "(env TOGETHER_OPERATOR_HEALTH_PORT; default 8080)",
-    )
-    parser.add_argument(
-        "--metrics-host",
-        default=_env("TOGETHER_OPERATOR_METRICS_HOST", "0.0.0.0"),
-        help="address of the Prometheus /metrics endpoint "
-        "(env TOGETHER_OPERATOR_METRICS_HOST; default 0.0.0.0)",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(_env("TOGETHER_OPERATOR_METRICS_PORT", "9090")),
-        help="port of the Prometheus /metrics endpoint; 0 turns it off "
-        "(env TOGETHER_OPERATOR_METRICS_PORT; default 9090)",
-    )
+    for flag in _FLAGS:
+        parser.add_argument(
+            f"--{flag.name}",
+            type=flag.parse,
+            default=flag.parse(os.environ.get(flag.env, flag.default)),
+            help=f"{flag.help} (env {flag.env}; default {flag.default})",
+        )
     parser.add_argument(
         "--log-format",
         choices=("plain", "full", "json"),
-        default=_env("TOGETHER_OPERATOR_LOG_FORMAT", "full"),
+        default=os.environ.get("TOGETHER_OPERATOR_LOG_FORMAT", "full"),
         help="log format (env TOGETHER_OPERATOR_LOG_FORMAT; default full)",
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -135,18 +106,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> OperatorConfig:
     namespaces = args.namespaces
     if namespaces is None:
-        namespaces = [n for n in _env("TOGETHER_OPERATOR_NAMESPACES", "").split(",") if n.strip()]
+        namespaces = os.environ.get("TOGETHER_OPERATOR_NAMESPACES", "").split(",")
     return OperatorConfig(
-        namespaces=tuple(n.strip() for n in namespaces),
-        base_url=_env("TOGETHER_BASE_URL", DEFAULT_BASE_URL),
+        namespaces=tuple(n.strip() for n in namespaces if n.strip()),
+        base_url=os.environ.get("TOGETHER_BASE_URL", DEFAULT_BASE_URL),
         api_key=os.environ.get("TOGETHER_API_KEY") or None,
         poll_interval=args.poll_interval,
         transition_poll_interval=args.transition_poll_interval,
         resync_interval=args.resync_interval,
         stalled_retry_interval=args.stalled_retry_interval,
+        transient_retry_interval=args.transient_retry_interval,
         rate_limit=args.rate_limit,
         max_concurrent_calls=args.max_concurrent_calls,
-        transient_retry_interval=args.transient_retry_interval,
         health_host=args.health_host,
         health_port=args.health_port,
         metrics_host=args.metrics_host,

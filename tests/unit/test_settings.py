@@ -1,0 +1,56 @@
+"""`together-operator run` settings: each flag, its environment variable, and the key kept out of reprs."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from together_operator.settings import add_run_arguments, config_from_args
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TOGETHER_API_KEY", "TOGETHER_BASE_URL", "TOGETHER_OPERATOR_NAMESPACES"):
+        monkeypatch.delenv(name, raising=False)
+
+    config = config_from_args(parse())
+
+    assert config.namespaces == ()
+    assert config.base_url == "https://api.together.ai/v1"
+    assert (config.poll_interval, config.transition_poll_interval, config.resync_interval) == (30, 5, 600)
+    assert (config.stalled_retry_interval, config.transient_retry_interval) == (60, 10)
+    assert (config.rate_limit, config.max_concurrent_calls) == (10, 16)
+    assert (config.health_host, config.health_port) == ("0.0.0.0", 8080)
+    assert (config.metrics_host, config.metrics_port) == ("0.0.0.0", 9090)
+
+
+def test_environment_variables_set_what_flags_do_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOGETHER_OPERATOR_POLL_INTERVAL", "7.5")
+    monkeypatch.setenv("TOGETHER_OPERATOR_METRICS_PORT", "0")
+    monkeypatch.setenv("TOGETHER_OPERATOR_NAMESPACES", "team-a, team-b ,")
+
+    from_env = config_from_args(parse())
+    from_flags = config_from_args(parse("--poll-interval=3", "--namespace=ml-*"))
+
+    assert (from_env.poll_interval, from_env.metrics_port, from_env.namespaces) == (
+        7.5,
+        0,
+        ("team-a", "team-b"),
+    )
+    assert (from_flags.poll_interval, from_flags.namespaces) == (3, ("ml-*",))
+
+
+def test_the_api_key_never_shows_in_the_config_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOGETHER_API_KEY", "tok-very-secret")
+
+    config = config_from_args(parse())
+
+    assert config.api_key == "tok-very-secret"
+    assert "tok-very-secret" not in repr(config)
+    assert "tok-very-secret" not in str(config)
