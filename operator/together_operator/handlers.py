@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
 import kopf
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
@@ -57,9 +56,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.api_client = api
     metrics = OperatorMetrics()
     rate_limiter = RateLimiter(config.rate_limit, max_concurrent=config.max_concurrent_calls)
-    memo.clients = TogetherClients(
-        config.base_url, rate_limiter, transport=lambda: metrics.transport(httpx.AsyncHTTPTransport())
-    )
+    memo.clients = TogetherClients(config.base_url, rate_limiter, transport=metrics.transport)
     memo.poller = Poller(
         PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval),
         on_cycle=metrics.poll_seconds.observe,

@@ -79,8 +79,9 @@ class OperatorMetrics:
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
-    def transport(self, inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        return _CountingTransport(inner, self)
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An HTTP transport for one Together client that counts and times its calls."""
+        return _CountingTransport(httpx.AsyncHTTPTransport(), self)
 
 
 class _CountingTransport(httpx.AsyncBaseTransport):

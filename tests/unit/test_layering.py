@@ -1,0 +1,58 @@
+"""The layering the design relies on, checked from the source: decisions stay pure, the Together client
+stays free of Kubernetes, and the simulator stays independent of the client it stands in for."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "together_operator"
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+    return modules
+
+
+def offending(paths: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    found = {
+        str(path.relative_to(PACKAGE)): sorted(
+            m for m in imported_modules(path) if any(m == f or m.startswith(f + ".") for f in forbidden)
+        )
+        for path in paths
+    }
+    return {name: modules for name, modules in found.items() if modules}
+
+
+@pytest.mark.parametrize(
+    ("modules", "forbidden"),
+    [
+        pytest.param(
+            ["reconcile.py", "resource.py"],
+            ("kopf", "kubernetes", "httpx", "aiohttp", "asyncio", "together_operator.reconciler"),
+            id="the-core-is-pure",
+        ),
+        pytest.param(
+            ["together/*.py"], ("kopf", "kubernetes", "together_operator.reconcile"), id="client-knows-no-k8s"
+        ),
+        pytest.param(
+            ["simulator/*.py"],
+            ("kopf", "kubernetes", "together_operator.together", "together_operator.reconcile"),
+            id="simulator-is-independent",
+        ),
+        pytest.param(
+            ["handlers.py"], ("together_operator.together.client", "httpx"), id="handlers-stay-thin"
+        ),
+    ],
+)
+def test_module_does_not_import(modules: list[str], forbidden: tuple[str, ...]) -> None:
+    paths = [path for pattern in modules for path in sorted(PACKAGE.glob(pattern))]
+    assert paths, modules
+    assert offending(paths, forbidden) == {}
