@@ -111,7 +111,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 def test_the_chart_ships_the_crd_byte_for_byte() -> None:
     shipped = sorted((CHART / "crds").iterdir())
     assert [p.name for p in shipped] == [CRD_FILE.name]
-    assert shipped[0].read_bytes() == CRD_FILE.read_bytes(), "copy crds/ into the chart: cp crds/*.yaml ..."
+    assert shipped[0].read_bytes() == CRD_FILE.read_bytes(), (
+        "edit crds/, then: cp crds/togetherendpoints.together.ai.yaml charts/together-operator/crds/"
+    )
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
