@@ -159,6 +159,9 @@ class Inputs:
     endpoint_owned_by: str | None = None
     # lastSyncTime is rewritten at least this often even when nothing else changed.
     sync_heartbeat: timedelta = timedelta(minutes=10)
+    # This process saw the server answer the last create with an error status: whatever that request
+    # did is done and listed, so an interrupted create need not wait out CREATE_OUTCOME_WINDOW.
+    create_answered: bool = False
 
     @property
     def desired_display_name(self) -> str:
@@ -394,7 +397,11 @@ def interrupted_create_matches(
 def create_may_still_land(inputs: Inputs) -> bool:
     """Whether an interrupted create (intent recorded, no endpoint id) may yet make its endpoint."""
     requested_at = inputs.previous.create_requested_at
-    return requested_at is not None and inputs.now - requested_at < CREATE_OUTCOME_WINDOW
+    return (
+        requested_at is not None
+        and not inputs.create_answered
+        and inputs.now - requested_at < CREATE_OUTCOME_WINDOW
+    )
 
 
 def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:

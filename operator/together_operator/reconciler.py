@@ -115,6 +115,8 @@ class _Memory:
     """Reconciles in a row that failed on an API call, for exponential backoff."""
     written: TogetherEndpointStatus | None = None
     """The status last written, so a write is not repeated before the watch shows it."""
+    create_answered: bool = False
+    """The last create got an HTTP answer (an error): no part of it is still in flight."""
 
 
 @dataclass
@@ -236,6 +238,7 @@ class Reconciler:
             now=self._clock(),
             restart_requested_at=annotations.get(RESTART_REQUESTED_ANNOTATION),
             endpoint_owned_by=self._adoption_conflict(spec, previous, uid),
+            create_answered=memory.create_answered,
         )
         if annotations.get(PAUSED_ANNOTATION) == "true":
             if not memory.paused:
@@ -363,6 +366,7 @@ class Reconciler:
             # with a conflict instead of creating twice.
             await self._write_status(body, plan.status, memory, resource_version=meta.get("resourceVersion"))
             self._post_events(body, plan)
+            memory.create_answered = False
             endpoint = await api.create_endpoint(action.request)
             previous = plan.status.model_copy(update={"endpoint_id": endpoint.id})
             plan = reconcile.Plan(status=previous)
@@ -406,6 +410,8 @@ class Reconciler:
     ) -> float:
         if isinstance(error, TogetherError):
             _log.warning("%s: %s", _name(body), error)
+            if isinstance(action, CreateEndpoint) and error.status_code is not None:
+                memory.create_answered = True
         failure = reconcile.plan_failure(inputs, error, action=action, retry=self._settings.retry)
         await self._publish(body, reconcile.Plan(status=failure.status, events=failure.events), memory)
         memory.failures += 1

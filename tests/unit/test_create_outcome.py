@@ -93,3 +93,15 @@ def test_a_stall_that_forbids_creating_is_not_hidden_by_the_wait() -> None:
     result = plan(step)
 
     assert verdict(result)["Stalled"] == ("True", "InvalidSpec")
+
+
+def test_a_create_the_server_answered_with_an_error_is_not_waited_for() -> None:
+    """A 429 or 5xx answer means the request is over: what it did (if anything) is already listed, so
+    finding nothing proves nothing was made. Only a create without an answer (timeout, dropped
+    connection, operator killed) may still be running on the server."""
+    step = replace(_recovery(3), create_answered=True)
+
+    result = plan(step)
+
+    assert not create_may_still_land(step)
+    assert [type(action) for action in result.actions] == [CreateEndpoint]
