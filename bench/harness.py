@@ -51,7 +51,8 @@ BASELINE_HANDLERS = REPO_ROOT / "bench" / "baseline_handlers.py"
 MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 HARDWARE = "2x_nvidia_h100_80gb_sxm"
 RUN_LABEL = "bench.together.ai/run"
-MODES = ("ours", "baseline")
+MODES = ("ours", "baseline", "tuned")
+"""tuned: ours with the candidate fixes of bench/tuned_operator.py applied from outside."""
 LIST_PATH = re.compile(r"/v1/endpoints")
 SINGLE_PATH = re.compile(r"/v1/endpoints/[^/]+")
 
@@ -184,11 +185,12 @@ def _python_env() -> dict[str, str]:
 
 
 def operator_command(mode: str, namespace_glob: str, cfg: BenchConfig, health_port: int) -> list[str]:
-    if mode == "ours":
+    if mode in ("ours", "tuned"):
+        module = "bench.tuned_operator" if mode == "tuned" else "together_operator.cli"
         return [
             sys.executable,
             "-m",
-            "bench.memprobe" if cfg.memprobe else "together_operator.cli",
+            "bench.memprobe" if cfg.memprobe else module,
             "run",
             f"--namespace={namespace_glob}",
             "--health-host=127.0.0.1",

@@ -31,6 +31,18 @@ _ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
     ("remote change -> status p99 (s)", lambda r: r["latency"]["p99_seconds"], "{:.1f}", True),
     ("changes not shown in time", lambda r: r["latency"]["missed"], "{}", False),
     ("create: all Ready (s)", lambda r: r["create"]["all_ready_seconds"], "{:.0f}", True),
+    (
+        "create: first remote create after (s)",
+        lambda r: r["create"]["first_create_after_seconds"],
+        "{:.1f}",
+        True,
+    ),
+    (
+        "create: last remote create after (s)",
+        lambda r: r["create"]["last_create_after_seconds"],
+        "{:.1f}",
+        True,
+    ),
     ("create: remote creates per s", lambda r: r["create"]["create_rate_per_second"], "{:.1f}", False),
     ("create: Together calls per s", lambda r: r["create"]["together_calls_per_second"], "{:.1f}", False),
     (
@@ -45,6 +57,7 @@ _ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
         "{:.1f}",
         True,
     ),
+    ("operator RSS before any resource (MiB)", lambda r: r["idle_rss_mb"], "{:.0f}", True),
     ("operator RSS, steady (MiB)", lambda r: r["steady"]["rss_mb"], "{:.0f}", True),
     ("operator peak RSS (MiB)", lambda r: r["steady"]["peak_rss_mb"], "{:.0f}", True),
     ("operator CPU, steady (% of a core)", lambda r: r["steady"]["operator_cpu_percent"], "{:.1f}", True),
@@ -69,22 +82,31 @@ def _ratio(ours: Any, baseline: Any) -> str:
 
 
 def markdown(runs: Sequence[Run]) -> str:
-    """One table per N: a row per figure, columns ours, baseline and baseline / ours."""
+    """One table per N: a row per figure; columns ours, the per-object baseline, baseline / ours, and
+    the tuned variant (candidate fixes, bench/tuned_operator.py) where it was measured."""
     by_n: dict[int, dict[str, Run]] = {}
     for run in runs:
         by_n.setdefault(run["n"], {})[run["mode"]] = run
+    with_tuned = any(run["mode"] == "tuned" for run in runs)
     parts: list[str] = []
     for n in sorted(by_n):
         modes = by_n[n]
-        ours, baseline = modes.get("ours"), modes.get("baseline")
+        ours, baseline, tuned = modes.get("ours"), modes.get("baseline"), modes.get("tuned")
         parts.append(f"### N = {n}\n")
-        parts.append("| figure | ours | per-object baseline | baseline / ours |")
-        parts.append("|---|---:|---:|---:|")
+        header = "| figure | ours | per-object baseline | baseline / ours |"
+        rule = "|---|---:|---:|---:|"
+        if with_tuned:
+            header += " ours + candidate fixes |"
+            rule += "---:|"
+        parts += [header, rule]
         for label, read, fmt, with_ratio in _ROWS:
             a = read(ours) if ours else None
             b = read(baseline) if baseline else None
             ratio = _ratio(a, b) if with_ratio else ""
-            parts.append(f"| {label} | {_format(fmt, a)} | {_format(fmt, b)} | {ratio} |")
+            row = f"| {label} | {_format(fmt, a)} | {_format(fmt, b)} | {ratio} |"
+            if with_tuned:
+                row += f" {_format(fmt, read(tuned) if tuned else None)} |"
+            parts.append(row)
         parts.append("")
     return "\n".join(parts)
 
@@ -96,7 +118,8 @@ def summary(runs: Sequence[Run]) -> str:
         "| creates / s | RSS (MiB) | CPU steady (%) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(runs, key=lambda r: (r["n"], r["mode"] != "ours")):
+    order = {"ours": 0, "baseline": 1, "tuned": 2}
+    for r in sorted(runs, key=lambda r: (r["n"], order.get(r["mode"], 3))):
         latency = r["latency"]
         lines.append(
             f"| {r['n']} | {r['mode']} | {r['steady']['calls_per_interval_per_credential']:.1f} "

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, nargs="+", default=[100, 500, 1000, 2000], help="resource counts")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["ours", "baseline"])
     parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval)
     parser.add_argument("--transition-poll-interval", type=float, default=defaults.transition_poll_interval)
     parser.add_argument("--resync-interval", type=float, default=defaults.resync_interval)
@@ -80,8 +80,9 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--", "operator")),
+        # A copy made with `git archive` has no .git: it names its commit in BENCH_SOURCE_COMMIT.
+        "commit": os.environ.get("BENCH_SOURCE_COMMIT") or _git("rev-parse", "--short", "HEAD"),
+        "operator_source_modified": bool(_git("status", "--porcelain", "--", "operator")),
     }
 
 

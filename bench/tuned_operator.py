@@ -1,0 +1,69 @@
+"""`together-operator run` with candidate fixes applied from outside, to measure them before they land.
+
+    python -m bench.tuned_operator run --namespace 'bench-*' ...     (mode "tuned" of the harness)
+
+The benchmark may not change the operator itself, so each fix recommended in docs/performance.md
+("Findings") is tried here first, applied around the unchanged package:
+
+- kopf's API connections bounded: kopf's own aiohttp session has no connection limit, so a burst of
+  finalizer/annotation patches and Events opens one TLS connection per request (hundreds at once,
+  each with a 128 KiB buffer that stays in the heap afterwards). A login handler gives kopf a session
+  whose connector allows at most `BENCH_KOPF_CONNECTIONS` (default 16).
+- the hardware catalogue cached per (API key, model) for `BENCH_HARDWARE_TTL` seconds (default 60):
+  before every create the reconciler lists the model's hardware, one call per resource.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import kopf
+
+import together_operator.handlers  # noqa: F401  (registers the operator's handlers first)
+from together_operator.cli import main
+from together_operator.together import TogetherClient
+from together_operator.together.models import HardwareWithStatus
+
+KOPF_CONNECTIONS = int(os.environ.get("BENCH_KOPF_CONNECTIONS", "16"))
+HARDWARE_TTL = float(os.environ.get("BENCH_HARDWARE_TTL", "60"))
+
+
+@kopf.on.login()
+async def login_with_bounded_connections(**kwargs: Any) -> kopf.AiohttpSession | None:
+    info = kopf.login_via_client(**kwargs)
+    if info is None:
+        return None
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=KOPF_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        auth=info.as_aiohttp_basic_auth(),
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        aiohttp_session=session,
+    )
+
+
+_uncached = TogetherClient.list_hardware
+_hardware: dict[tuple[int, str | None], tuple[float, list[HardwareWithStatus]]] = {}
+
+
+async def _cached_list_hardware(self: TogetherClient, model: str | None = None) -> list[HardwareWithStatus]:
+    key = (id(self), model)
+    hit = _hardware.get(key)
+    if hit is not None and time.monotonic() - hit[0] < HARDWARE_TTL:
+        return hit[1]
+    options = await _uncached(self, model)
+    _hardware[key] = (time.monotonic(), options)
+    return options
+
+
+if __name__ == "__main__":
+    if HARDWARE_TTL > 0:
+        TogetherClient.list_hardware = _cached_list_hardware  # type: ignore[method-assign]
+    sys.exit(main(sys.argv[1:]))
