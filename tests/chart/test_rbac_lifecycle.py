@@ -32,7 +32,7 @@ import pytest
 
 from tests.chart.tooling import Tools, argocd_health, free_port, one, rules_by_scope
 from tests.support.controlplane import ControlPlane
-from tests.support.operator_fixtures import REPO_ROOT, OperatorProcess, has_condition
+from tests.support.operator_fixtures import OperatorProcess, has_condition
 from tests.support.simulator_fixtures import SimulatorFactory
 from together_operator.simulator import RunningSimulator
 
@@ -212,7 +212,6 @@ def test_the_operator_runs_a_full_lifecycle_with_exactly_the_charts_permissions(
             **env,
             "TOGETHER_OPERATOR_HEALTH_HOST": "127.0.0.1",
             "KUBECONFIG": str(kubeconfig),
-            "PYTHONPATH": str(REPO_ROOT / "operator"),
         },
         args,
     )
