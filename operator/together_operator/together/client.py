@@ -14,6 +14,7 @@ on the way back may belong to an endpoint that now exists, and a second POST wou
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -52,6 +53,10 @@ _BACKOFF_BASE = 0.5
 
 _CONNECT_TIMEOUT = 10.0
 """Connecting is quick or hopeless; a short bound frees the caller sooner when the network is down."""
+
+_ECHO_PREFIX = 8
+"""Servers may echo the key cut short (a header too long for them, say): text starting with the key's
+first this many characters is redacted too, for keys at least twice as long."""
 
 _log = logging.getLogger(__name__)
 
@@ -138,6 +143,9 @@ class TogetherClient(EndpointsAPI):
         if not key.isascii() or not key.isprintable():
             raise ValueError("api_key contains characters that cannot be sent in an HTTP header")
         self._api_key = key
+        self._echo = (
+            re.compile(re.escape(key[:_ECHO_PREFIX]) + r"[^\s'\"]*") if len(key) >= 2 * _ECHO_PREFIX else None
+        )
         self._max_retries = max_retries
         self._rate_limiter = rate_limiter or RateLimiter(0)
         self._timeout = timeout
@@ -325,8 +333,10 @@ class TogetherClient(EndpointsAPI):
         )
 
     def _redact(self, text: str) -> str:
-        """`text` without the API key, in case a server or library echoes it into a message."""
-        return text.replace(self._api_key, "<redacted>")
+        """`text` without the API key, in case a server or library echoes it into a message, whole or
+        cut short."""
+        text = text.replace(self._api_key, "<redacted>")
+        return self._echo.sub("<redacted>", text) if self._echo is not None else text
 
 
 def _endpoint_path(endpoint_id: str) -> str:
