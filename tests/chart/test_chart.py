@@ -6,7 +6,9 @@ that uninstalling leaves the CRD and every TogetherEndpoint in place.
 
 from __future__ import annotations
 
+import argparse
 import base64
+import dataclasses
 import json
 import re
 import secrets
@@ -31,6 +33,7 @@ from tests.chart.tooling import (
     rules_by_scope,
 )
 from tests.support.controlplane import ControlPlane
+from together_operator.settings import add_run_arguments, config_from_args
 
 pytestmark = pytest.mark.controlplane
 
@@ -247,6 +250,42 @@ def test_operator_settings_become_its_environment(tools: Tools) -> None:
     }
     assert main["args"] == ["--verbose"]
     assert main["ports"] == [{"name": "health", "containerPort": 8181, "protocol": "TCP"}]
+
+
+def test_the_operator_reads_every_setting_the_chart_gives_it(
+    tools: Tools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Deployment passes settings as environment variables, which the operator would silently
+    ignore if a name drifted: parse them as `together-operator run` does."""
+    for name, value in env_of(tools.render(SCENARIOS["tuned-operator"])).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOGETHER_API_KEY", "sk-test")
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+
+    config = config_from_args(parser.parse_args(["--verbose"]))
+
+    assert dataclasses.asdict(config) == {
+        "namespaces": (),
+        "base_url": "http://together-simulator.sim:8090/v1",
+        "api_key": "sk-test",
+        "poll_interval": 10.0,
+        "transition_poll_interval": 2.0,
+        "resync_interval": 300.0,
+        "stalled_retry_interval": 30.0,
+        "transient_retry_interval": 4.0,
+        "rate_limit": 0.0,
+        "max_concurrent_calls": 4,
+        "health_host": "0.0.0.0",
+        "health_port": 8181,
+        "metrics_host": "0.0.0.0",
+        "metrics_port": 0,
+        "log_format": "plain",
+        "verbose": True,
+    }
+    namespaced = env_of(tools.render(SCENARIOS["namespaced"]))
+    monkeypatch.setenv("TOGETHER_OPERATOR_NAMESPACES", namespaced["TOGETHER_OPERATOR_NAMESPACES"])
+    assert config_from_args(parser.parse_args([])).namespaces == ("team-a", "team-b")
 
 
 def test_an_existing_serviceaccount_and_no_rbac(tools: Tools) -> None:
