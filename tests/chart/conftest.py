@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chart.tooling import CRD_FILE, Tools
+from tests.chart.tooling import CRD_FILE, SERVICEMONITOR_CRD_STUB, Tools
 from tests.support.controlplane import ControlPlane
 
 
@@ -21,5 +21,17 @@ def crd_installed(control_plane: ControlPlane) -> str:
     server-side applied once per session as tests/integration's `together_crd` does; returns its name."""
     control_plane.kubectl("apply", "--server-side", "--field-manager=chart-tests", "-f", str(CRD_FILE))
     name = "togetherendpoints.together.ai"
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    return name
+
+
+@pytest.fixture(scope="session")
+def servicemonitor_crd_installed(control_plane: ControlPlane) -> str:
+    """The stub of the Prometheus Operator's ServiceMonitor CRD (tests/chart/data; kind and group only,
+    any spec), so that the chart's ServiceMonitor can be applied; returns its name."""
+    control_plane.kubectl(
+        "apply", "--server-side", "--field-manager=chart-tests", "-f", str(SERVICEMONITOR_CRD_STUB)
+    )
+    name = "servicemonitors.monitoring.coreos.com"
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
     return name

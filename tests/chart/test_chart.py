@@ -99,11 +99,28 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "logFormat": "plain",
             "verbose": True,
             "healthPort": 8181,
-            "metricsPort": 0,
         },
+        "metrics": {"enabled": False},
     },
     "bring-your-own-serviceaccount": {"serviceAccount": {"create": False, "name": "ops-sa"}},
     "no-rbac": {"rbac": {"create": False}},
+    # Namespaces named here are made fresh on the API server (as watchNamespaces are).
+    "monitoring": {
+        "metrics": {"port": 9191},
+        "serviceMonitor": {
+            "enabled": True,
+            "interval": "15s",
+            "scrapeTimeout": "5s",
+            "labels": {"release": "kube-prometheus-stack"},
+            "namespace": "monitoring",
+        },
+        "grafanaDashboard": {
+            "enabled": True,
+            "labels": {"grafana_dashboard": "1", "team": "ml-platform"},
+            "annotations": {"grafana_folder": "Operators"},
+            "namespace": "grafana",
+        },
+    },
 }
 
 
@@ -295,7 +312,7 @@ def test_an_existing_serviceaccount_and_no_rbac(tools: Tools) -> None:
     assert by_kind(own_sa, "ServiceAccount") == []
     assert one(own_sa, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-sa"
     assert one(own_sa, "ClusterRoleBinding")["subjects"][0]["name"] == "ops-sa"
-    assert [o["kind"] for o in no_rbac] == ["ServiceAccount", "Deployment"]
+    assert [o["kind"] for o in no_rbac] == ["ServiceAccount", "Service", "Deployment"]
 
 
 @pytest.mark.parametrize(
@@ -371,7 +388,7 @@ def _fresh_namespace(cp: ControlPlane, prefix: str, **labels: str) -> str:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("crd_installed", "servicemonitor_crd_installed")
 def test_rendered_manifests_are_accepted_by_the_api_server(
     tools: Tools, control_plane: ControlPlane, scenario: str
 ) -> None:
@@ -380,6 +397,9 @@ def test_rendered_manifests_are_accepted_by_the_api_server(
     values = json.loads(json.dumps(SCENARIOS[scenario]))
     if "watchNamespaces" in values:
         values["watchNamespaces"] = [_fresh_namespace(cp, n) for n in values["watchNamespaces"]]
+    for part in ("serviceMonitor", "grafanaDashboard"):
+        if values.get(part, {}).get("namespace"):
+            values[part]["namespace"] = _fresh_namespace(cp, values[part]["namespace"])
     release = f"r{secrets.token_hex(3)}"  # ClusterRoles are cluster-wide: one name per test
     with_crd = tools.helm_template(values, release=release, namespace=release_namespace, include_crds=True)
     manifests = tools.helm_template(values, release=release, namespace=release_namespace).stdout
@@ -428,6 +448,9 @@ def test_helm_install_upgrade_and_uninstall_keep_crd_and_endpoints(
     assert f"kubectl -n {namespace} rollout status deployment/{release}-together-operator" in installed.stdout
     assert "watching all namespaces" in installed.stdout
     assert "never deletes TogetherEndpoints" in installed.stdout
+    assert (
+        f"/metrics on Service {namespace}/{release}-together-operator-metrics, port 9090" in installed.stdout
+    )
     assert cp.kubectl("get", "clusterrole", f"{release}-together-operator").returncode == 0
     endpoint = {
         "apiVersion": "together.ai/v1alpha1",

@@ -42,11 +42,12 @@ def test_kubectl_kustomize_deploy_is_the_operator_and_nothing_else(tools: Tools)
         "CustomResourceDefinition",
         "Deployment",
         "Namespace",
+        "Service",
         "ServiceAccount",
     ], "no samples (each would create a billed endpoint) and no Secret (a key is not for Git)"
     assert one(objects, "CustomResourceDefinition") == yaml.safe_load(CRD_FILE.read_text())
     for obj in objects:
-        if obj["kind"] in ("ServiceAccount", "Deployment"):
+        if obj["kind"] in ("ServiceAccount", "Deployment", "Service"):
             assert obj["metadata"]["namespace"] == "together-operator"
     deployment = one(objects, "Deployment")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "together-operator:0.1.0"
@@ -65,6 +66,14 @@ def test_deploy_grants_and_runs_what_the_charts_defaults_do(tools: Tools) -> Non
     plain_pod = _without_labels(one(plain, "Deployment")["spec"]["template"])
     chart_pod = _without_labels(one(chart, "Deployment")["spec"]["template"])
     assert plain_pod == chart_pod
+    # The metrics Service: same ports, selecting the same pod, with the label a ServiceMonitor selects.
+    plain_service, chart_service = one(plain, "Service"), one(chart, "Service")
+    assert plain_service["spec"]["ports"] == chart_service["spec"]["ports"]
+    assert plain_service["spec"]["type"] == chart_service["spec"]["type"] == "ClusterIP"
+    pod_labels = one(plain, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert plain_service["spec"]["selector"].items() <= pod_labels.items()
+    for service in (plain_service, chart_service):
+        assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
 
 
 def test_the_credentials_template_is_the_secret_the_deployment_reads() -> None:

@@ -192,8 +192,8 @@ def test_the_operator_runs_a_full_lifecycle_with_exactly_the_charts_permissions(
             "stalledRetryInterval": 2,
             "logFormat": "plain",
             "healthPort": health_port,
-            "metricsPort": 0,
         },
+        "metrics": {"enabled": False},
     }
     objects = tools.render(values, release="together", namespace=release_namespace, include_crds=True)
     cp.kubectl("apply", "--server-side", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))

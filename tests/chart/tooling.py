@@ -19,6 +19,9 @@ CHART = REPO_ROOT / "charts" / "together-operator"
 CRD_FILE = REPO_ROOT / "crds" / "togetherendpoints.together.ai.yaml"
 DEPLOY = REPO_ROOT / "deploy"
 HEALTH_LUA = DEPLOY / "gitops" / "argocd" / "health.lua"
+DASHBOARD = CHART / "dashboards" / "together-operator.json"
+# Kind and group of the Prometheus Operator's ServiceMonitor, for applying the chart's (a test stub).
+SERVICEMONITOR_CRD_STUB = Path(__file__).parent / "data" / "servicemonitor-crd-stub.yaml"
 # Our helm is built from its Go module without the release ldflags, so it would assume Kubernetes 1.20
 # for `helm template`; name the version the tests run against instead.
 KUBE_VERSION = expected_k8s_version()
