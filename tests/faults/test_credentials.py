@@ -15,6 +15,7 @@ from tests.faults.harness import (
     endpoint_manifest,
     is_ready,
     make_key,
+    report,
     secret_manifest,
     stalled_reason,
     sum_events,
@@ -87,7 +88,9 @@ def test_a_rejected_key_stalls_only_its_namespace_and_rotating_the_secret_recove
     # Rotation: the same Secret now holds a key Together knows. No operator restart.
     ready_since = {o["metadata"]["name"]: condition(o, "Ready") for o in good_items}
     bad.apply(secret_manifest("together", alpha_key))
+    rotated_at = time.monotonic()
     recovered = stack.wait_all(bad.namespace, is_ready, timeout=90, what="Ready after rotation")
+    recovery_seconds = time.monotonic() - rotated_at
 
     assert sorted(e.display_name for e in stack.dedicated_endpoints("alpha")) == [
         f"{bad.namespace}/ep-{i}" for i in range(PER_NAMESPACE)
@@ -101,6 +104,17 @@ def test_a_rejected_key_stalls_only_its_namespace_and_rotating_the_secret_recove
     for obj in stack.resources(good.namespace):
         assert condition(obj, "Ready") == ready_since[obj["metadata"]["name"]]
     assert stack.tracebacks() == 0
+    report(
+        "unauthorized_namespace",
+        resources_per_namespace=PER_NAMESPACE,
+        stall_seconds=round(stall_seconds, 1),
+        rejected_calls=len(rejected),
+        rejected_calls_bound=round(PER_NAMESPACE * per_resource_bound, 1),
+        warning_events=sum_events(warnings),
+        other_namespace_warnings=0,
+        ready_seconds_after_rotation=round(recovery_seconds, 1),
+        operator_restarts=0,
+    )
     stack.assert_no_key_leaks()
 
 

@@ -118,6 +118,7 @@ def _in_flight(calls: list[Any], method: str, kill_time: float) -> bool:
     return any(c.method == method and c.time <= kill_time < c.time + LATENCY[method] for c in calls)
 
 
+@pytest.mark.timeout(180 + 40 * CYCLES)
 def test_sigkill_at_random_points_leaves_one_endpoint_per_resource_and_no_orphan(
     fault_stack: StackFactory,
 ) -> None:
