@@ -9,7 +9,9 @@ It shares the product's process-wide `RateLimiter`. Deletion, Secrets, pause and
 ConfigMaps are left out: the benchmark never uses them.
 
 Settings come from the environment: TOGETHER_BASE_URL, TOGETHER_API_KEY, BENCH_POLL_INTERVAL,
-BENCH_TRANSITION_POLL_INTERVAL and BENCH_RATE_LIMIT.
+BENCH_TRANSITION_POLL_INTERVAL, BENCH_RATE_LIMIT and BENCH_MAX_CONCURRENT_CALLS (the operator's
+--max-concurrent-calls: without that cap, requests pile up in httpx's pool once the event loop lags,
+and at N = 1,000 the baseline collapsed into PoolTimeouts).
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.api = TogetherClient(
         os.environ["TOGETHER_BASE_URL"],
         os.environ["TOGETHER_API_KEY"],
-        rate_limiter=RateLimiter(float(os.environ.get("BENCH_RATE_LIMIT", "10"))),
+        rate_limiter=RateLimiter(
+            float(os.environ.get("BENCH_RATE_LIMIT", "10")),
+            max_concurrent=int(os.environ.get("BENCH_MAX_CONCURRENT_CALLS", "16")),
+        ),
     )
     memo.poll_interval = float(os.environ.get("BENCH_POLL_INTERVAL", "30"))
     memo.transition_interval = float(os.environ.get("BENCH_TRANSITION_POLL_INTERVAL", "5"))
@@ -118,6 +123,7 @@ async def _reconcile_once(
     for action in plan.actions:
         if isinstance(action, CreateEndpoint):
             await _write(memo, body, plan.status)
+            _post(body, plan.events)  # as the operator does: "Creating" before the POST
             endpoint = await api.create_endpoint(action.request)
             previous = plan.status.model_copy(update={"endpoint_id": endpoint.id})
         elif isinstance(action, reconcile.UpdateEndpoint):
@@ -127,9 +133,13 @@ async def _reconcile_once(
         plan = reconcile.plan(replace(inputs, previous=previous, remote=Found(endpoint)))
     if plan.status != written:  # the watch may not have brought our last write back yet
         await _write(memo, body, plan.status)
-    for event in plan.events:
-        kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
+    _post(body, plan.events)
     return plan.status, plan.in_transition
+
+
+def _post(body: kopf.Body, events: tuple[reconcile.Event, ...]) -> None:
+    for event in events:
+        kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
 
 
 async def _write(memo: kopf.Memo, body: kopf.Body, status: TogetherEndpointStatus) -> None:

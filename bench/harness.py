@@ -64,6 +64,8 @@ class BenchConfig:
     resync_interval: float = 600.0
     rate_limit: float = 50.0
     """Together calls per second for the operator process (--rate-limit); 0: unlimited."""
+    max_concurrent_calls: int = 16
+    """Together calls in flight at once (--max-concurrent-calls; the product's default)."""
     transition_seconds: float = 2.0
     """The simulator's duration of each lifecycle step (PENDING, STARTING, STOPPING)."""
     namespaces: int = 10
@@ -199,6 +201,7 @@ def operator_command(mode: str, namespace_glob: str, cfg: BenchConfig, health_po
             f"--transition-poll-interval={cfg.transition_poll_interval}",
             f"--resync-interval={cfg.resync_interval}",
             f"--rate-limit={cfg.rate_limit}",
+            f"--max-concurrent-calls={cfg.max_concurrent_calls}",
             "--log-format=plain",
         ]
     if mode == "baseline":
@@ -561,6 +564,7 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
             "BENCH_POLL_INTERVAL": str(cfg.poll_interval),
             "BENCH_TRANSITION_POLL_INTERVAL": str(cfg.transition_poll_interval),
             "BENCH_RATE_LIMIT": str(cfg.rate_limit),
+            "BENCH_MAX_CONCURRENT_CALLS": str(cfg.max_concurrent_calls),
             "BENCH_MEMPROBE_OUT": str(workdir / "memprobe.txt"),
         }
         operator = Child(

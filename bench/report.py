@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 Run = Mapping[str, Any]
@@ -130,3 +134,44 @@ def summary(runs: Sequence[Run]) -> str:
             f"| {r['steady']['rss_mb']:.0f} | {r['steady']['operator_cpu_percent']:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def merge(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several result files as one: runs of a later file replace the same (N, mode) of an earlier one."""
+    runs: dict[tuple[int, str], Mapping[str, Any]] = {}
+    for result in results:
+        for run in result["runs"]:
+            runs[(run["n"], run["mode"])] = run
+    first, last = results[0], results[-1]
+    return {
+        "started": first["started"],
+        "machine": first["machine"],
+        "load_before": first.get("load_before"),
+        "load_after": last.get("load_after"),
+        "parts": [
+            {
+                "started": r["started"],
+                "commit": r["machine"].get("commit"),
+                "load_before": r.get("load_before"),
+                "load_after": r.get("load_after"),
+            }
+            for r in results
+        ],
+        "runs": [runs[key] for key in sorted(runs)],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description="Tables of result files.")
+    parser.add_argument("results", type=Path, nargs="+", help="bench/results/<timestamp>.json, oldest first")
+    parser.add_argument("--merged", type=Path, help="also write the merged result (JSON) here")
+    args = parser.parse_args(argv)
+    result = merge([json.loads(path.read_text()) for path in args.results])
+    if args.merged is not None:
+        args.merged.write_text(json.dumps(result, indent=1))
+    print(summary(result["runs"]) + "\n" + markdown(result["runs"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

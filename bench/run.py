@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         transition_poll_interval=args.transition_poll_interval,
         resync_interval=args.resync_interval,
         rate_limit=args.rate_limit,
+        max_concurrent_calls=args.max_concurrent_calls,
         transition_seconds=args.transition_seconds,
         namespaces=args.namespaces,
         window_intervals=args.window_intervals,

@@ -9,6 +9,10 @@ The benchmark may not change the operator itself, so each fix recommended in doc
   finalizer/annotation patches and Events opens one TLS connection per request (hundreds at once,
   each with a 128 KiB buffer that stays in the heap afterwards). A login handler gives kopf a session
   whose connector allows at most `BENCH_KOPF_CONNECTIONS` (default 16).
+  Caveat: kopf's watch streams share that session and hold a connection each (one per watched
+  namespace with --namespace globs), so the limit must leave room for them.
+- or, with BENCH_KOPF_TUNING=workers, the same burst bounded by kopf's settings instead:
+  `posting.worker_limit` (Events) and `queueing.worker_limit` with a short `queueing.idle_timeout`.
 - the hardware catalogue cached per (API key, model) for `BENCH_HARDWARE_TTL` seconds (default 60):
   before every create the reconciler lists the model's hardware, one call per resource.
 """
@@ -32,7 +36,9 @@ KOPF_CONNECTIONS = int(os.environ.get("BENCH_KOPF_CONNECTIONS", "16"))
 HARDWARE_TTL = float(os.environ.get("BENCH_HARDWARE_TTL", "60"))
 
 
-@kopf.on.login()
+TUNING = os.environ.get("BENCH_KOPF_TUNING", "login")
+
+
 async def login_with_bounded_connections(**kwargs: Any) -> kopf.AiohttpSession | None:
     info = kopf.login_via_client(**kwargs)
     if info is None:
@@ -63,7 +69,17 @@ async def _cached_list_hardware(self: TogetherClient, model: str | None = None) 
     return options
 
 
+async def bounded_workers(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.worker_limit = 4
+    settings.queueing.worker_limit = KOPF_CONNECTIONS
+    settings.queueing.idle_timeout = 0.5
+
+
 if __name__ == "__main__":
+    if TUNING == "login":
+        kopf.on.login()(login_with_bounded_connections)
+    elif TUNING == "workers":
+        kopf.on.startup()(bounded_workers)
     if HARDWARE_TTL > 0:
         TogetherClient.list_hardware = _cached_list_hardware  # type: ignore[method-assign]
     sys.exit(main(sys.argv[1:]))
