@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Together calls/s for the operator (the product default is 10; 0: unlimited)",
     )
     parser.add_argument(
+        "--max-concurrent-calls",
+        type=int,
+        default=defaults.max_concurrent_calls,
+        help="Together calls in flight at once, for both operators (the product default is 16)",
+    )
+    parser.add_argument(
         "--transition-seconds",
         type=float,
         default=defaults.transition_seconds,
