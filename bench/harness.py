@@ -197,6 +197,7 @@ def operator_command(mode: str, namespace_glob: str, cfg: BenchConfig, health_po
             f"--namespace={namespace_glob}",
             "--health-host=127.0.0.1",
             f"--health-port={health_port}",
+            "--metrics-port=0",  # several operators may run at once (tests, benchmarks): no fixed port
             f"--poll-interval={cfg.poll_interval}",
             f"--transition-poll-interval={cfg.transition_poll_interval}",
             f"--resync-interval={cfg.resync_interval}",
