@@ -94,7 +94,7 @@ def operator(kubeconfig: Path, base_url: str, api_key: str, log_path: Path) -> I
         "TOGETHER_BASE_URL": base_url,
         "TOGETHER_API_KEY": api_key,
     }
-    args = ["--health-port=0", "--poll-interval=5", "--transition-poll-interval=1"]
+    args = ["--health-port=0", "--metrics-port=0", "--poll-interval=5", "--transition-poll-interval=1"]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "together_operator.cli", "run", *args],

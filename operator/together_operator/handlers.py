@@ -82,7 +82,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
     if config.metrics_port:
-        metrics.serve(config.metrics_host, config.metrics_port)
+        try:
+            metrics.serve(config.metrics_host, config.metrics_port)
+        except OSError as error:  # a taken port will not free itself: stop now, say why
+            raise kopf.PermanentError(
+                f"cannot serve metrics on {config.metrics_host}:{config.metrics_port}: {error}; "
+                "choose another --metrics-port, or 0 to turn metrics off"
+            ) from error
 
 
 @kopf.on.cleanup()
