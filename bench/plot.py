@@ -48,6 +48,25 @@ def plot(result: Mapping[str, Any], output: Path) -> None:
             ns, p50, color=colour, marker=marker, linestyle="--", alpha=0.6, label=f"{label}, p50"
         )
         goal_interval = mine[0]["latency"]["goal_seconds"]
+    all_n = sorted({r["n"] for r in runs})
+    config = runs[0].get("config", {}) if runs else {}
+    calls_axis.plot(
+        all_n,
+        all_n,
+        color="grey",
+        linestyle="--",
+        linewidth=1,
+        label="one GET per resource (per-object demand)",
+    )
+    if config.get("rate_limit"):
+        ceiling = config["rate_limit"] * config["poll_interval"]
+        calls_axis.axhline(
+            ceiling,
+            color="grey",
+            linestyle=":",
+            linewidth=1,
+            label=f"--rate-limit {config['rate_limit']:g}/s x poll interval",
+        )
     calls_axis.axhline(2, color="green", linestyle=":", label="goal: <= 2 per credential")
     calls_axis.set_yscale("log")
     calls_axis.set_xlabel("TogetherEndpoints (N)")

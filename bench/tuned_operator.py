@@ -19,6 +19,7 @@ The benchmark may not change the operator itself, so each fix recommended in doc
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -56,17 +57,18 @@ async def login_with_bounded_connections(**kwargs: Any) -> kopf.AiohttpSession |
 
 
 _uncached = TogetherClient.list_hardware
-_hardware: dict[tuple[int, str | None], tuple[float, list[HardwareWithStatus]]] = {}
+_hardware: dict[tuple[int, str | None], tuple[float, asyncio.Future[list[HardwareWithStatus]]]] = {}
 
 
 async def _cached_list_hardware(self: TogetherClient, model: str | None = None) -> list[HardwareWithStatus]:
+    """One request per (client, model) and TTL, shared by every caller, including those that ask while
+    it is in flight (N resources created at once all ask before the first answer arrives)."""
     key = (id(self), model)
     hit = _hardware.get(key)
-    if hit is not None and time.monotonic() - hit[0] < HARDWARE_TTL:
-        return hit[1]
-    options = await _uncached(self, model)
-    _hardware[key] = (time.monotonic(), options)
-    return options
+    if hit is None or time.monotonic() - hit[0] >= HARDWARE_TTL or (hit[1].done() and hit[1].exception()):
+        future = asyncio.ensure_future(_uncached(self, model))
+        hit = _hardware[key] = (time.monotonic(), future)
+    return list(await asyncio.shield(hit[1]))
 
 
 async def bounded_workers(settings: kopf.OperatorSettings, **_: Any) -> None:
