@@ -64,6 +64,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.reconciler = Reconciler(
         ReconcilerSettings(
             base_url=config.base_url,
+            finalizer=FINALIZER,
             resync_interval=config.resync_interval,
             retry=RetryPolicy(
                 transient_seconds=config.transient_retry_interval,

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from together_operator import reconcile
 from together_operator.connection import ConnectionPublisher, Owner, connection_data
 from together_operator.credentials import ApiKey, CredentialResolver
+from together_operator.hardware import HardwareCatalogue
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Poller
 from together_operator.reconcile import (
@@ -73,6 +74,8 @@ class ReconcilerSettings:
     transition_check: float = 30.0
     """Longest wait between two looks at a resource while its endpoint is changing state."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    finalizer: str = "together.ai/finalizer"
+    """kopf's finalizer: a resource is reconciled only once it holds it, so its deletion waits for us."""
 
 
 class TogetherClients:
@@ -151,6 +154,7 @@ class Reconciler:
         self._clock = clock
         self._handles: dict[str, ResourceHandle] = {}
         self._owners: Mapping[str, Collection[tuple[str, str]]] = {}
+        self._hardware = HardwareCatalogue()
         self._latest: dict[str, TogetherEndpointStatus] = {}
         self._deletes_sent: set[str] = set()
 
@@ -224,6 +228,10 @@ class Reconciler:
     ) -> float:
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        if self._settings.finalizer not in (meta.get("finalizers") or ()):
+            # kopf adds its finalizer right after the resource appears; writing before then only
+            # loses the race (a 409 on the create intent), and nothing may be created unguarded.
+            return 0.5
         annotations = meta.get("annotations") or {}
         spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
         # The watch brings our own status writes back with a delay; until then, what we wrote is newer.
@@ -298,7 +306,7 @@ class Reconciler:
             if spec.management_policy == ManagementPolicy.FULL and not reconcile.stalled_for_this_generation(
                 inputs
             ):
-                hardware = await api.list_hardware(spec.model)
+                hardware = await self._hardware.offered(key.fingerprint, api, spec.model)
         else:
             remote = await self._read_endpoint(api, key, endpoint_id, inputs.now, memory)
         return replace(inputs, remote=remote, hardware_options=hardware)
