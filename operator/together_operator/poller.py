@@ -81,15 +81,6 @@ class Poller:
             return None
         return account.listed.get(endpoint_id)
 
-    def has_listed(self, credential: str) -> bool:
-        account = self._accounts.get(credential)
-        return account is not None and account.listed is not None
-
-    def owners(self, credential: str, endpoint_id: str) -> set[str]:
-        """The uids of the resources that watch `endpoint_id`."""
-        account = self._accounts.get(credential)
-        return set(account.watchers.get(endpoint_id, {})) if account else set()
-
     def poll_soon(self, credential: str) -> None:
         """List again now, e.g. after a change the reconciler made, instead of after the full interval."""
         account = self._accounts.get(credential)
