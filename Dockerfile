@@ -17,10 +17,14 @@ WORKDIR /src
 RUN python3 -m venv /opt/together-operator
 # Dependencies come from constraints.txt, the same pins the test suite installs with.
 COPY pyproject.toml constraints.txt README.md ./
-COPY operator/ operator/
+# Only the operator's package: the simulator (operator/together_simulator) is for tests and demos, and
+# its console script, installed from the same project, is removed with it.
+COPY operator/together_operator/ operator/together_operator/
 RUN /opt/together-operator/bin/pip install --no-cache-dir --disable-pip-version-check -c constraints.txt . \
     && /opt/together-operator/bin/pip uninstall --yes --disable-pip-version-check pip \
-    && /opt/together-operator/bin/together-operator --help >/dev/null
+    && rm /opt/together-operator/bin/together-simulator \
+    && /opt/together-operator/bin/together-operator --help >/dev/null \
+    && ! /opt/together-operator/bin/python -c 'import together_simulator' 2>/dev/null
 
 FROM ${BASE_IMAGE}
 # For the OCI labels: --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) --build-arg SOURCE=<repo URL>

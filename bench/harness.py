@@ -43,7 +43,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.support.controlplane import ControlPlane
 
 from together_operator.resource import GROUP, PLURAL, VERSION
-from together_operator.simulator import Call, RunningSimulator, SimulatorConfig
+from together_simulator import Call, RunningSimulator, SimulatorConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CRD_PATH = REPO_ROOT / "crds" / "togetherendpoints.together.ai.yaml"

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import sys
 
-from together_operator.simulator import Simulator, SimulatorConfig
-from together_operator.simulator.cli import serve
+from together_simulator import Simulator, SimulatorConfig
+from together_simulator.cli import serve
 
 
 def main(argv: list[str]) -> int:

@@ -33,7 +33,7 @@ key=$( { echo "$K8S_VERSION $HELM_VERSION"; go version; cat "$module/go.mod" "$m
 bin="$cache_root/v$K8S_VERSION-$key"
 log() { echo "build-testbins: $*" >&2; }
 
-need=(kube-apiserver etcd kubectl)
+need=(kube-apiserver etcd kubectl kube-controller-manager)
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   for b in "${need[@]}"; do
     [[ -x "$KUBEBUILDER_ASSETS/$b" ]] || { log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks $b"; exit 1; }
@@ -51,7 +51,7 @@ if ! flock -n 9; then
 fi
 if [[ ! -f "$bin/.stamp" ]]; then
   if ((${#need[@]})); then
-    log "building kube-apiserver, etcd, kubectl v$K8S_VERSION into $bin (cold: ~5-30 min on 2 cores)"
+    log "building kube-apiserver, kube-controller-manager, etcd, kubectl v$K8S_VERSION into $bin (cold: ~5-30 min on 2 cores)"
     start=$(date +%s)
     # Version stamps as upstream hack/lib/version.sh sets them (without them /version reports
     # v0.0.0-master). 1.35.4 => gitMajor=1 gitMinor=35. gitCommit stays unset: the proxy has no commit.
@@ -62,7 +62,7 @@ if [[ ! -f "$bin/.stamp" ]]; then
       ldflags+=" -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
       ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
     done
-    (cd "$module" && go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin/" ./cmd/kube-apiserver ./cmd/etcd ./cmd/kubectl)
+    (cd "$module" && go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin/" ./cmd/kube-apiserver ./cmd/etcd ./cmd/kubectl ./cmd/kube-controller-manager)
     log "control plane built in $(( $(date +%s) - start )) s"
   fi
   start=$(date +%s)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.controlplane import ControlPlane, find_bin_dir  # noqa: E402
 
-from together_operator.simulator import SimulatorConfig, run_simulator_in_thread  # noqa: E402
+from together_simulator import SimulatorConfig, run_simulator_in_thread  # noqa: E402
 
 NAMESPACE = "together-demo"
 CRD = REPO / "crds" / "togetherendpoints.together.ai.yaml"

@@ -18,15 +18,24 @@ from together_operator.together import TogetherClient, TogetherError
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["simulator"]:
-        # The simulator has its own flags; hand them over untouched.
-        from together_operator.simulator.cli import main as simulator_main
-
+        # An alias of `together-simulator`, whose flags it hands over untouched.
+        try:
+            from together_simulator.cli import main as simulator_main
+        except ImportError:
+            print(
+                "together-operator: the simulator is not installed here "
+                "(pip install 'together-operator[simulator]'); the operator image does not ship it",
+                file=sys.stderr,
+            )
+            return 2
         return simulator_main(args_list[1:])
 
     parser = argparse.ArgumentParser(prog="together-operator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_arguments(commands.add_parser("run", help="run the operator (kopf underneath)"))
-    commands.add_parser("simulator", help="run a local Together API (see `together-operator simulator -h`)")
+    commands.add_parser(
+        "simulator", help="alias of together-simulator: a local Together API (see `together-simulator -h`)"
+    )
     hardware = commands.add_parser(
         "hardware", help="hardware offered for a model, as the vendor CLI shows it"
     )

@@ -80,8 +80,9 @@ def test_dockerfile_keeps_its_promises() -> None:
         "!pyproject.toml",
         "!constraints.txt",
         "!README.md",
-        "!operator/",
+        "!operator/together_operator/",
     ]
+    assert "COPY operator/together_operator/ operator/together_operator/" in text, "no simulator in the image"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -208,6 +209,11 @@ def test_the_image_runs_the_operator_read_only_as_non_root(
         process = _podman("top", name, "user", "args").stdout
         assert "65532" in process
         assert "root" not in process
+        no_simulator = _podman(
+            "exec", name, "/opt/together-operator/bin/together-operator", "simulator", check=False
+        )
+        assert no_simulator.returncode == 2, no_simulator
+        assert "the simulator is not installed here" in no_simulator.stderr
     finally:
         _podman("rm", "--force", "--time=5", name, check=False)
 

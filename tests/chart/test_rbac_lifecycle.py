@@ -34,7 +34,7 @@ from tests.chart.tooling import Tools, argocd_health, free_port, one, rules_by_s
 from tests.support.controlplane import ControlPlane
 from tests.support.operator_fixtures import OperatorProcess, has_condition
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import RunningSimulator
+from together_simulator import RunningSimulator
 
 pytestmark = pytest.mark.controlplane
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from together_operator.simulator import Call, RunningSimulator
 from together_operator.together import (
     AuthError,
     Autoscaling,
@@ -24,6 +23,7 @@ from together_operator.together import (
     TransientError,
     UpdateEndpointRequest,
 )
+from together_simulator import Call, RunningSimulator
 
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MIXTRAL_HARDWARE = "2x_nvidia_h100_80gb_sxm"

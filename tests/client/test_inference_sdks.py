@@ -18,7 +18,6 @@ import pytest
 import together
 
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import RunningSimulator
 from together_operator.together import (
     Autoscaling,
     CreateEndpointRequest,
@@ -27,6 +26,7 @@ from together_operator.together import (
     TogetherClient,
     UpdateEndpointRequest,
 )
+from together_simulator import RunningSimulator
 
 # Lifecycle steps of an hour: the endpoint changes state only when a test moves the clock.
 STEP_SECONDS = 3600.0

@@ -17,7 +17,7 @@ import pytest
 
 from tests.faults.harness import FAST_OPERATOR_ARGS, FaultOperator, FaultStack, install_crd, operator_env
 from tests.support.controlplane import ControlPlane
-from together_operator.simulator import FaultRule, SimulatorConfig, run_simulator_in_thread
+from together_simulator import FaultRule, SimulatorConfig, run_simulator_in_thread
 
 
 class StackFactory(Protocol):

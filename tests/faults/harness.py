@@ -33,7 +33,7 @@ import kubernetes
 
 from tests.support.controlplane import ControlPlane
 from tests.support.operator_fixtures import Kube, condition, free_port
-from together_operator.simulator import AdminEndpoint, Call, RunningSimulator
+from together_simulator import AdminEndpoint, Call, RunningSimulator
 
 GROUP, VERSION, PLURAL = "together.ai", "v1alpha1", "togetherendpoints"
 TEP = "togetherendpoint"

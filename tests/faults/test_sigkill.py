@@ -34,7 +34,7 @@ from tests.faults.harness import (
     report,
 )
 from tests.support.operator_fixtures import Kube
-from together_operator.simulator import Call
+from together_simulator import Call
 
 pytestmark = pytest.mark.controlplane
 

@@ -23,7 +23,7 @@ from tests.support.operator_fixtures import (
     condition,
     has_condition,
 )
-from together_operator.simulator import AdminEndpoint
+from together_simulator import AdminEndpoint
 
 pytestmark = pytest.mark.controlplane
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from together_operator.simulator import RunningSimulator
+from together_simulator import RunningSimulator
 
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 LLAMA = "meta-llama/Llama-3-8b-chat-hf"

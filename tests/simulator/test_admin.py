@@ -9,7 +9,7 @@ import pytest
 
 from tests.simulator.api_helpers import STEP_SECONDS, api_client, create, state_of
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import RunningSimulator
+from together_simulator import RunningSimulator
 
 
 class TestOutOfBand:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.simulator.api_helpers import LLAMA, MIXTRAL, STEADY, api_client, create, create_body
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import RunningSimulator
+from together_simulator import RunningSimulator
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 

@@ -1,4 +1,4 @@
-"""`python -m together_operator.simulator` (and `together-operator simulator`) flags and lifecycle."""
+"""`python -m together_simulator` (and `together-operator simulator`) flags and lifecycle."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.simulator.api_helpers import create_body
-from together_operator.simulator import FaultRule
-from together_operator.simulator.cli import build_parser, config_from_args, main
+from together_simulator import FaultRule
+from together_simulator.cli import build_parser, config_from_args, main
 
 
 def test_flags_become_the_config() -> None:
@@ -65,7 +65,7 @@ def test_an_invalid_setting_exits_with_status_2(capsys: pytest.CaptureFixture[st
 def served() -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The simulator as a process on a free port, losing one create response; yields it and its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "together_operator.simulator", "--port", "0", "--api-key", "cli-key=carol",
+        [sys.executable, "-m", "together_simulator", "--port", "0", "--api-key", "cli-key=carol",
          "--lose-create-responses", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ import pytest
 
 from tests.simulator.api_helpers import STEADY, api_client, create, create_body, state_of
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import FaultRule, RunningSimulator
+from together_simulator import FaultRule, RunningSimulator
 
 
 def test_latency_delays_the_answer_past_a_short_client_timeout(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.simulator.api_helpers import create_body
-from together_operator.simulator import Simulator, SimulatorConfig
+from together_simulator import Simulator, SimulatorConfig
 
 
 async def test_start_serves_on_a_free_loopback_port_until_stop() -> None:

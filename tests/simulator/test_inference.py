@@ -1,7 +1,7 @@
 """Inference through the simulated endpoints, over raw HTTP: POST /v1/chat/completions and /v1/completions.
 
 An endpoint answers under its system name while it is STARTED; otherwise the caller gets the error the
-real service gives (see together_operator/simulator/inference.py for the bodies and where they come
+real service gives (see together_simulator/inference.py for the bodies and where they come
 from). The SDKs' view of the same calls is in tests/client/test_inference_sdks.py.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from tests.simulator.api_helpers import MINUTE_SECONDS, MIXTRAL, STEADY, STEP_SECONDS, api_client, create
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import RunningSimulator
+from together_simulator import RunningSimulator
 
 SERVERLESS = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
 

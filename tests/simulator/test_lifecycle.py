@@ -11,7 +11,7 @@ import httpx
 
 from tests.simulator.api_helpers import MINUTE_SECONDS, STEP_SECONDS, api_client, create, state_of
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import RunningSimulator
+from together_simulator import RunningSimulator
 
 
 def test_create_moves_through_pending_and_starting_to_started(

@@ -27,7 +27,7 @@ from schemathesis import checks
 from schemathesis.schemas import BaseSchema
 
 from tests.simulator.api_helpers import create_body
-from together_operator.simulator import RunningSimulator
+from together_simulator import RunningSimulator
 
 SPEC = Path(__file__).parents[3] / "shared/together-api/endpoints-v1-openapi.yaml"
 

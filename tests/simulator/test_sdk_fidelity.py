@@ -22,7 +22,7 @@ from together import (
 
 from tests.simulator.api_helpers import LLAMA, MIXTRAL, STEADY, STEP_SECONDS
 from tests.support.simulator_fixtures import SimulatorFactory
-from together_operator.simulator import FaultRule, RunningSimulator
+from together_simulator import FaultRule, RunningSimulator
 
 
 def sdk(simulator: RunningSimulator, api_key: str | None = None, max_retries: int = 0) -> Together:

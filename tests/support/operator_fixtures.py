@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.support.controlplane import ControlPlane
-from together_operator.simulator import RunningSimulator, SimulatorConfig, run_simulator_in_thread
+from together_simulator import RunningSimulator, SimulatorConfig, run_simulator_in_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Each test operator watches only namespaces of its own prefix, so resources that other tests and

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from together_operator.simulator import RunningSimulator, SimulatorConfig, run_simulator_in_thread
+from together_simulator import RunningSimulator, SimulatorConfig, run_simulator_in_thread
 
 TEST_DEFAULTS: dict[str, Any] = {"transition_seconds": 0.2, "minute_seconds": 1.0, "seed": 0}
 

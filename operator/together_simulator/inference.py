@@ -39,10 +39,10 @@ from typing import Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from together_operator.simulator.api import ACCOUNT
-from together_operator.simulator.catalogue import Catalogue
-from together_operator.simulator.errors import ApiError, read_json_object, validation_error
-from together_operator.simulator.state import EndpointStore, SimulatedClock
+from together_simulator.api import ACCOUNT
+from together_simulator.catalogue import Catalogue
+from together_simulator.errors import ApiError, read_json_object, validation_error
+from together_simulator.state import EndpointStore, SimulatedClock
 
 CHAT_PATH = "/chat/completions"
 COMPLETIONS_PATH = "/completions"

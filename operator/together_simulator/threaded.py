@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
-from together_operator.simulator.admin import AdminEndpoint, Call
-from together_operator.simulator.config import FaultRule, SimulatorConfig
-from together_operator.simulator.server import Simulator
+from together_simulator.admin import AdminEndpoint, Call
+from together_simulator.config import FaultRule, SimulatorConfig
+from together_simulator.server import Simulator
 
 _calls = TypeAdapter(list[Call])
 _endpoints = TypeAdapter(list[AdminEndpoint])

@@ -1,4 +1,5 @@
-"""`together-operator simulator` and `python -m together_operator.simulator`: serve until SIGINT/SIGTERM."""
+"""`together-simulator` (alias `together-operator simulator`, `python -m together_simulator`): serve until
+SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
-from together_operator.simulator.config import DEFAULT_API_KEY, DEFAULT_OWNER, FaultRule, SimulatorConfig
-from together_operator.simulator.server import Simulator
+from together_simulator.config import DEFAULT_API_KEY, DEFAULT_OWNER, FaultRule, SimulatorConfig
+from together_simulator.server import Simulator
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="together-operator simulator",
+        prog="together-simulator",
         description="A local stand-in for the Together AI v1 dedicated endpoint API (base URL .../v1), "
         "with an admin interface under /_admin/ for fault injection and the call log.",
     )
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         simulator = Simulator(config_from_args(args))
     except (ValueError, OSError) as error:
-        print(f"together-operator simulator: {error}", file=sys.stderr)
+        print(f"together-simulator: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     asyncio.run(serve(simulator, args.host, args.port))

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from together_operator.simulator.wire import EndpointState, RequestedState, UsageType
+from together_simulator.wire import EndpointState, RequestedState, UsageType
 
 
 class SimulatedClock:

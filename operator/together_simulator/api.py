@@ -14,15 +14,15 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ValidationError
 
-from together_operator.simulator.catalogue import Catalogue, HardwareOffer, HardwareStatus
-from together_operator.simulator.errors import (
+from together_simulator.catalogue import Catalogue, HardwareOffer, HardwareStatus
+from together_simulator.errors import (
     ApiError,
     check_autoscaling,
     read_json_object,
     validation_error,
 )
-from together_operator.simulator.state import EndpointRecord, EndpointStore, NewEndpoint, iso_timestamp
-from together_operator.simulator.wire import (
+from together_simulator.state import EndpointRecord, EndpointStore, NewEndpoint, iso_timestamp
+from together_simulator.wire import (
     INT32_MAX,
     Autoscaling,
     AvailabilityZones,

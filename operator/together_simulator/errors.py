@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from pydantic import ValidationError
 
-from together_operator.simulator.wire import INT32_MAX, ErrorData, ErrorDetail
+from together_simulator.wire import INT32_MAX, ErrorData, ErrorDetail
 
 
 def error_response(

@@ -11,14 +11,14 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from together_operator.simulator.admin import ADMIN_PREFIX, Admin, Call, CallLog, admin_errors
-from together_operator.simulator.api import ACCOUNT, API_PREFIX, CREATE_ROUTE, UPDATE_ROUTE, TogetherApi
-from together_operator.simulator.catalogue import Catalogue
-from together_operator.simulator.config import FaultKind, FaultRule, SimulatorConfig
-from together_operator.simulator.errors import ApiError, error_response
-from together_operator.simulator.faults import FaultInjector
-from together_operator.simulator.inference import InferenceApi
-from together_operator.simulator.state import EndpointStore, SimulatedClock, iso_timestamp
+from together_simulator.admin import ADMIN_PREFIX, Admin, Call, CallLog, admin_errors
+from together_simulator.api import ACCOUNT, API_PREFIX, CREATE_ROUTE, UPDATE_ROUTE, TogetherApi
+from together_simulator.catalogue import Catalogue
+from together_simulator.config import FaultKind, FaultRule, SimulatorConfig
+from together_simulator.errors import ApiError, error_response
+from together_simulator.faults import FaultInjector
+from together_simulator.inference import InferenceApi
+from together_simulator.state import EndpointStore, SimulatedClock, iso_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from together_operator.simulator.config import FaultKind, FaultRule
+from together_simulator.config import FaultKind, FaultRule
 
 
 @dataclass

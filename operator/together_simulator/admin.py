@@ -25,11 +25,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from together_operator.simulator.config import FaultKind, FaultRule
-from together_operator.simulator.errors import ApiError, check_autoscaling, error_response, read_json
-from together_operator.simulator.faults import FaultInjector
-from together_operator.simulator.state import EndpointRecord, EndpointStore, SimulatedClock, iso_timestamp
-from together_operator.simulator.wire import Autoscaling, EndpointState, UsageType
+from together_simulator.config import FaultKind, FaultRule
+from together_simulator.errors import ApiError, check_autoscaling, error_response, read_json
+from together_simulator.faults import FaultInjector
+from together_simulator.state import EndpointRecord, EndpointStore, SimulatedClock, iso_timestamp
+from together_simulator.wire import Autoscaling, EndpointState, UsageType
 
 ADMIN_PREFIX = "/_admin"
 
