@@ -1,6 +1,6 @@
 """The TogetherEndpoint CRD on a real kube-apiserver: what admission rejects, and what it accepts.
 
-Every rule of CONTRACT.md section 1 is exercised with a real create or update through kubectl, as a
+Every rule of docs/contract.md section 1 is exercised with a real create or update through kubectl, as a
 user would meet it: each rejection must name the field (and, for our CEL rules, say what to do), and
 the object must be left as it was. Every sample in deploy/samples/ is applied for real and read back
 with the server's defaults, which must equal what the typed model in resource.py fills in.

@@ -1,4 +1,5 @@
-"""The simulator's responses conform to the vendor's OpenAPI file (endpoints-v1-openapi.yaml).
+"""The simulator's responses conform to Together's OpenAPI file (endpoints-v1-openapi.yaml, vendored in
+tests/vendor/together-openapi with its source and licence).
 
 Two parts: every kind of response the simulator gives for well-formed calls is validated against the
 spec's response schema, and schemathesis generates requests from the spec and checks what comes back.
@@ -29,7 +30,7 @@ from schemathesis.schemas import BaseSchema
 from tests.simulator.api_helpers import create_body
 from together_simulator import RunningSimulator
 
-SPEC = Path(__file__).parents[3] / "shared/together-api/endpoints-v1-openapi.yaml"
+SPEC = Path(__file__).parents[1] / "vendor/together-openapi/endpoints-v1-openapi.yaml"
 
 EXCLUDED_CHECKS = [
     checks.status_code_conformance,

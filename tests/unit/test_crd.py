@@ -1,4 +1,4 @@
-"""The CRD as data: it agrees with the typed model in resource.py and with CONTRACT.md section 1.
+"""The CRD as data: it agrees with the typed model in resource.py and with docs/contract.md section 1.
 
 No API server here (tests/integration/test_crd_admission.py applies the rules for real): these tests
 catch drift between crds/togetherendpoints.together.ai.yaml and together_operator.resource the moment
@@ -125,7 +125,7 @@ def _spec_rules() -> list[dict[str, str]]:
 
 
 # ------------------------------------------------------------------------------------------------
-# names, versions, printer columns (CONTRACT.md section 1)
+# names, versions, printer columns (docs/contract.md section 1)
 
 
 def test_names_and_scope_match_the_contract() -> None:
