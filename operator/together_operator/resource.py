@@ -20,6 +20,8 @@ KIND = "TogetherEndpoint"
 PAUSED_ANNOTATION = "together.ai/paused"
 RESTART_REQUESTED_ANNOTATION = "together.ai/restart-requested-at"
 DEFAULT_SECRET_KEY = "api-key"
+# The largest integer the CRD admits: Together reads its integers as int32.
+INT32_MAX = 2_147_483_647
 
 
 class _CamelModel(BaseModel):
@@ -51,12 +53,12 @@ class GPUShorthand(_CamelModel):
     """`--gpu h100 --gpu-count 2` of the vendor CLI; resolved to one hardware id per model."""
 
     type: str
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=INT32_MAX)
 
 
 class AutoscalingSpec(_CamelModel):
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(default=1, ge=1)
+    min_replicas: int = Field(default=1, ge=1, le=INT32_MAX)
+    max_replicas: int = Field(default=1, ge=1, le=INT32_MAX)
 
 
 class SecretKeyRef(_CamelModel):
@@ -77,7 +79,7 @@ class TogetherEndpointSpec(_CamelModel):
     display_name: str | None = None
     autoscaling: AutoscalingSpec = AutoscalingSpec()
     state: DesiredState = DesiredState.STARTED
-    inactive_timeout: int | None = Field(default=None, ge=0)
+    inactive_timeout: int | None = Field(default=None, ge=0, le=INT32_MAX)
     availability_zone: str | None = None
     speculative_decoding: bool = False
     prompt_cache: bool | None = None

@@ -20,6 +20,7 @@ import yaml
 
 from tests.support.controlplane import ControlPlane
 from together_operator.resource import (
+    INT32_MAX,
     AutoStopRecord,
     Condition,
     ConditionType,
@@ -140,6 +141,26 @@ CREATE_CASES = [
         ("spec.inactiveTimeout", "greater than or equal to 0"),
     ),
     Rejected(
+        "gpu-count-above-int32",
+        {"model": MODEL, "gpu": {"type": "h100", "count": INT32_MAX + 1}},
+        ("spec.gpu.count", "less than or equal to 2147483647"),
+    ),
+    Rejected(
+        "max-replicas-above-int32",
+        {**BASE, "autoscaling": {"minReplicas": 1, "maxReplicas": INT32_MAX + 1}},
+        ("spec.autoscaling.maxReplicas", "less than or equal to 2147483647"),
+    ),
+    Rejected(
+        "min-replicas-above-int32",
+        {**BASE, "autoscaling": {"minReplicas": INT32_MAX + 1, "maxReplicas": INT32_MAX}},
+        ("spec.autoscaling.minReplicas", "less than or equal to 2147483647"),
+    ),
+    Rejected(
+        "inactive-timeout-above-int32",
+        {**BASE, "inactiveTimeout": INT32_MAX + 1},
+        ("spec.inactiveTimeout", "less than or equal to 2147483647"),
+    ),
+    Rejected(
         "speculative-decoding-wrong-type",
         {**BASE, "speculativeDecoding": "yes"},
         ("spec.speculativeDecoding", "must be of type boolean"),
@@ -253,6 +274,12 @@ UPDATE_CASES = [
         patch={"managementPolicy": "ObserveOnly"},
     ),
     Rejected(
+        "raise-max-replicas-above-int32",
+        BASE,
+        ("spec.autoscaling.maxReplicas", "less than or equal to 2147483647"),
+        patch={"autoscaling": {"maxReplicas": INT32_MAX + 1}},
+    ),
+    Rejected(
         "raise-min-above-max",
         {**BASE, "autoscaling": {"minReplicas": 1, "maxReplicas": 2}},
         (
@@ -329,6 +356,46 @@ def test_sample_is_accepted_with_the_model_defaults(
     expected = TogetherEndpointSpec.model_validate(sample["spec"]).model_dump(mode="json", exclude_none=True)
     assert stored["spec"] == expected
     assert stored["metadata"]["generation"] == 1
+
+
+def test_integers_up_to_int32_max_are_accepted(control_plane: ControlPlane, namespace: str) -> None:
+    spec = {
+        "model": MODEL,
+        "gpu": {"type": "h100", "count": INT32_MAX},
+        "autoscaling": {"minReplicas": INT32_MAX, "maxReplicas": INT32_MAX},
+        "inactiveTimeout": INT32_MAX,
+    }
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_manifest("largest", spec))
+    stored = _get(control_plane, namespace, "largest")["spec"]
+    assert {key: stored[key] for key in spec} == spec
+    assert TogetherEndpointSpec.model_validate(stored).inactive_timeout == INT32_MAX, "the operator reads it"
+
+
+def test_status_integers_above_int32_are_rejected(control_plane: ControlPlane, namespace: str) -> None:
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_manifest("ep", BASE))
+    patch = {
+        "status": {
+            "autoscaling": {"minReplicas": 1, "maxReplicas": INT32_MAX + 1},
+            "observedGeneration": INT32_MAX + 1,
+        }
+    }
+    proc = control_plane.kubectl(
+        "patch",
+        "tep",
+        "ep",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+        check=False,
+    )
+    assert proc.returncode != 0, f"accepted: {proc.stdout}"
+    for path in ("status.autoscaling.maxReplicas", "status.observedGeneration"):
+        assert f"{path}: Invalid value: 2147483648" in proc.stderr
+    assert proc.stderr.count("should be less than or equal to 2147483647") == 2
+    assert "status" not in _get(control_plane, namespace, "ep")
 
 
 def test_minimal_sample_gets_the_contract_defaults(control_plane: ControlPlane, namespace: str) -> None:

@@ -251,6 +251,38 @@ def test_integer_minimums_equal_the_model() -> None:
     assert props["model"]["minLength"] == 1
 
 
+@pytest.mark.parametrize(
+    ("path", "model", "name"),
+    [
+        ("gpu.count", resource.GPUShorthand, "count"),
+        ("autoscaling.minReplicas", resource.AutoscalingSpec, "min_replicas"),
+        ("autoscaling.maxReplicas", resource.AutoscalingSpec, "max_replicas"),
+        ("inactiveTimeout", TogetherEndpointSpec, "inactive_timeout"),
+    ],
+)
+def test_spec_integer_bounds_equal_the_model(path: str, model: type[BaseModel], name: str) -> None:
+    schema: Schema = SPEC
+    for part in path.split("."):
+        schema = schema["properties"][part]
+    bounds = {
+        bound: getattr(m, bound)
+        for m in model.model_fields[name].metadata
+        for bound in ("ge", "le")
+        if hasattr(m, bound)
+    }
+    assert (schema["minimum"], schema["maximum"]) == (bounds["ge"], bounds["le"])
+
+
+def test_every_integer_is_at_most_int32_max() -> None:
+    """Together reads its integers as int32: admission refuses anything larger, naming the field."""
+    integers = {
+        path: schema.get("maximum") for path, schema in _walk(ROOT) if schema.get("type") == "integer"
+    }
+    assert {".spec.gpu.count", ".status.conditions[].observedGeneration"} <= integers.keys()
+    assert resource.INT32_MAX == 2**31 - 1
+    assert {path for path, maximum in integers.items() if maximum != resource.INT32_MAX} == set()
+
+
 # ------------------------------------------------------------------------------------------------
 # documentation and CEL hygiene
 
