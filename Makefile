@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint testbins clean
+.PHONY: demo test lint testbins manifests clean
 
 ## demo: local control plane + Together simulator + operator; a sample endpoint reaches Ready
 demo: $(STAMP) testbins
@@ -23,6 +23,11 @@ lint: $(STAMP)
 ## testbins: build (or reuse from the cache) kube-apiserver, etcd, kubectl and helm
 testbins:
 	hack/build-testbins.sh
+
+## manifests: render deploy/operator/ and the chart's README from the chart (tests check they are current)
+manifests: $(STAMP)
+	$(PY) hack/render_manifests.py --helm "$$(hack/build-testbins.sh)/helm"
+	$(PY) hack/chart_readme.py
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

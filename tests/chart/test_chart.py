@@ -12,6 +12,9 @@ import dataclasses
 import json
 import re
 import secrets
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ from tests.chart.tooling import (
     one,
     rules_by_scope,
 )
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import REPO_ROOT, ControlPlane
 from together_operator.settings import add_run_arguments, config_from_args
 
 pytestmark = pytest.mark.controlplane
@@ -133,6 +136,39 @@ def test_the_chart_ships_the_crd_byte_for_byte() -> None:
     assert [p.name for p in shipped] == [CRD_FILE.name]
     assert shipped[0].read_bytes() == CRD_FILE.read_bytes(), (
         "edit crds/, then: cp crds/togetherendpoints.together.ai.yaml charts/together-operator/crds/"
+    )
+
+
+def test_the_readme_is_generated_from_the_documented_values(tmp_path: Path) -> None:
+    fresh = tmp_path / "README.md"
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "hack" / "chart_readme.py"), "--out", str(fresh)], check=True
+    )
+    committed = (CHART / "README.md").read_text()
+    assert committed == fresh.read_text(), "values.yaml or Chart.yaml changed: run `make manifests`"
+    assert '| `together.apiKey.existingSecret` | string | `""` | Name of an existing Secret' in committed
+    assert '| `resources` | object | `{"requests": {"cpu": "50m"' in committed
+
+
+def test_chart_metadata_names_its_source_maintainers_and_crd() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    minimal = yaml.safe_load((REPO_ROOT / "deploy" / "samples" / "togetherendpoint-minimal.yaml").read_text())
+    annotations = chart["annotations"]
+
+    assert chart["sources"]
+    assert chart["home"] in chart["sources"]
+    assert [m["name"] for m in chart["maintainers"]] == ["together-operator maintainers"]
+    (listed,) = yaml.safe_load(annotations["artifacthub.io/crds"])
+    assert (listed["kind"], listed["version"], listed["name"]) == (
+        crd["spec"]["names"]["kind"],
+        crd["spec"]["versions"][0]["name"],
+        crd["metadata"]["name"],
+    )
+    assert yaml.safe_load(annotations["artifacthub.io/crdsExamples"]) == [minimal]
+    assert (
+        annotations["artifacthub.io/license"]
+        == tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["license"]
     )
 
 

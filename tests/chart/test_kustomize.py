@@ -4,6 +4,9 @@ to what the Helm chart installs with its defaults."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +23,7 @@ from tests.chart.tooling import (
     one,
     rules_by_scope,
 )
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import REPO_ROOT, ControlPlane
 
 pytestmark = pytest.mark.controlplane
 
@@ -54,6 +57,21 @@ def test_kubectl_kustomize_deploy_is_the_operator_and_nothing_else(tools: Tools)
     assert env_of(objects)["TOGETHER_API_KEY"] == {
         "secretKeyRef": {"name": "together-api-key", "key": "api-key"}
     }
+
+
+def test_deploy_operator_is_the_chart_rendered(tools: Tools, tmp_path: Path) -> None:
+    """deploy/operator/ is generated from the chart, so the two install paths cannot drift apart."""
+    render = [sys.executable, str(REPO_ROOT / "hack" / "render_manifests.py"), "--out", str(tmp_path)]
+    subprocess.run([*render, "--helm", str(tools.bin_dir / "helm")], check=True)
+
+    fresh = {p.name: p.read_text() for p in sorted(tmp_path.glob("*.yaml"))}
+    committed = {p.name: p.read_text() for p in sorted((DEPLOY / "operator").glob("*.yaml"))}
+    assert sorted(fresh) == ["deployment.yaml", "rbac.yaml", "service.yaml", "serviceaccount.yaml"]
+    assert committed == fresh, "the chart changed: run `make manifests`"
+    for text in fresh.values():
+        assert text.startswith("# Generated from charts/together-operator/templates/")
+        assert "helm.sh/chart" not in text
+        assert "managed-by" not in text, "kubectl, not Helm, manages what `kubectl apply -k` installs"
 
 
 def test_deploy_grants_and_runs_what_the_charts_defaults_do(tools: Tools) -> None:
