@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint testbins clean
+.PHONY: demo test lint testbins sdk3-venv clean
 
 ## demo: local control plane + Together simulator + operator; a sample endpoint reaches Ready
 demo: $(STAMP) testbins
 	$(PY) hack/demo.py
 
 ## test: the whole test suite (unit, client, simulator, integration on a real kube-apiserver)
-test: $(STAMP) testbins
+test: $(STAMP) testbins sdk3-venv
 	$(PY) -m pytest
 
 ## lint: ruff and mypy (strict)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 ## testbins: build (or reuse from the cache) kube-apiserver, etcd, kubectl and helm
 testbins:
 	hack/build-testbins.sh
+
+## sdk3-venv: build (or reuse from the cache) the virtualenv of the together 3.x SDK for the v2 fidelity test
+sdk3-venv:
+	hack/build-sdk3-venv.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

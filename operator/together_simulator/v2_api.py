@@ -235,8 +235,6 @@ class TogetherV2Api:
             )
         autoscaling = _autoscaling_on_create(create.autoscaling)
         _check_inactive_timeout(create.inactive_timeout)
-        if request.query.get("validateOnly", "").lower() == "true":
-            return web.json_response({})
         record = self._store.create_deployment(
             endpoint,
             name,
@@ -245,6 +243,8 @@ class TogetherV2Api:
             autoscaling,
             create.inactive_timeout,
             create.max_concurrent_requests_per_replica,
+            # A dry run answers with the deployment it would create.
+            validate_only=request.query.get("validateOnly", "").lower() == "true",
         )
         return _json(self._deployment(project, endpoint, record))
 

@@ -7,7 +7,8 @@ schedule of states, each held until a given (simulated monotonic) time, then a f
   per step. On hardware the catalogue marks insufficient or unavailable, PROVISIONING is followed by
   DEGRADED ("Cannot place replicas: insufficient GPU capacity") until `ready_timeout_seconds` after
   the start, then FAILED ("Timed out waiting for readiness"), as the reference says after six hours.
-- A change of min replicas on a running deployment: SCALING, then READY.
+- A change of min replicas on a running deployment: SCALING (the replicas that were ready keep
+  serving), then READY.
 - 0/0: STOPPING, then STOPPED.
 - DEGRADED and FAILED otherwise only by the admin API (`V2Store.degrade`, `V2Store.fail`).
 """
@@ -86,6 +87,8 @@ class DeploymentRecord:
     updated_at: float
     lifecycle: DeploymentLifecycle
     version: int = 1
+    # Replicas that keep serving while it scales from one running size to another.
+    serving_while_scaling: int = 0
 
     @property
     def etag(self) -> str:
@@ -205,7 +208,10 @@ class V2Store:
         autoscaling: Autoscaling,
         inactive_timeout: int | None,
         max_concurrent_requests_per_replica: str | None,
+        *,
+        validate_only: bool = False,
     ) -> DeploymentRecord:
+        """The new deployment; with `validate_only`, what it would be, neither kept nor started."""
         now = self._clock.wall()
         record = DeploymentRecord(
             id=self._new_id("dep"),
@@ -223,19 +229,22 @@ class V2Store:
             if autoscaling.max_replicas
             else DeploymentLifecycle.settled(STOPPED),
         )
-        endpoint.deployments[record.id] = record
+        if not validate_only:
+            endpoint.deployments[record.id] = record
         return record
 
     def set_autoscaling(self, record: DeploymentRecord, autoscaling: Autoscaling) -> None:
         """New bounds: 0/0 stops, bounds on a stopped (or failed) deployment start it, a new floor scales."""
-        was_min, state = record.min_replicas, self.phase(record).state
+        was_min, state, was_ready = record.min_replicas, self.phase(record).state, self.replicas(record).ready
         record.autoscaling = autoscaling
         if not record.max_replicas:
             if state not in (STOPPING, STOPPED):
                 record.lifecycle = self._schedule((STOPPING,), STOPPED)
         elif state in (STOPPING, STOPPED, FAILED):
+            record.serving_while_scaling = 0
             record.lifecycle = self._starting(record.config)
         elif record.min_replicas != was_min and state in (READY, SCALING):
+            record.serving_while_scaling = min(was_ready, record.min_replicas)
             record.lifecycle = self._schedule((SCALING,), READY)
 
     def touch_deployment(self, record: DeploymentRecord) -> None:
@@ -255,7 +264,7 @@ class V2Store:
         if state == READY:
             return Replicas(desired, desired, desired)
         if state == SCALING:
-            return Replicas(desired, desired, 0)
+            return Replicas(desired, desired, min(record.serving_while_scaling, desired))
         if state == DEGRADED:
             return Replicas(desired, max(desired - 1, 0), max(desired - 1, 0))
         return Replicas(desired, 0, 0)
