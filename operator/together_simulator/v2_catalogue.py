@@ -4,7 +4,7 @@ project, one certified config revision per hardware, and the instance types with
 Names follow the 3.x SDK's CLI (`together/lib/cli/api/endpoints/_utils/_hardware_pricing.py`): a config
 names its hardware through the selectors `accelerator_type` and `accelerator_count`, and the instance
 type is `{count}x{type}`, e.g. `2xnvidia-h100-80gb`. v1 hardware ids that differ only by interconnect
-(`1x_nvidia_a100_80gb_sxm`, `..._pcie`) are one v2 instance type; the first listed wins. Ids are
+(`1x_nvidia_a100_80gb_sxm`, `..._pcie`) are one v2 instance type, priced as the first a model runs on. Ids are
 derived from names, so they are the same in every run: `ml_`, `rv_`, `cr_`, `arch_` and a hash.
 """
 
@@ -81,22 +81,12 @@ class SupportedModelEntry:
 class V2Catalogue:
     def __init__(self, catalogue: Catalogue) -> None:
         self.zones = list(catalogue.availability_zones)
-        self.instance_types: list[InstanceTypeOffer] = []
-        for offer in catalogue.hardware:
-            name = v2_hardware_name(offer)
-            if all(known.name != name for known in self.instance_types):
-                self.instance_types.append(
-                    InstanceTypeOffer(
-                        id=derived_id("it", name),
-                        name=name,
-                        offer=offer,
-                        price_cents_per_hour=round(offer.cents_per_minute * 60),
-                    )
-                )
         self.models: list[ModelResource] = []
         self.configs: list[ConfigRevision] = []
         self.supported: list[SupportedModelEntry] = []
         offers = {offer.id: offer for offer in catalogue.hardware}
+        # The v1 offer each v2 hardware name stands for: the first a model runs on, else the first listed.
+        chosen: dict[str, HardwareOffer] = {}
         for model_offer in catalogue.models:
             model = self._model(model_offer.id, is_speculator=False)
             speculator_name = SPECULATORS.get(model_offer.id)
@@ -107,6 +97,7 @@ class V2Catalogue:
                 hardware = v2_hardware_name(offer)
                 if any(config.hardware == hardware for config in configs):
                     continue
+                chosen.setdefault(hardware, offer)
                 configs.append(
                     ConfigRevision(
                         id=derived_id("cr", model_offer.id, hardware),
@@ -124,6 +115,17 @@ class V2Catalogue:
                     id=derived_id("arch", model_offer.id), model=model, configs=tuple(configs)
                 )
             )
+        for offer in catalogue.hardware:
+            chosen.setdefault(v2_hardware_name(offer), offer)
+        self.instance_types = [
+            InstanceTypeOffer(
+                id=derived_id("it", name),
+                name=name,
+                offer=offer,
+                price_cents_per_hour=round(offer.cents_per_minute * 60),
+            )
+            for name, offer in chosen.items()
+        ]
 
     def _model(self, name: str, *, is_speculator: bool) -> ModelResource:
         known = next((model for model in self.models if model.name == name), None)
