@@ -114,6 +114,9 @@ def _comparison(name: str, op: str, value: str) -> Predicate:
         return lambda item: _compare(datetime.fromisoformat(item[name]), op, moment)
     if op == ":":
         return lambda item: value in item[name]
+    if name == "model":
+        # A model matches regardless of revision: items carry the unpinned name, and so does the value.
+        value = value.split("/revisions/")[0]
     if name == "name" and "/" not in value:
         # A bare name matches the last segment of the qualified one.
         if op in ("=", "!=") and "*" in value:

@@ -279,3 +279,20 @@ def test_another_projects_catalogue_and_endpoints_stay_private(v2: V2) -> None:
     assert v2.http.get("/v2/projects/proj_someone/endpoints").status_code == 403
     assert v2.http.get("/v2/projects/proj_someone/configs").status_code == 403
     assert v2.ok("GET", "/configs")["data"] == []
+
+
+def test_deployment_lists_filter_on_state_and_model_regardless_of_revision(
+    simulator: RunningSimulator, v2: V2
+) -> None:
+    endpoint = v2.create_endpoint()
+    mixtral = v2.create_deployment(endpoint["id"], "blue")
+    v2.create_deployment(endpoint["id"], "green", model=LLAMA, hardware="1xnvidia-a100-80gb")
+    path = f"/endpoints/{endpoint['id']}/deployments"
+
+    by_pinned_model = v2.ok("GET", path, params={"filter": f'model = "{mixtral["model"]}"'})["data"]
+    simulator.advance_clock(2 * STEP_SECONDS)
+    v2.stop(endpoint["id"], mixtral["id"])
+    ready = v2.ok("GET", path, params={"filter": f'state = "{READY}"'})["data"]
+
+    assert [d["name"] for d in by_pinned_model] == ["devuser/chat/blue"]
+    assert [d["name"] for d in ready] == ["devuser/chat/green"]
