@@ -38,7 +38,7 @@ class FaultRule(BaseModel):
     - `lose_create_response`: a create (POST /v1/endpoints, or a v2 endpoint or deployment) succeeds on
       the server, but the connection is closed instead of sending the 200 response.
     - `error_after_update`: an update (PATCH /v1/endpoints/{id}) answers 200, and the endpoint then
-      goes to state ERROR.
+      goes to state ERROR; on a v2 deployment update, the deployment goes to FAILED.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -20,11 +20,12 @@ from together_simulator.errors import ApiError, error_response
 from together_simulator.faults import FaultInjector
 from together_simulator.inference import InferenceApi
 from together_simulator.state import EndpointStore, SimulatedClock, iso_timestamp
-from together_simulator.v2_admin import V2Admin
+from together_simulator.v2_admin import FailDeployment, V2Admin
 from together_simulator.v2_api import (
     API_KEY,
     CREATE_DEPLOYMENT_ROUTE,
     CREATE_ENDPOINT_ROUTE,
+    UPDATE_DEPLOYMENT_ROUTE,
     V2_PREFIX,
     WHOAMI_PATH,
     TogetherV2Api,
@@ -201,6 +202,12 @@ class Simulator:
             record = self._store.get(request.match_info["endpoint_id"])
             if record is not None:
                 self._store.fail(record)
+        if route == UPDATE_DEPLOYMENT_ROUTE and self._faults.take(method, path, "error_after_update"):
+            applied.append("error_after_update")
+            self.v2_admin.out_of_band(
+                request.match_info["deployment_id"],
+                FailDeployment(action="fail", message="Replica crashed after the update"),
+            )
         return response
 
 

@@ -73,6 +73,7 @@ V2_PREFIX = "/v2"
 WHOAMI_PATH = "/v3/whoami"
 CREATE_ENDPOINT_ROUTE = "v2_create_endpoint"
 CREATE_DEPLOYMENT_ROUTE = "v2_create_deployment"
+UPDATE_DEPLOYMENT_ROUTE = "v2_update_deployment"
 
 API_KEY = web.RequestKey("api_key", str)
 """Where the auth middleware leaves the caller's API key (whoami reports its id, never the key)."""
@@ -109,7 +110,7 @@ class TogetherV2Api:
             web.get(f"{endpoint}/deployments", self.list_deployments, allow_head=False),
             web.post(f"{endpoint}/deployments", self.create_deployment, name=CREATE_DEPLOYMENT_ROUTE),
             web.get(deployment, self.get_deployment, allow_head=False),
-            web.patch(deployment, self.update_deployment),
+            web.patch(deployment, self.update_deployment, name=UPDATE_DEPLOYMENT_ROUTE),
             web.delete(deployment, self.delete_deployment),
             web.get(f"{V2_PREFIX}/supported-models", self.list_supported_models, allow_head=False),
             web.get(f"{V2_PREFIX}/supported-models/{{model_id}}", self.get_supported_model, allow_head=False),

@@ -114,3 +114,22 @@ def test_out_of_band_changes_show_through_the_api(simulator: RunningSimulator, v
     assert simulator.v2_out_of_band(green["id"], "delete") is None
     assert v2.request("GET", f"/endpoints/{endpoint['id']}/deployments/{green['id']}").status_code == 404
     assert [d.name for d in simulator.v2_deployments()] == ["blue"]
+
+
+def test_error_after_update_fails_the_deployment_behind_a_200(simulator: RunningSimulator, v2: V2) -> None:
+    endpoint = v2.create_endpoint()
+    deployment = v2.create_deployment(endpoint["id"])
+    simulator.set_faults([FaultRule(fault="error_after_update", method="PATCH", path="/v2/", times=1)])
+
+    updated = v2.request(
+        "PATCH",
+        f"/endpoints/{endpoint['id']}/deployments/{deployment['id']}",
+        json={"autoscaling": {"maxReplicas": 2}},
+    )
+
+    assert updated.status_code == 200
+    status = v2.deployment(endpoint["id"], deployment["id"])["status"]
+    assert (status["state"], status["message"]) == (
+        "DEPLOYMENT_STATE_FAILED",
+        "Replica crashed after the update",
+    )
