@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel
 
 from .client import TogetherClient
-from .errors import TransientError
+from .errors import AuthError, TransientError
 from .ratelimit import RateLimiter
 from .v2_models import (
     Autoscaling,
@@ -136,7 +136,8 @@ class TogetherV2Client(DedicatedInferenceAPI):
             if self._project is None:
                 whoami = await self._http._call("GET", "v3/whoami", Whoami.model_validate_json)
                 if whoami.project is None:
-                    raise TransientError(
+                    # A user or organization credential: a human has to give the operator a project key.
+                    raise AuthError(
                         f"the API key is not scoped to a project (whoami type {whoami.type!r}); "
                         "v2 needs a project API key",
                         method="GET",

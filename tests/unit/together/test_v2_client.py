@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from together_operator.together import PermanentError, TransientError
+from together_operator.together import AuthError, PermanentError, TransientError
 from together_operator.together.v2_client import TogetherV2Client, management_base_url
 from together_operator.together.v2_models import (
     Autoscaling,
@@ -240,3 +240,13 @@ def test_hardware_is_named_as_the_3x_cli_names_it() -> None:
     assert config.resource == "projects/proj_platform/configs/cr_1"
     assert Config.model_validate({**config.model_dump(by_alias=True), "selectors": []}).hardware is None
     assert Endpoint.model_validate(ENDPOINT).short_name == "chat"
+
+
+async def test_a_key_without_a_project_is_an_auth_error() -> None:
+    def organization_key(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**WHOAMI, "type": "org_api_key"})
+
+    transport = httpx.MockTransport(organization_key)
+    async with TogetherV2Client("https://api.example.test/v1", API_KEY, transport=transport) as v2:
+        with pytest.raises(AuthError, match="not scoped to a project"):
+            await v2.list_endpoints()
