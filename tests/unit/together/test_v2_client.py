@@ -1,6 +1,7 @@
 """The v2 client on the wire, seen through an in-memory transport: where calls go, what they carry,
 which are retried, and how lists are followed to the end."""
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -94,11 +95,11 @@ def test_management_calls_go_to_the_host_without_v1(base_url: str, expected: str
 async def test_the_project_is_looked_up_once_per_client() -> None:
     server = Server({ENDPOINTS: [httpx.Response(200, json={"data": [ENDPOINT]})]})
     async with client(server) as v2:
-        first = await v2.list_endpoints()
+        first, *_ = await asyncio.gather(*(v2.list_endpoints() for _ in range(3)))
         await v2.list_endpoints()
 
     assert [endpoint.short_name for endpoint in first] == ["chat"]
-    assert [request.url.path for request in server.requests] == ["/v3/whoami", ENDPOINTS, ENDPOINTS]
+    assert [request.url.path for request in server.requests] == ["/v3/whoami"] + [ENDPOINTS] * 4
     assert server.requests[1].headers["Authorization"] == f"Bearer {API_KEY}"
 
 
