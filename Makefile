@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint testbins manifests clean
+.PHONY: demo test lint testbins manifests sdk3-venv clean
 
 ## demo: local control plane + Together simulator + operator; a sample endpoint reaches Ready
 demo: $(STAMP) testbins
 	$(PY) hack/demo.py
 
 ## test: the whole test suite (unit, client, simulator, integration on a real kube-apiserver)
-test: $(STAMP) testbins
+test: $(STAMP) testbins sdk3-venv
 	$(PY) -m pytest
 
 ## lint: ruff and mypy (strict)
@@ -28,6 +28,10 @@ testbins:
 manifests: $(STAMP)
 	$(PY) hack/render_manifests.py --helm "$$(hack/build-testbins.sh)/helm"
 	$(PY) hack/chart_readme.py
+
+## sdk3-venv: build (or reuse from the cache) the virtualenv of the together 3.x SDK for the v2 fidelity test
+sdk3-venv:
+	hack/build-sdk3-venv.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -10,9 +10,31 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from together_operator.settings import DEFAULT_BASE_URL, add_run_arguments, config_from_args
 from together_operator.together import TogetherClient, TogetherError
+from together_operator.together.v2_client import TogetherV2Client
+
+
+class _Client(Protocol):
+    async def aclose(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_Client)
+
+
+class V2HardwareOffer(BaseModel):
+    """One certified config of a model on v2: what a spec names, and what it costs where."""
+
+    hardware: str
+    config: str
+    model: str
+    speculator: str | None
+    price_cents_per_hour: int | None
+    regions: list[str]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hardware", help="hardware offered for a model, as the vendor CLI shows it"
     )
     hardware.add_argument("--model", required=True)
+    _add_api_argument(hardware)
     hardware.add_argument("-o", "--output", choices=("table", "json"), default="table")
     zones = commands.add_parser("availability-zones", help="availability zones of the Together API")
     zones.add_argument("-o", "--output", choices=("table", "json"), default="table")
@@ -53,21 +76,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing.add_argument(
         "--all", action="store_true", help="every endpoint the key can see, Together's serverless ones too"
     )
+    _add_api_argument(listing)
     listing.add_argument("-o", "--output", choices=("table", "json"), default="table")
     get = endpoint_commands.add_parser("get", help="one endpoint, by id (GET /endpoints/ID)")
     get.add_argument("endpoint_id", metavar="ID")
+    _add_api_argument(get)
     get.add_argument("-o", "--output", choices=("table", "json"), default="table")
     args = parser.parse_args(args_list)
 
     if args.command == "run":
         return _run(args)
-    if args.command == "hardware":
-        return _look_up(lambda client: _hardware(client, args.model, args.output))
     if args.command == "availability-zones":
-        return _look_up(lambda client: _availability_zones(client, args.output))
+        return _look_up(_client, lambda client: _availability_zones(client, args.output))
+    if args.api == "v2":
+        if args.command == "hardware":
+            return _look_up(_v2_client, lambda client: _v2_hardware(client, args.model, args.output))
+        if args.endpoints_command == "list":
+            return _look_up(_v2_client, lambda client: _v2_list_endpoints(client, args.output))
+        return _look_up(_v2_client, lambda client: _v2_get_endpoint(client, args.endpoint_id, args.output))
+    if args.command == "hardware":
+        return _look_up(_client, lambda client: _hardware(client, args.model, args.output))
     if args.endpoints_command == "list":
-        return _look_up(lambda client: _list_endpoints(client, args.all, args.output))
-    return _look_up(lambda client: _get_endpoint(client, args.endpoint_id, args.output))
+        return _look_up(_client, lambda client: _list_endpoints(client, args.all, args.output))
+    return _look_up(_client, lambda client: _get_endpoint(client, args.endpoint_id, args.output))
+
+
+def _add_api_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        choices=("v1", "v2"),
+        default="v1",
+        help="v1: the endpoint API; v2: Dedicated Model Inference (projects, endpoints, deployments)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -93,20 +133,32 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client() -> TogetherClient:
+def _api_key() -> str:
     key = os.environ.get("TOGETHER_API_KEY")
     if not key:
         raise SystemExit("together-operator: set TOGETHER_API_KEY")
-    return TogetherClient(os.environ.get("TOGETHER_BASE_URL", DEFAULT_BASE_URL), key)
+    return key
 
 
-def _look_up(command: Callable[[TogetherClient], Awaitable[int]]) -> int:
+def _client() -> TogetherClient:
+    return TogetherClient(os.environ.get("TOGETHER_BASE_URL", DEFAULT_BASE_URL), _api_key())
+
+
+def _v2_client() -> TogetherV2Client:
+    """v2 on the host of TOGETHER_BASE_URL (its /v1 dropped), as the operator will call it."""
+    return TogetherV2Client(os.environ.get("TOGETHER_BASE_URL", DEFAULT_BASE_URL), _api_key())
+
+
+def _look_up(make_client: Callable[[], ClientT], command: Callable[[ClientT], Awaitable[int]]) -> int:
     """Run a look-up with the operator's credentials and base URL; a failure is one line on stderr and
     exit status 1. Neither the client nor its errors ever hold the key in what they print."""
 
     async def run() -> int:
-        async with _client() as client:
+        client = make_client()
+        try:
             return await command(client)
+        finally:
+            await client.aclose()
 
     try:
         return asyncio.run(run())
@@ -176,6 +228,102 @@ async def _get_endpoint(client: TogetherClient, endpoint_id: str, output: str) -
     ]
     _print_table(("FIELD", "VALUE"), fields)
     return 0
+
+
+async def _v2_hardware(client: TogetherV2Client, model: str, output: str) -> int:
+    """The certified configs of a catalogue model (by name or model resource), with price and regions."""
+    supported = await client.list_supported_models()
+    entry = next((m for m in supported if model in (m.name, m.base_model, m.id)), None)
+    if entry is None:
+        print(f"together-operator: {model} is not a supported model of the v2 catalogue", file=sys.stderr)
+        return 1
+    instance_types = {instance.name: instance for instance in await client.list_instance_types()}
+    offers = []
+    for profile in entry.deployment_profiles:
+        config = await client.get_config(profile.config)
+        instance = instance_types.get(profile.hardware)
+        offers.append(
+            V2HardwareOffer(
+                hardware=profile.hardware,
+                config=profile.config,
+                model=profile.model,
+                speculator=config.draft_model,
+                price_cents_per_hour=instance.price_cents_per_hour if instance else None,
+                regions=[region.name for region in instance.regions] if instance else [],
+            )
+        )
+    if output == "json":
+        print(json.dumps([offer.model_dump(mode="json") for offer in offers], indent=2))
+        return 0
+    rows = [
+        (
+            offer.hardware,
+            offer.config,
+            f"{offer.price_cents_per_hour / 100:.2f}" if offer.price_cents_per_hour is not None else "?",
+            "yes" if offer.speculator else "no",
+            ",".join(offer.regions),
+        )
+        for offer in offers
+    ]
+    _print_table(("HARDWARE", "CONFIG", "USD/HOUR", "SPECULATOR", "REGIONS"), rows)
+    return 0
+
+
+async def _v2_list_endpoints(client: TogetherV2Client, output: str) -> int:
+    endpoints = await client.list_endpoints()
+    if output == "json":
+        print(json.dumps([e.model_dump(mode="json") for e in endpoints], indent=2))
+        return 0
+    rows: list[tuple[str, ...]] = []
+    for endpoint in endpoints:
+        weights = {entry.deployment_id: entry.weight for entry in endpoint.traffic_split}
+        rows += [
+            (
+                endpoint.id,
+                endpoint.name,
+                d.name.rpartition("/")[2],
+                _short_state(d.state),
+                f"{d.ready_replicas or 0}/{d.desired_replicas or 0}",
+                f"{weights.get(d.id, 0):g}",
+            )
+            for d in endpoint.deployments
+        ] or [(endpoint.id, endpoint.name, "-", "-", "-", "-")]
+    _print_table(("ID", "NAME", "DEPLOYMENT", "STATE", "READY", "WEIGHT"), rows)
+    return 0
+
+
+async def _v2_get_endpoint(client: TogetherV2Client, endpoint_id: str, output: str) -> int:
+    endpoint = await client.get_endpoint(endpoint_id)
+    deployments = await client.list_deployments(endpoint_id)
+    if output == "json":
+        body = {
+            "endpoint": endpoint.model_dump(mode="json"),
+            "deployments": [d.model_dump(mode="json") for d in deployments],
+        }
+        print(json.dumps(body, indent=2))
+        return 0
+    _print_table(("FIELD", "VALUE"), [("ID", endpoint.id), ("NAME", endpoint.name), ("ETAG", endpoint.etag)])
+    print()
+    weights = {entry.deployment_id: entry.weight for entry in endpoint.traffic_split}
+    rows = [
+        (
+            d.id,
+            d.short_name,
+            _short_state(d.status.state),
+            f"{d.status.ready_replicas or 0}/{d.desired_replicas or 0}",
+            f"{d.autoscaling.min_replicas or 0}-{d.autoscaling.max_replicas or 0}",
+            d.hardware,
+            f"{weights.get(d.id, 0):g}",
+            d.status.message,
+        )
+        for d in deployments
+    ]
+    _print_table(("DEPLOYMENT", "NAME", "STATE", "READY", "REPLICAS", "HARDWARE", "WEIGHT", "MESSAGE"), rows)
+    return 0
+
+
+def _short_state(state: str) -> str:
+    return state.removeprefix("DEPLOYMENT_STATE_")
 
 
 def _timestamp(moment: datetime) -> str:

@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--transition-seconds", type=float, help="duration of each lifecycle step")
     parser.add_argument("--minute-seconds", type=float, help="real seconds per minute of inactive_timeout")
+    parser.add_argument(
+        "--v2-ready-timeout-seconds",
+        type=float,
+        help="a v2 deployment that cannot place its replicas is FAILED this long after it started",
+    )
     parser.add_argument("--catalogue", type=Path, help="YAML/JSON file replacing models, hardware, zones")
     parser.add_argument("--seed", type=int, help="seed for ids, names and fault probabilities")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
@@ -62,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     for field, value in (
         ("transition_seconds", args.transition_seconds),
         ("minute_seconds", args.minute_seconds),
+        ("v2_ready_timeout_seconds", args.v2_ready_timeout_seconds),
         ("catalogue_file", args.catalogue),
         ("seed", args.seed),
     ):
@@ -93,6 +99,7 @@ async def serve(simulator: Simulator, host: str, port: int) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     print(f"Together API simulator: TOGETHER_BASE_URL={base_url}", flush=True)
+    print(f"v2 (/v2, /v3/whoami; the together 3.x SDK's base URL): {simulator.management_url}", flush=True)
     print(f"admin interface: {simulator.admin_url}/", flush=True)
     print(f"accounts: {', '.join(sorted(set(simulator.config.accounts.values())))}", flush=True)
     # Keys given on the command line are not echoed: someone may have pasted a real one.

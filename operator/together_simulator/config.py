@@ -35,10 +35,10 @@ class FaultRule(BaseModel):
       sent as a decimal, which HTTP does not define but the official SDK reads).
     - `server_error`: answer `status` (5xx) with the error body.
     - `drop_connection`: close the connection without a response.
-    - `lose_create_response`: a create (POST /v1/endpoints) succeeds on the server, but the connection
-      is closed instead of sending the 200 response.
+    - `lose_create_response`: a create (POST /v1/endpoints, or a v2 endpoint or deployment) succeeds on
+      the server, but the connection is closed instead of sending the 200 response.
     - `error_after_update`: an update (PATCH /v1/endpoints/{id}) answers 200, and the endpoint then
-      goes to state ERROR.
+      goes to state ERROR; on a v2 deployment update, the deployment goes to FAILED.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -76,6 +76,11 @@ class SimulatorConfig(BaseModel):
         default=2.0,
         ge=0.0,
         description="Duration of each lifecycle step: PENDING, STARTING (then STARTED) and STOPPING.",
+    )
+    v2_ready_timeout_seconds: float = Field(
+        default=6 * 3600.0,
+        gt=0.0,
+        description="A v2 deployment that cannot place its replicas is FAILED this long after it started.",
     )
     minute_seconds: float = Field(
         default=60.0,

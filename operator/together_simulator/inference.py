@@ -43,6 +43,8 @@ from together_simulator.api import ACCOUNT
 from together_simulator.catalogue import Catalogue
 from together_simulator.errors import ApiError, read_json_object, validation_error
 from together_simulator.state import EndpointStore, SimulatedClock
+from together_simulator.v2_api import API_KEY
+from together_simulator.v2_inference import V2Inference
 
 CHAT_PATH = "/chat/completions"
 COMPLETIONS_PATH = "/completions"
@@ -165,8 +167,16 @@ def reply_to(model: str, question: str, prompt_texts: Sequence[str], max_tokens:
 class InferenceApi:
     """The two inference routes; the auth middleware has put the caller's account on each request."""
 
-    def __init__(self, store: EndpointStore, catalogue: Catalogue, clock: SimulatedClock, prefix: str):
+    def __init__(
+        self,
+        store: EndpointStore,
+        catalogue: Catalogue,
+        clock: SimulatedClock,
+        prefix: str,
+        v2: V2Inference | None = None,
+    ):
         self._store = store
+        self._v2 = v2
         self._catalogue = catalogue
         self._clock = clock
         self._prefix = prefix
@@ -180,7 +190,7 @@ class InferenceApi:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         chat = _parse(ChatRequest, await read_json_object(request))
-        self._admit(chat.model, request[ACCOUNT])
+        self._admit(chat.model, request)
         user_messages = [message for message in chat.messages if message.role == "user"]
         question = user_messages[-1].text if user_messages else ""
         reply = reply_to(chat.model, question, [m.text for m in chat.messages], chat.max_tokens)
@@ -211,7 +221,7 @@ class InferenceApi:
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         completion = _parse(CompletionRequest, await read_json_object(request))
-        self._admit(completion.model, request[ACCOUNT])
+        self._admit(completion.model, request)
         reply = reply_to(completion.model, completion.prompt, [completion.prompt], completion.max_tokens)
         completion_id, created = self._new_id(), int(self._clock.wall())
         if completion.stream:
@@ -238,9 +248,13 @@ class InferenceApi:
         )
         return web.json_response(body.model_dump(mode="json"))
 
-    def _admit(self, model: str, account: str) -> None:
-        """Return if `model` answers for `account` (recording the endpoint's traffic), else raise the
-        error the real service gives; see the module docstring for the cases and their sources."""
+    def _admit(self, model: str, request: web.Request) -> None:
+        """Return if `model` answers for the caller (recording the endpoint's traffic), else raise the
+        error the real service gives; see the module docstring for the cases and their sources, and
+        `v2_inference` for v2 names."""
+        account = request[ACCOUNT]
+        if self._v2 is not None and self._v2.admit(model, account, request[API_KEY]):
+            return
         record = self._store.by_name(model)
         if record is not None and record.owner == account:
             if self._store.state(record) != "STARTED":

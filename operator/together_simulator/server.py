@@ -1,5 +1,6 @@
-"""The simulator's HTTP server: the v1 API (endpoints and inference) under /v1, the admin interface
-under /_admin/, one port."""
+"""The simulator's HTTP server: the v1 API (endpoints and inference) under /v1, the v2 API under /v2
+with `GET /v3/whoami`, the admin interface under /_admin/, one port. v1 and v2 share the keys, the
+fault rules and the call log."""
 
 from __future__ import annotations
 
@@ -19,11 +20,27 @@ from together_simulator.errors import ApiError, error_response
 from together_simulator.faults import FaultInjector
 from together_simulator.inference import InferenceApi
 from together_simulator.state import EndpointStore, SimulatedClock, iso_timestamp
+from together_simulator.v2_admin import FailDeployment, V2Admin
+from together_simulator.v2_api import (
+    API_KEY,
+    CREATE_DEPLOYMENT_ROUTE,
+    CREATE_ENDPOINT_ROUTE,
+    UPDATE_DEPLOYMENT_ROUTE,
+    V2_PREFIX,
+    WHOAMI_PATH,
+    TogetherV2Api,
+)
+from together_simulator.v2_catalogue import V2Catalogue
+from together_simulator.v2_inference import V2Inference
+from together_simulator.v2_state import V2Store
 
 log = logging.getLogger(__name__)
 
 # A call closed without a response is logged with this status.
 NO_RESPONSE = 0
+# The calls that authenticate, may be faulted and are logged.
+API_PREFIXES = (API_PREFIX, V2_PREFIX, WHOAMI_PATH)
+CREATE_ROUTES = (CREATE_ROUTE, CREATE_ENDPOINT_ROUTE, CREATE_DEPLOYMENT_ROUTE)
 
 
 class Simulator:
@@ -39,16 +56,24 @@ class Simulator:
         self._call_log = CallLog(self.config.call_log_limit)
         self.admin = Admin(self._store, self._faults, self._call_log, clock)
         catalogue = Catalogue.load(self.config.catalogue_file)
-        self._api = TogetherApi(self._store, catalogue, iso_timestamp(clock.wall()))
-        self._inference = InferenceApi(self._store, catalogue, clock, API_PREFIX)
+        started_at = iso_timestamp(clock.wall())
+        self._api = TogetherApi(self._store, catalogue, started_at)
+        self._v2_store = V2Store(
+            clock, rng, self.config.transition_seconds, self.config.v2_ready_timeout_seconds
+        )
+        self._v2_api = TogetherV2Api(self._v2_store, V2Catalogue(catalogue), started_at)
+        self.v2_admin = V2Admin(self._v2_store)
+        self._inference = InferenceApi(self._store, catalogue, clock, API_PREFIX, V2Inference(self._v2_store))
         self._runner: web.AppRunner | None = None
         self._address: tuple[str, int] | None = None
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._api_middleware, admin_errors])
         app.add_routes(self._api.routes())
+        app.add_routes(self._v2_api.routes())
         app.add_routes(self._inference.routes())
         app.add_routes(self.admin.routes())
+        app.add_routes(self.v2_admin.routes())
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -78,6 +103,12 @@ class Simulator:
         return f"http://{host}:{port}{API_PREFIX}"
 
     @property
+    def management_url(self) -> str:
+        """The host of the API without a version: the v2 SDK's base URL (it calls /v2/... and /v3/whoami)."""
+        host, port = self._bound()
+        return f"http://{host}:{port}"
+
+    @property
     def admin_url(self) -> str:
         host, port = self._bound()
         return f"http://{host}:{port}{ADMIN_PREFIX}"
@@ -89,10 +120,13 @@ class Simulator:
 
     @web.middleware
     async def _api_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Auth, fault injection and the call log for every call under /v1."""
-        if request.path != API_PREFIX and not request.path.startswith(f"{API_PREFIX}/"):
+        """Auth, fault injection and the call log for every API call (/v1, /v2, /v3/whoami)."""
+        if not any(
+            request.path == prefix or request.path.startswith(f"{prefix}/") for prefix in API_PREFIXES
+        ):
             return await handler(request)
-        account = self.config.accounts.get(_bearer_token(request))
+        api_key = _bearer_token(request)
+        account = self.config.accounts.get(api_key)
         # Logged on arrival, so a call still in progress (held by latency, say) is already counted.
         call = Call(
             method=request.method,
@@ -103,7 +137,7 @@ class Simulator:
             account=account,
         )
         self._call_log.append(call)
-        response = await self._respond(request, handler, account, call.faults)
+        response = await self._respond(request, handler, account, api_key, call.faults)
         dropped = {"drop_connection", "lose_create_response"} & set(call.faults)
         call.status = NO_RESPONSE if dropped else response.status
         log.info(
@@ -117,7 +151,12 @@ class Simulator:
         return response
 
     async def _respond(
-        self, request: web.Request, handler: Handler, account: str | None, applied: list[FaultKind]
+        self,
+        request: web.Request,
+        handler: Handler,
+        account: str | None,
+        api_key: str,
+        applied: list[FaultKind],
     ) -> web.StreamResponse:
         method, path = request.method, request.path
         delay = self._faults.latency(method, path)
@@ -139,6 +178,7 @@ class Simulator:
                 code="invalid_api_key",
             )
         request[ACCOUNT] = account
+        request[API_KEY] = api_key
         try:
             response = await handler(request)
         except ApiError as error:
@@ -154,7 +194,7 @@ class Simulator:
         if response.status != 200:
             return response
         route = request.match_info.route.name
-        if route == CREATE_ROUTE and self._faults.take(method, path, "lose_create_response"):
+        if route in CREATE_ROUTES and self._faults.take(method, path, "lose_create_response"):
             applied.append("lose_create_response")
             return _drop(request)
         if route == UPDATE_ROUTE and self._faults.take(method, path, "error_after_update"):
@@ -162,6 +202,12 @@ class Simulator:
             record = self._store.get(request.match_info["endpoint_id"])
             if record is not None:
                 self._store.fail(record)
+        if route == UPDATE_DEPLOYMENT_ROUTE and self._faults.take(method, path, "error_after_update"):
+            applied.append("error_after_update")
+            self.v2_admin.out_of_band(
+                request.match_info["deployment_id"],
+                FailDeployment(action="fail", message="Replica crashed after the update"),
+            )
         return response
 
 

@@ -14,10 +14,12 @@ from pydantic import TypeAdapter
 from together_simulator.admin import AdminEndpoint, Call
 from together_simulator.config import FaultRule, SimulatorConfig
 from together_simulator.server import Simulator
+from together_simulator.v2_admin import AdminDeployment
 
 _calls = TypeAdapter(list[Call])
 _endpoints = TypeAdapter(list[AdminEndpoint])
 _rules = TypeAdapter(list[FaultRule])
+_deployments = TypeAdapter(list[AdminDeployment])
 
 
 class RunningSimulator:
@@ -29,6 +31,11 @@ class RunningSimulator:
         self.config = config
         self.api_key = config.first_api_key
         self._admin = httpx.Client(base_url=admin_url, timeout=10.0)
+
+    @property
+    def management_url(self) -> str:
+        """The API host without a version, the 3.x SDK's base URL (it calls /v2/... and /v3/whoami)."""
+        return self.base_url.removesuffix("/v1")
 
     def close(self) -> None:
         self._admin.close()
@@ -65,6 +72,17 @@ class RunningSimulator:
     def traffic(self, endpoint_id: str) -> AdminEndpoint:
         """Mark the endpoint as used just now, restarting its idle clock."""
         return AdminEndpoint.model_validate(self._request("POST", f"/endpoints/{endpoint_id}/traffic").json())
+
+    def v2_deployments(self) -> list[AdminDeployment]:
+        """Every project's v2 deployments, with state, traffic weight and etag."""
+        return _deployments.validate_python(self._request("GET", "/v2/deployments").json())
+
+    def v2_out_of_band(self, deployment_id: str, action: str, **params: Any) -> AdminDeployment | None:
+        """Change a v2 deployment behind the client's back: scale (min_replicas, max_replicas), unroute,
+        delete, degrade or fail (message). Returns the deployment, or None after a delete."""
+        change = {"action": action, **params}
+        response = self._request("POST", f"/v2/deployments/{deployment_id}/out-of-band", json=change)
+        return None if response.status_code == 204 else AdminDeployment.model_validate(response.json())
 
     def advance_clock(self, seconds: float) -> None:
         """Move simulated time forward: lifecycle steps and idle clocks advance without waiting."""

@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.simulator.api_helpers import STEADY
+from tests.simulator.v2_helpers import V2
+from tests.support.simulator_fixtures import SimulatorFactory
 from together_operator.cli import main
 from together_simulator import RunningSimulator
 
@@ -251,3 +254,84 @@ def test_the_installed_command_prints_no_traceback(simulator: RunningSimulator, 
         "together-operator: Together API GET endpoints/endpoint-missing failed "
         "(HTTP 404 invalid_request_error): Endpoint endpoint-missing not found"
     ]
+
+
+class TestV2:
+    """`--api v2`: the same look-ups on Dedicated Model Inference, on the host of TOGETHER_BASE_URL."""
+
+    def test_hardware_lists_the_certified_configs_with_price_and_regions(
+        self, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status, out, err = run(capsys, "hardware", "--model", LLAMA, "--api", "v2")
+
+        assert (status, err) == (0, "")
+        rows = table(out)
+        assert rows[0] == ["HARDWARE", "CONFIG", "USD/HOUR", "SPECULATOR", "REGIONS"]
+        # 4.27 and 5.6 cents per GPU-minute, as on v1.
+        assert [(row[0], row[2], row[3]) for row in rows[1:]] == [
+            ("1xnvidia-a100-80gb", "2.56", "no"),
+            ("1xnvidia-h100-80gb", "3.36", "no"),
+            ("2xnvidia-h100-80gb", "6.72", "no"),
+        ]
+        assert all(row[1].startswith("projects/") and "/configs/cr_" in row[1] for row in rows[1:])
+        assert "us-east-1a" in rows[1][4].split(",")
+
+    def test_hardware_as_json_names_config_model_and_speculator(
+        self, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status, out, _ = run(capsys, "hardware", "--model", MIXTRAL, "--api", "v2", "-o", "json")
+
+        assert status == 0
+        offers = json.loads(out)
+        assert len(offers) == 6
+        assert all(offer["speculator"] and offer["model"].startswith("projects/") for offer in offers)
+
+    def test_hardware_of_a_model_outside_the_catalogue_is_an_error(
+        self, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status, out, err = run(capsys, "hardware", "--model", "acme/unknown", "--api", "v2")
+
+        assert (status, out) == (1, "")
+        assert "not a supported model of the v2 catalogue" in err
+
+    def test_endpoints_list_and_get_show_deployments_state_and_weight(
+        self,
+        simulator_factory: SimulatorFactory,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # Steady timings: the deployment stays PROVISIONING however slow the machine.
+        simulator = simulator_factory(**STEADY)
+        monkeypatch.setenv("TOGETHER_API_KEY", simulator.api_key)
+        monkeypatch.setenv("TOGETHER_BASE_URL", simulator.base_url)
+        v2 = V2(simulator)
+        endpoint = v2.create_endpoint("chat")
+        deployment = v2.create_deployment(endpoint["id"])
+        v2.route(endpoint["id"], deployment["id"])
+        v2.create_endpoint("empty")
+
+        listed, out, _ = run(capsys, "endpoints", "list", "--api", "v2")
+        assert listed == 0
+        assert [row[1:] for row in table(out)] == [
+            ["NAME", "DEPLOYMENT", "STATE", "READY", "WEIGHT"],
+            ["devuser/chat", "blue", "PROVISIONING", "0/1", "1"],
+            ["devuser/empty", "-", "-", "-", "-"],
+        ]
+
+        got, out, _ = run(capsys, "endpoints", "get", endpoint["id"], "--api", "v2", "-o", "json")
+        assert got == 0
+        shown = json.loads(out)
+        assert shown["endpoint"]["name"] == "devuser/chat"
+        assert [(d["id"], d["status"]["state"]) for d in shown["deployments"]] == [
+            (deployment["id"], "DEPLOYMENT_STATE_PROVISIONING")
+        ]
+        v2.close()
+
+    def test_an_unknown_v2_endpoint_is_one_line_and_status_1(
+        self, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status, out, err = run(capsys, "endpoints", "get", "ep_missing", "--api", "v2")
+
+        assert (status, out) == (1, "")
+        assert err.count("\n") == 1
+        assert "HTTP 404" in err

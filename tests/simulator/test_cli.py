@@ -24,6 +24,7 @@ def test_flags_become_the_config() -> None:
             "--api-key", "key-b",
             "--transition-seconds", "0.5",
             "--minute-seconds", "2",
+            "--v2-ready-timeout-seconds", "60",
             "--seed", "3",
             "--latency", "0.25",
             "--rate-limit-probability", "0.1",
@@ -40,6 +41,7 @@ def test_flags_become_the_config() -> None:
 
     assert config.accounts == {"key-a": "alice", "key-b": "devuser"}
     assert (config.transition_seconds, config.minute_seconds, config.seed) == (0.5, 2.0, 3)
+    assert config.v2_ready_timeout_seconds == 60
     assert config.faults == [
         FaultRule(fault="latency", seconds=0.25),
         FaultRule(fault="rate_limit", probability=0.1, retry_after=4),
