@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, etcd, kubectl), helm and hack/kstatus (the upstream
-# kstatus library as a CLI) from upstream Go modules, cached outside the repo, keyed by versions, so a
-# warm machine does not rebuild.
+# Builds the test control plane (kube-apiserver, etcd, kubectl), helm, hack/kstatus (the upstream
+# kstatus library as a CLI), and Prometheus and promtool (the chart's alerts and dashboard are tested
+# with them) from upstream Go modules, cached outside the repo, keyed by versions, so a warm machine
+# does not rebuild.
 # Prints the directory that holds the binaries.
 #
 #   hack/build-testbins.sh               build (or reuse) and print the bin dir
@@ -13,6 +14,7 @@ set -euo pipefail
 
 K8S_VERSION=1.35.4          # k8s.io/kubernetes v1.35.4, staging modules v0.35.4
 HELM_VERSION=v3.21.4
+PROMETHEUS_VERSION=v0.316.0 # Prometheus 3.16.0: its Go module numbers 3.x releases v0.3xx.y
 here=$(cd "$(dirname "$0")" && pwd)
 module="$here/testbins"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
@@ -87,4 +89,35 @@ fi
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   for b in kube-apiserver etcd kubectl; do ln -sf "$KUBEBUILDER_ASSETS/$b" "$bin/$b"; done
 fi
+
+# Prometheus and promtool: a directory, lock and stamp of their own, keyed by their version, so a new
+# Prometheus never rebuilds the control plane and a new control plane reuses them (linked into $bin).
+# The control plane's lock is released first: this build should not hold up tests that need only kubectl.
+# remove_all_sd leaves out the cloud service discoveries (tests scrape static targets), about half the
+# build; without the builtinassets tag the server builds without the web UI's assets.
+exec 9>&-
+# The release the module version stands for (v0.316.0 => 3.16.0), stamped as Prometheus' Makefile does
+# (without it the binaries report an empty version).
+prometheus_minor=${PROMETHEUS_VERSION#v0.}
+prometheus_release="${prometheus_minor:0:1}.$((10#${prometheus_minor:1:2})).${prometheus_minor#*.}"
+prometheus_ldflags="-s -w -X github.com/prometheus/common/version.Version=$prometheus_release"
+prometheus_ldflags+=" -X github.com/prometheus/common/version.Branch=HEAD"
+prometheus_bin="$cache_root/prometheus-$PROMETHEUS_VERSION-$( { echo "$prometheus_ldflags"; go version; } | sha256sum | cut -c1-16)"
+mkdir -p "$prometheus_bin"
+exec 8>"$prometheus_bin.lock"
+if ! flock -n 8; then
+  log "waiting for another build-testbins.sh building into $prometheus_bin"
+  flock 8
+fi
+if [[ ! -f "$prometheus_bin/.stamp" ]]; then
+  log "building prometheus and promtool $PROMETHEUS_VERSION into $prometheus_bin (cold: ~5-15 min on 2 cores)"
+  start=$(date +%s)
+  (cd /tmp && GOFLAGS= GOBIN="$prometheus_bin" go install -trimpath -tags remove_all_sd -ldflags "$prometheus_ldflags" \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION")
+  touch "$prometheus_bin/.stamp"
+  log "prometheus and promtool built in $(( $(date +%s) - start )) s"
+fi
+exec 8>&-
+for b in prometheus promtool; do ln -sf "$prometheus_bin/$b" "$bin/$b"; done
 echo "$bin"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.chart.tooling import CRD_FILE, SERVICEMONITOR_CRD_STUB, Tools
+from tests.chart.tooling import CRD_FILE, PROMETHEUSRULE_CRD_STUB, SERVICEMONITOR_CRD_STUB, Tools
 from tests.support.controlplane import ControlPlane
 
 
@@ -29,9 +31,16 @@ def crd_installed(control_plane: ControlPlane) -> str:
 def servicemonitor_crd_installed(control_plane: ControlPlane) -> str:
     """The stub of the Prometheus Operator's ServiceMonitor CRD (tests/chart/data; kind and group only,
     any spec), so that the chart's ServiceMonitor can be applied; returns its name."""
-    control_plane.kubectl(
-        "apply", "--server-side", "--field-manager=chart-tests", "-f", str(SERVICEMONITOR_CRD_STUB)
-    )
-    name = "servicemonitors.monitoring.coreos.com"
+    return _install_crd_stub(control_plane, SERVICEMONITOR_CRD_STUB, "servicemonitors.monitoring.coreos.com")
+
+
+@pytest.fixture(scope="session")
+def prometheusrule_crd_installed(control_plane: ControlPlane) -> str:
+    """The stub of the Prometheus Operator's PrometheusRule CRD, likewise; returns its name."""
+    return _install_crd_stub(control_plane, PROMETHEUSRULE_CRD_STUB, "prometheusrules.monitoring.coreos.com")
+
+
+def _install_crd_stub(control_plane: ControlPlane, stub: Path, name: str) -> str:
+    control_plane.kubectl("apply", "--server-side", "--field-manager=chart-tests", "-f", str(stub))
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
     return name

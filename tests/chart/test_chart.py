@@ -117,6 +117,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "labels": {"release": "kube-prometheus-stack"},
             "namespace": "monitoring",
         },
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus-stack"},
+            "namespace": "monitoring",
+        },
         "grafanaDashboard": {
             "enabled": True,
             "labels": {"grafana_dashboard": "1", "team": "ml-platform"},
@@ -424,7 +429,7 @@ def _fresh_namespace(cp: ControlPlane, prefix: str, **labels: str) -> str:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-@pytest.mark.usefixtures("crd_installed", "servicemonitor_crd_installed")
+@pytest.mark.usefixtures("crd_installed", "servicemonitor_crd_installed", "prometheusrule_crd_installed")
 def test_rendered_manifests_are_accepted_by_the_api_server(
     tools: Tools, control_plane: ControlPlane, scenario: str
 ) -> None:
@@ -433,7 +438,7 @@ def test_rendered_manifests_are_accepted_by_the_api_server(
     values = json.loads(json.dumps(SCENARIOS[scenario]))
     if "watchNamespaces" in values:
         values["watchNamespaces"] = [_fresh_namespace(cp, n) for n in values["watchNamespaces"]]
-    for part in ("serviceMonitor", "grafanaDashboard"):
+    for part in ("serviceMonitor", "prometheusRule", "grafanaDashboard"):
         if values.get(part, {}).get("namespace"):
             values[part]["namespace"] = _fresh_namespace(cp, values[part]["namespace"])
     release = f"r{secrets.token_hex(3)}"  # ClusterRoles are cluster-wide: one name per test

@@ -9,29 +9,31 @@ import argparse
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chart.tooling import (
     DASHBOARD,
+    METRIC_NAME,
     Tools,
     apply_server_side,
     by_kind,
     container,
+    dashboard_queries,
     documents,
     env_of,
+    exported_names,
+    json_nodes,
+    load_dashboard,
     one,
+    operator_scrape,
 )
 from tests.support.controlplane import ControlPlane
-from together_operator.metrics import OperatorMetrics
-from together_operator.resource import Condition, ConditionType, TogetherEndpointStatus
+from together_operator.resource import ConditionType
 from together_operator.settings import add_run_arguments, config_from_args
 
-METRIC_NAME = re.compile(r"together_operator_[a-z_]+")
 MONITORING = {
     "serviceMonitor": {
         "enabled": True,
@@ -208,63 +210,10 @@ def test_the_schema_rejects_wrong_monitoring_values(
 # the dashboard against what the operator exports
 
 
-def _scrape() -> str:
-    """The operator's /metrics text with one sample of every kind recorded."""
-    metrics = OperatorMetrics()
-    metrics.api_calls.labels("list_endpoints", "200").inc()
-    metrics.api_call_seconds.labels("list_endpoints").observe(0.05)
-    metrics.reconciles.labels("Ready").inc()
-    metrics.poll_seconds.observe(0.2)
-    metrics.status_patches.inc()
-    status = TogetherEndpointStatus(
-        state="STARTED",
-        conditions=(
-            Condition(type=ConditionType.READY, status="False", reason="Stalled"),
-            Condition(type=ConditionType.STALLED, status="True", reason="ApiKeyRejected"),
-        ),
-    )
-    metrics.watch_resources(lambda: [status], lambda: 1.5)
-    return generate_latest(metrics.registry).decode()
-
-
-def _exported_names(scrape: str) -> set[str]:
-    """Sample names as they appear on the wire (counters with _total, histograms _bucket/_sum/_count)."""
-    return {
-        match.group(0)
-        for line in scrape.splitlines()
-        if line and not line.startswith("#")
-        if (match := re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line))
-    }
-
-
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
-def _dashboard() -> dict[str, Any]:
-    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    return dashboard
-
-
-def _queries(dashboard: dict[str, Any]) -> list[str]:
-    """Every PromQL the dashboard runs: panel targets and the template variables' queries."""
-    exprs = [node["expr"] for node in _walk(dashboard["panels"]) if isinstance(node.get("expr"), str)]
-    for variable in dashboard["templating"]["list"]:
-        if variable["type"] == "query":
-            exprs += [variable["definition"], variable["query"]["query"]]
-    return exprs
-
-
 def test_the_dashboard_queries_only_metrics_the_operator_exports() -> None:
-    scrape = _scrape()
-    exported = _exported_names(scrape)
-    queries = _queries(_dashboard())
+    scrape = operator_scrape()
+    exported = exported_names(scrape)
+    queries = dashboard_queries(load_dashboard())
     used = {name for query in queries for name in METRIC_NAME.findall(query)}
 
     assert "together_operator_api_calls_total" in exported  # the scrape is what Prometheus stores
@@ -281,7 +230,7 @@ def test_the_dashboard_queries_only_metrics_the_operator_exports() -> None:
 def test_the_dashboard_filters_on_label_values_the_operator_writes() -> None:
     """Label matchers of the condition panel name real condition types and statuses, and the error
     ratio the codes the transport records (0: no response)."""
-    queries = " ".join(_queries(_dashboard()))
+    queries = " ".join(dashboard_queries(load_dashboard()))
 
     conditions = set(re.findall(r'condition="([^"]*)"', queries))
     statuses = set(re.findall(r'status="([^"]*)"', queries))
@@ -293,7 +242,7 @@ def test_the_dashboard_filters_on_label_values_the_operator_writes() -> None:
 
 
 def test_the_dashboard_is_a_grafana_dashboard_on_a_prometheus_datasource_variable() -> None:
-    dashboard = _dashboard()
+    dashboard = load_dashboard()
     (datasource,) = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
     panels = dashboard["panels"]
     graphs = [p for p in panels if p["type"] != "row"]
@@ -306,7 +255,7 @@ def test_the_dashboard_is_a_grafana_dashboard_on_a_prometheus_datasource_variabl
         assert part in titles
     for part in ("Poller cycle", "Status patches"):
         assert part in titles
-    for node in _walk(dashboard):
+    for node in json_nodes(dashboard):
         if "datasource" in node and isinstance(node["datasource"], dict):
             assert node["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
     for panel in graphs:
@@ -369,5 +318,5 @@ def test_servicemonitor_dashboard_and_service_are_stored_and_the_monitor_finds_t
     stored_dashboard = json.loads(
         cp.kubectl("get", "configmap", configmap["metadata"]["name"], "-n", elsewhere, "-o", "json").stdout
     )
-    assert json.loads(stored_dashboard["data"]["together-operator.json"]) == _dashboard()
+    assert json.loads(stored_dashboard["data"]["together-operator.json"]) == load_dashboard()
     assert stored_dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"

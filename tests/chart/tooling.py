@@ -4,16 +4,20 @@ health check, each run the way users and their tools run them."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import lupa.lua51  # type: ignore[import-untyped]  # no type information published
 import yaml
+from prometheus_client import generate_latest
 
 from tests.support.controlplane import REPO_ROOT, ControlPlane, expected_k8s_version
+from together_operator.metrics import OperatorMetrics
+from together_operator.resource import Condition, ConditionType, TogetherEndpointStatus
 
 CHART = REPO_ROOT / "charts" / "together-operator"
 CRD_FILE = REPO_ROOT / "crds" / "togetherendpoints.together.ai.yaml"
@@ -22,6 +26,9 @@ HEALTH_LUA = DEPLOY / "gitops" / "argocd" / "health.lua"
 DASHBOARD = CHART / "dashboards" / "together-operator.json"
 # Kind and group of the Prometheus Operator's ServiceMonitor, for applying the chart's (a test stub).
 SERVICEMONITOR_CRD_STUB = Path(__file__).parent / "data" / "servicemonitor-crd-stub.yaml"
+# ... and of its PrometheusRule.
+PROMETHEUSRULE_CRD_STUB = Path(__file__).parent / "data" / "prometheusrule-crd-stub.yaml"
+METRIC_NAME = re.compile(r"together_operator_[a-z_]+")
 # Our helm is built from its Go module without the release ldflags, so it would assume Kubernetes 1.20
 # for `helm template`; name the version the tests run against instead.
 KUBE_VERSION = expected_k8s_version()
@@ -152,3 +159,58 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def operator_scrape() -> str:
+    """The operator's /metrics text with one sample of every kind recorded."""
+    metrics = OperatorMetrics()
+    metrics.api_calls.labels("list_endpoints", "200").inc()
+    metrics.api_call_seconds.labels("list_endpoints").observe(0.05)
+    metrics.reconciles.labels("Ready").inc()
+    metrics.poll_seconds.observe(0.2)
+    metrics.status_patches.inc()
+    status = TogetherEndpointStatus(
+        state="STARTED",
+        conditions=(
+            Condition(type=ConditionType.READY, status="False", reason="Stalled"),
+            Condition(type=ConditionType.STALLED, status="True", reason="ApiKeyRejected"),
+        ),
+    )
+    metrics.watch_resources(lambda: [status], lambda: 1.5)
+    return generate_latest(metrics.registry).decode()
+
+
+def exported_names(scrape: str) -> set[str]:
+    """Sample names as they appear on the wire (counters with _total, histograms _bucket/_sum/_count)."""
+    return {
+        match.group(0)
+        for line in scrape.splitlines()
+        if line and not line.startswith("#")
+        if (match := re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line))
+    }
+
+
+def json_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a JSON document, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from json_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from json_nodes(value)
+
+
+def load_dashboard() -> dict[str, Any]:
+    """The chart's Grafana dashboard (dashboards/together-operator.json)."""
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return dashboard
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
+    """Every PromQL the dashboard runs: panel targets and the template variables' queries."""
+    exprs = [node["expr"] for node in json_nodes(dashboard["panels"]) if isinstance(node.get("expr"), str)]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            exprs += [variable["definition"], variable["query"]["query"]]
+    return exprs

@@ -1,10 +1,10 @@
 """An application calls its dedicated endpoint with the official SDKs, knowing only the ConfigMap.
 
 The operator publishes `TOGETHER_MODEL` (= status.endpointName), `TOGETHER_BASE_URL` and
-`TOGETHER_ENDPOINT_ID` in the ConfigMap named by `spec.connection.configMapName` (CONTRACT.md, section 4);
-the app has the API key from its own Secret. Here the operator's part is played by our Together client
-against the simulator, and `connection_values` builds what that ConfigMap would hold; the apps below see
-nothing else. The integration tests read the real ConfigMap.
+`TOGETHER_ENDPOINT_ID` in the ConfigMap named by `spec.connection.configMapName` (docs/contract.md,
+section 4); the app has the API key from its own Secret. Here the operator's part is played by our
+Together client against the simulator, and `connection_values` builds what that ConfigMap would hold;
+the apps below see nothing else. The integration tests read the real ConfigMap.
 """
 
 from __future__ import annotations

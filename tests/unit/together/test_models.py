@@ -19,7 +19,8 @@ from together_operator.together.models import (
     ListHardwareResponse,
 )
 
-# The examples of the DedicatedEndpoint schema in endpoints-v1-openapi.yaml, assembled into one body.
+# The examples of the DedicatedEndpoint schema in tests/vendor/together-openapi/endpoints-v1-openapi.yaml,
+# assembled into one body.
 DEDICATED_ENDPOINT_EXAMPLE = {
     "object": "endpoint",
     "id": "endpoint-d23901de-ef8f-44bf-b3e7-de9c1ca8f2d7",
