@@ -10,7 +10,7 @@ O=system:masters`, certificates embedded), like controller-runtime's envtest.
         client = kubernetes.config.new_client_from_config(config_file=str(cp.kubeconfig))
 
 A bare apiserver has no controllers: no garbage collection, no namespace finalization, no default
-ServiceAccount. See /work/shared/design/TESTING.md.
+ServiceAccount.
 """
 
 from __future__ import annotations
@@ -523,7 +523,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# PKI and kubeconfig (notes §5.2: one CA for serving and client certs, SKI/AKI on every cert)
+# PKI and kubeconfig: one CA for serving and client certificates, SKI/AKI on every certificate (Python
+# 3.13's strict X.509 verification rejects certificates without AKI)
 
 _EKU = ExtendedKeyUsageOID
 
