@@ -4,7 +4,6 @@ health check, each run the way users and their tools run them."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -145,10 +144,3 @@ def assert_restricted_pod_security_admits(cp: ControlPlane, deployment: dict[str
     proc = cp.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
     assert "pod/pod-security-probe created (server dry run)" in proc.stdout
     assert "PodSecurity" not in proc.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

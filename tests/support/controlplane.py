@@ -215,7 +215,7 @@ class ControlPlane:
                 self._data_dir = Path(tempfile.mkdtemp(prefix=DATA_DIR_PREFIX, dir=self._data_root_dir()))
                 (self._data_dir / _OWNER_FILE).write_text(str(os.getpid()))
                 (self._data_dir / "logs").mkdir()
-                self._api_port, self._etcd_port, self._peer_port = _free_ports(3)
+                self._api_port, self._etcd_port, self._peer_port = free_ports(3)
                 _write_pki(self._data_dir / "pki")
                 _write_kubeconfig(self._data_dir, self.server)
                 began = time.monotonic()
@@ -459,13 +459,19 @@ def _terminate(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
             proc.wait()
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     """n distinct free loopback ports (held open together so they differ; racy after close, as envtest)."""
     with contextlib.ExitStack() as stack:
         socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
         for s in socks:
             s.bind(("127.0.0.1", 0))
         return [s.getsockname()[1] for s in socks]
+
+
+def free_port() -> int:
+    """A free loopback port, for a server a test starts."""
+    (port,) = free_ports(1)
+    return port
 
 
 def _http_get(
@@ -663,4 +669,6 @@ __all__ = [
     "KubectlError",
     "expected_k8s_version",
     "find_bin_dir",
+    "free_port",
+    "free_ports",
 ]
