@@ -65,7 +65,7 @@ def cluster() -> Iterator[Path]:
         say(f"using the cluster of DEMO_KUBECONFIG={given}")
         yield Path(given)
         return
-    say("starting a local control plane (etcd + kube-apiserver on 127.0.0.1)")
+    say("starting a local control plane (etcd, kube-apiserver, kube-controller-manager on 127.0.0.1)")
     with ControlPlane() as control_plane:
         say(f"control plane ready in {control_plane.startup_seconds:.1f} s at {control_plane.server}")
         yield control_plane.kubeconfig
