@@ -24,7 +24,6 @@ from typing import Any
 
 import kopf
 from kubernetes import client as kube_client
-from kubernetes import config as kube_config
 
 from together_operator import reconcile
 from together_operator.reconcile import CreateEndpoint, Found, Gone, Inputs, NotCreated, RemoteView
@@ -36,6 +35,7 @@ from together_operator.resource import (
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
+from together_operator.startup import configure_kopf, kubernetes_api
 from together_operator.status_writer import StatusWriter
 from together_operator.together import NotFoundError, RateLimiter, TogetherClient, TogetherError
 
@@ -44,20 +44,8 @@ _log = logging.getLogger("bench.baseline")
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # The same kopf settings as together_operator.handlers.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-    settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
-    try:
-        kube_config.load_incluster_config()
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()
-    configuration = kube_client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = 32
-    memo.api_client = kube_client.ApiClient(configuration)
+    configure_kopf(settings)  # the operator's own kopf settings and Kubernetes client
+    memo.api_client = kubernetes_api()
     memo.status = StatusWriter(kube_client.CustomObjectsApi(memo.api_client))
     memo.api = TogetherClient(
         os.environ["TOGETHER_BASE_URL"],

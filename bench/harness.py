@@ -24,12 +24,10 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -40,16 +38,16 @@ import kubernetes
 from kubernetes import watch as kube_watch
 from kubernetes.client import ApiClient, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane, free_port
+from tests.support.kube import install_crd
+from tests.support.manifests import endpoint_manifest
+from tests.support.operator import operator_environment, wait_healthy
 
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_simulator import Call, RunningSimulator, SimulatorConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CRD_PATH = REPO_ROOT / "crds" / "togetherendpoints.together.ai.yaml"
 BASELINE_HANDLERS = REPO_ROOT / "bench" / "baseline_handlers.py"
-MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
-HARDWARE = "2x_nvidia_h100_80gb_sxm"
 RUN_LABEL = "bench.together.ai/run"
 MODES = ("ours", "baseline", "tuned")
 """tuned: ours with the candidate fixes of bench/tuned_operator.py applied from outside."""
@@ -218,27 +216,6 @@ def operator_command(mode: str, namespace_glob: str, cfg: BenchConfig, health_po
             str(BASELINE_HANDLERS),
         ]
     raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_healthy(child: Child, port: int, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        child.check()
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"the operator's /healthz did not answer within {timeout:.0f} s")
 
 
 def _py_spy() -> str:
@@ -415,15 +392,6 @@ class StatusWatch:
                 seen.first_ready = now
 
 
-def manifest(name: str, namespace: str, run_label: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TogetherEndpoint",
-        "metadata": {"name": name, "namespace": namespace, "labels": {RUN_LABEL: run_label}},
-        "spec": {"model": MODEL, "hardware": HARDWARE},
-    }
-
-
 def create_resources(api_client: ApiClient, manifests: Sequence[dict[str, Any]], workers: int) -> None:
     api = CustomObjectsApi(api_client)
 
@@ -455,8 +423,7 @@ def kube_client(cp: ControlPlane, pool_size: int) -> ApiClient:
 
 
 def prepare_cluster(cp: ControlPlane, namespaces: Sequence[str]) -> None:
-    cp.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=bench", "-f", str(CRD_PATH))
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/togetherendpoints.together.ai")
+    install_crd(cp.kubectl)
     existing = set(cp.kubectl("get", "namespaces", "-o", "name").stdout.split())
     for namespace in namespaces:
         if f"namespace/{namespace}" not in existing:
@@ -558,10 +525,7 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         simulator = stack.enter_context(simulator_process(sim_config, workdir))
         health_port = free_port()
         env = {
-            **_python_env(),
-            "KUBECONFIG": str(cp.kubeconfig),
-            "TOGETHER_BASE_URL": simulator.base_url,
-            "TOGETHER_API_KEY": simulator.api_key,
+            **operator_environment(cp.kubeconfig, simulator.base_url, simulator.api_key, _python_env()),
             "BENCH_POLL_INTERVAL": str(cfg.poll_interval),
             "BENCH_TRANSITION_POLL_INTERVAL": str(cfg.transition_poll_interval),
             "BENCH_RATE_LIMIT": str(cfg.rate_limit),
@@ -572,7 +536,9 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
             operator_command(mode, f"{prefix}-*", cfg, health_port), workdir / "operator.log", env=env
         )
         stack.callback(operator.stop)
-        wait_healthy(operator, health_port, timeout=300 if cfg.memprobe else 90)
+        wait_healthy(
+            f"http://127.0.0.1:{health_port}/healthz", operator.check, timeout=300 if cfg.memprobe else 90
+        )
         api_client = stack.enter_context(kube_client(cp, cfg.create_workers + 2))
         watch = stack.enter_context(StatusWatch(api_client, f"{RUN_LABEL}={run_label}"))
         result["idle_rss_mb"] = operator.stats.memory_mb()["rss_mb"]
@@ -581,7 +547,12 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         profiler = Profiler(operator.proc.pid, workdir / "profile-create.txt") if cfg.profile else None
         writes_0 = apiserver_writes(cp)
         cpu_0 = operator.stats.cpu_seconds()
-        manifests = [manifest(f"tep-{i:05d}", namespaces[i % len(namespaces)], run_label) for i in range(n)]
+        manifests = [
+            endpoint_manifest(
+                f"tep-{i:05d}", namespace=namespaces[i % len(namespaces)], labels={RUN_LABEL: run_label}
+            )
+            for i in range(n)
+        ]
         say(f"{mode} N={n}: creating {n} resources")
         t_create = time.time()
         create_resources(api_client, manifests, cfg.create_workers)

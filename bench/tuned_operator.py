@@ -13,16 +13,12 @@ The benchmark may not change the operator itself, so each fix recommended in doc
   namespace with --namespace globs), so the limit must leave room for them.
 - or, with BENCH_KOPF_TUNING=workers, the same burst bounded by kopf's settings instead:
   `posting.worker_limit` (Events) and `queueing.worker_limit` with a short `queueing.idle_timeout`.
-- the hardware catalogue cached per (API key, model) for `BENCH_HARDWARE_TTL` seconds (default 60):
-  before every create the reconciler lists the model's hardware, one call per resource.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import time
 from typing import Any
 
 import aiohttp
@@ -30,13 +26,8 @@ import kopf
 
 import together_operator.handlers  # noqa: F401  (registers the operator's handlers first)
 from together_operator.cli import main
-from together_operator.together import TogetherClient
-from together_operator.together.models import HardwareWithStatus
 
 KOPF_CONNECTIONS = int(os.environ.get("BENCH_KOPF_CONNECTIONS", "16"))
-HARDWARE_TTL = float(os.environ.get("BENCH_HARDWARE_TTL", "60"))
-
-
 TUNING = os.environ.get("BENCH_KOPF_TUNING", "login")
 
 
@@ -56,21 +47,6 @@ async def login_with_bounded_connections(**kwargs: Any) -> kopf.AiohttpSession |
     )
 
 
-_uncached = TogetherClient.list_hardware
-_hardware: dict[tuple[int, str | None], tuple[float, asyncio.Future[list[HardwareWithStatus]]]] = {}
-
-
-async def _cached_list_hardware(self: TogetherClient, model: str | None = None) -> list[HardwareWithStatus]:
-    """One request per (client, model) and TTL, shared by every caller, including those that ask while
-    it is in flight (N resources created at once all ask before the first answer arrives)."""
-    key = (id(self), model)
-    hit = _hardware.get(key)
-    if hit is None or time.monotonic() - hit[0] >= HARDWARE_TTL or (hit[1].done() and hit[1].exception()):
-        future = asyncio.ensure_future(_uncached(self, model))
-        hit = _hardware[key] = (time.monotonic(), future)
-    return list(await asyncio.shield(hit[1]))
-
-
 async def bounded_workers(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.worker_limit = 4
     settings.queueing.worker_limit = KOPF_CONNECTIONS
@@ -82,6 +58,4 @@ if __name__ == "__main__":
         kopf.on.login()(login_with_bounded_connections)
     elif TUNING == "workers":
         kopf.on.startup()(bounded_workers)
-    if HARDWARE_TTL > 0:
-        TogetherClient.list_hardware = _cached_list_hardware  # type: ignore[method-assign]
     sys.exit(main(sys.argv[1:]))

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, etcd, kubectl), helm, hack/kstatus (the upstream
-# kstatus library as a CLI), and Prometheus and promtool (the chart's alerts and dashboard are tested
-# with them) from upstream Go modules, cached outside the repo, keyed by versions, so a warm machine
-# does not rebuild.
+# Builds the test control plane (kube-apiserver, etcd, kubectl, kube-controller-manager), helm,
+# hack/kstatus (the upstream kstatus library as a CLI), and Prometheus and promtool (the chart's alerts
+# and dashboard are tested with them) from upstream Go modules, cached outside the repo, keyed by
+# versions, so a warm machine does not rebuild.
 # Prints the directory that holds the binaries.
 #
 #   hack/build-testbins.sh               build (or reuse) and print the bin dir
 #   hack/build-testbins.sh --regenerate  rewrite hack/testbins/go.mod's replace block for K8S_VERSION
 #
 # KUBEBUILDER_ASSETS pointing at existing envtest binaries (kube-apiserver, etcd, kubectl) is honoured
-# instead of building those three; helm is still built.
+# instead of building those three; envtest has no kube-controller-manager, so that one, helm and kstatus
+# are still built.
 set -euo pipefail
 
 K8S_VERSION=1.35.4          # k8s.io/kubernetes v1.35.4, staging modules v0.35.4
@@ -35,13 +36,14 @@ key=$( { echo "$K8S_VERSION $HELM_VERSION"; go version; cat "$module/go.mod" "$m
 bin="$cache_root/v$K8S_VERSION-$key"
 log() { echo "build-testbins: $*" >&2; }
 
-need=(kube-apiserver etcd kubectl kube-controller-manager)
+envtest=(kube-apiserver etcd kubectl)
+need=("${envtest[@]}" kube-controller-manager)
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  for b in "${need[@]}"; do
+  for b in "${envtest[@]}"; do
     [[ -x "$KUBEBUILDER_ASSETS/$b" ]] || { log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks $b"; exit 1; }
   done
-  bin="$cache_root/helm-$HELM_VERSION"
-  need=()
+  bin="$bin-envtest"
+  need=(kube-controller-manager)
 fi
 
 mkdir -p "$bin"
@@ -52,21 +54,19 @@ if ! flock -n 9; then
   flock 9
 fi
 if [[ ! -f "$bin/.stamp" ]]; then
-  if ((${#need[@]})); then
-    log "building kube-apiserver, kube-controller-manager, etcd, kubectl v$K8S_VERSION into $bin (cold: ~5-30 min on 2 cores)"
-    start=$(date +%s)
-    # Version stamps as upstream hack/lib/version.sh sets them (without them /version reports
-    # v0.0.0-master). 1.35.4 => gitMajor=1 gitMinor=35. gitCommit stays unset: the proxy has no commit.
-    major=${K8S_VERSION%%.*} minor=${K8S_VERSION#*.}
-    minor=${minor%%.*}
-    ldflags="-s -w"
-    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ldflags+=" -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
-      ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-    done
-    (cd "$module" && go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin/" ./cmd/kube-apiserver ./cmd/etcd ./cmd/kubectl ./cmd/kube-controller-manager)
-    log "control plane built in $(( $(date +%s) - start )) s"
-  fi
+  log "building ${need[*]} v$K8S_VERSION into $bin (cold: ~5-30 min on 2 cores)"
+  start=$(date +%s)
+  # Version stamps as upstream hack/lib/version.sh sets them (without them /version reports
+  # v0.0.0-master). 1.35.4 => gitMajor=1 gitMinor=35. gitCommit stays unset: the proxy has no commit.
+  major=${K8S_VERSION%%.*} minor=${K8S_VERSION#*.}
+  minor=${minor%%.*}
+  ldflags="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$module" && go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin/" "${need[@]/#/./cmd/}")
+  log "${need[*]} built in $(( $(date +%s) - start )) s"
   start=$(date +%s)
   # helm has its own module graph (newer k8s.io libraries), so it is installed outside the testbins module.
   (cd /tmp && GOFLAGS= GOBIN="$bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
@@ -87,7 +87,7 @@ if [[ ! -f "$bin/.kstatus-$kstatus_key" ]]; then
 fi
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  for b in kube-apiserver etcd kubectl; do ln -sf "$KUBEBUILDER_ASSETS/$b" "$bin/$b"; done
+  for b in "${envtest[@]}"; do ln -sf "$KUBEBUILDER_ASSETS/$b" "$bin/$b"; done
 fi
 
 # Prometheus and promtool: a directory, lock and stamp of their own, keyed by their version, so a new

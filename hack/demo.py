@@ -28,11 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.controlplane import ControlPlane, find_bin_dir  # noqa: E402
+from tests.support.kube import install_crd  # noqa: E402
+from tests.support.operator import OperatorProcess, operator_environment  # noqa: E402
 
 from together_simulator import SimulatorConfig, run_simulator_in_thread  # noqa: E402
 
 NAMESPACE = "together-demo"
-CRD = REPO / "crds" / "togetherendpoints.together.ai.yaml"
 
 
 def say(message: str) -> None:
@@ -64,7 +65,7 @@ def cluster() -> Iterator[Path]:
         say(f"using the cluster of DEMO_KUBECONFIG={given}")
         yield Path(given)
         return
-    say("starting a local control plane (etcd + kube-apiserver on 127.0.0.1)")
+    say("starting a local control plane (etcd, kube-apiserver, kube-controller-manager on 127.0.0.1)")
     with ControlPlane() as control_plane:
         say(f"control plane ready in {control_plane.startup_seconds:.1f} s at {control_plane.server}")
         yield control_plane.kubeconfig
@@ -88,29 +89,18 @@ def together_api() -> Iterator[tuple[str, str]]:
 
 @contextlib.contextmanager
 def operator(kubeconfig: Path, base_url: str, api_key: str, log_path: Path) -> Iterator[None]:
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "TOGETHER_BASE_URL": base_url,
-        "TOGETHER_API_KEY": api_key,
-    }
-    args = ["--health-port=0", "--metrics-port=0", "--poll-interval=5", "--transition-poll-interval=1"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "together_operator.cli", "run", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        say(f"operator running (pid {proc.pid}, log {log_path})")
-        try:
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    log_path.unlink(missing_ok=True)
+    process = OperatorProcess(
+        log_path,
+        operator_environment(kubeconfig, base_url, api_key),
+        ["--poll-interval=5", "--transition-poll-interval=1"],
+    )
+    process.start()
+    say(f"operator running (pid {process.current.pid}, log {log_path})")
+    try:
+        yield
+    finally:
+        process.stop()
 
 
 def main() -> int:
@@ -120,9 +110,8 @@ def main() -> int:
     log_path = Path(os.environ.get("DEMO_LOG", "/tmp/together-operator-demo.log"))
     with cluster() as kubeconfig, together_api() as (base_url, api_key):
         kubectl = Kubectl(kubeconfig)
-        kubectl("apply", "--server-side", "-f", str(CRD))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/togetherendpoints.together.ai")
-        say("CRD togetherendpoints.together.ai installed")
+        crd = install_crd(kubectl, field_manager="together-operator-demo")
+        say(f"CRD {crd} installed")
         with operator(kubeconfig, base_url, api_key, log_path):
             kubectl("create", "namespace", NAMESPACE, check=False)
             applied = kubectl("apply", "-n", NAMESPACE, "-f", str(sample), "-o", "name").strip()

@@ -11,7 +11,6 @@ from typing import Any
 
 import kopf
 from kubernetes import client as kube_client
-from kubernetes import config as kube_config
 
 from together_operator.connection import ConnectionPublisher
 from together_operator.credentials import CredentialResolver
@@ -21,21 +20,9 @@ from together_operator.reconcile import Event, RetryPolicy
 from together_operator.reconciler import Reconciler, ReconcilerSettings, TogetherClients
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_operator.settings import OperatorConfig
+from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
-
-FINALIZER = "together.ai/finalizer"
-
-
-def _kubernetes_api() -> kube_client.ApiClient:
-    try:
-        kube_config.load_incluster_config()
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()
-    configuration = kube_client.Configuration.get_default_copy()
-    # Status writes run in threads; a pool smaller than the thread count only logs warnings and waits.
-    configuration.connection_pool_maxsize = 32
-    return kube_client.ApiClient(configuration)
 
 
 def _post_event(body: Any, event: Event) -> None:
@@ -45,14 +32,8 @@ def _post_event(body: Any, event: Event) -> None:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-    settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
-    api = _kubernetes_api()
+    configure_kopf(settings)
+    api = kubernetes_api()
     memo.api_client = api
     metrics = OperatorMetrics()
     rate_limiter = RateLimiter(config.rate_limit, max_concurrent=config.max_concurrent_calls)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.tooling import CRD_FILE, PROMETHEUSRULE_CRD_STUB, SERVICEMONITOR_CRD_STUB, Tools
+from tests.chart.tooling import PROMETHEUSRULE_CRD_STUB, SERVICEMONITOR_CRD_STUB, Tools
 from tests.support.controlplane import ControlPlane
 
 
@@ -15,16 +15,6 @@ def tools(control_plane: ControlPlane) -> Tools:
     """helm, kubectl and kstatus from hack/build-testbins.sh. Through `control_plane`, so that a cold
     build happens once after collection (controlplane_fixtures), not inside a test's timeout."""
     return Tools(control_plane.bin_dir)
-
-
-@pytest.fixture(scope="session")
-def crd_installed(control_plane: ControlPlane) -> str:
-    """crds/togetherendpoints.together.ai.yaml (which the chart ships byte for byte, a test proves it),
-    server-side applied once per session as tests/integration's `together_crd` does; returns its name."""
-    control_plane.kubectl("apply", "--server-side", "--field-manager=chart-tests", "-f", str(CRD_FILE))
-    name = "togetherendpoints.together.ai"
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    return name
 
 
 @pytest.fixture(scope="session")

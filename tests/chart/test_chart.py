@@ -429,7 +429,7 @@ def _fresh_namespace(cp: ControlPlane, prefix: str, **labels: str) -> str:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-@pytest.mark.usefixtures("crd_installed", "servicemonitor_crd_installed", "prometheusrule_crd_installed")
+@pytest.mark.usefixtures("together_crd", "servicemonitor_crd_installed", "prometheusrule_crd_installed")
 def test_rendered_manifests_are_accepted_by_the_api_server(
     tools: Tools, control_plane: ControlPlane, scenario: str
 ) -> None:

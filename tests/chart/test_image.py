@@ -23,15 +23,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.chart.tooling import free_port
-from tests.support.controlplane import REPO_ROOT, ControlPlane
-from tests.support.operator_fixtures import has_condition
+from tests.support.controlplane import REPO_ROOT, ControlPlane, free_port
+from tests.support.kube import has_condition
+from tests.support.manifests import endpoint_manifest
+from tests.support.operator import wait_healthy
 from tests.support.simulator_fixtures import SimulatorFactory
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -150,7 +149,7 @@ def image() -> str:
 
 
 @pytest.mark.controlplane
-@pytest.mark.usefixtures("crd_installed")
+@pytest.mark.usefixtures("together_crd")
 @pytest.mark.timeout(1200)  # a cold machine debootstraps the base (about a minute) and pip-installs
 def test_the_image_runs_the_operator_read_only_as_non_root(
     image: str, control_plane: ControlPlane, simulator_factory: SimulatorFactory, tmp_path: Path
@@ -187,12 +186,7 @@ def test_the_image_runs_the_operator_read_only_as_non_root(
     )  # fmt: skip
     try:
         _wait_for_health(name, health_port)
-        endpoint = {
-            "apiVersion": "together.ai/v1alpha1",
-            "kind": "TogetherEndpoint",
-            "metadata": {"name": "from-image", "namespace": namespace},
-            "spec": {"model": "mistralai/Mixtral-8x7B-Instruct-v0.1", "hardware": "2x_nvidia_h100_80gb_sxm"},
-        }
+        endpoint = endpoint_manifest("from-image", namespace=namespace)
         control_plane.kubectl("apply", "-f", "-", input=json.dumps(endpoint))
         waited = control_plane.kubectl(
             "wait", "--for=condition=Ready", "--timeout=60s", "tep/from-image", "-n", namespace, check=False
@@ -219,16 +213,13 @@ def test_the_image_runs_the_operator_read_only_as_non_root(
 
 
 def _wait_for_health(name: str, port: int) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
+    def container_running() -> None:
         state = json.loads(_podman("inspect", name).stdout)[0]["State"]
-        if not state["Running"] or time.monotonic() > deadline:
-            logs = _podman("logs", name, check=False)
-            raise AssertionError(f"no /healthz from the container ({state}):\n{logs.stdout}{logs.stderr}")
-        time.sleep(0.5)
+        if not state["Running"]:
+            raise AssertionError(f"the container stopped ({state})")
+
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", container_running, timeout=90)
+    except AssertionError as error:
+        logs = _podman("logs", name, check=False)
+        raise AssertionError(f"{error}\ncontainer log:\n{logs.stdout}{logs.stderr}") from None

@@ -21,25 +21,23 @@ import base64
 import json
 import os
 import secrets
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chart.tooling import Tools, argocd_health, free_port, one, rules_by_scope
-from tests.support.controlplane import ControlPlane
-from tests.support.operator_fixtures import OperatorProcess, has_condition
+from tests.chart.tooling import Tools, argocd_health, one, rules_by_scope
+from tests.support.controlplane import ControlPlane, free_port
+from tests.support.kube import Kube, has_condition
+from tests.support.manifests import endpoint_manifest
+from tests.support.operator import OperatorProcess
 from tests.support.simulator_fixtures import SimulatorFactory
 from together_simulator import RunningSimulator
 
 pytestmark = pytest.mark.controlplane
 
-MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
-HARDWARE = "2x_nvidia_h100_80gb_sxm"
 TEAM_KEY = "sim-key-team"
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -72,51 +70,7 @@ def audited(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield AuditedControlPlane(cp, audit_log)
 
 
-class Namespaced:
-    """kubectl as admin in one namespace, returning decoded objects."""
-
-    def __init__(self, cp: ControlPlane, namespace: str) -> None:
-        self.cp, self.namespace = cp, namespace
-
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        return self.cp.kubectl("-n", self.namespace, *args, input=input, check=check).stdout
-
-    def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        out = self.kubectl("get", kind, name, "--ignore-not-found", "-o", "json")
-        return json.loads(out) if out.strip() else None
-
-    def wait_for(
-        self, kind: str, name: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60
-    ) -> dict[str, Any]:
-        deadline, last = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
-            last = self.get(kind, name)
-            if last is not None and predicate(last):
-                return last
-            time.sleep(0.2)
-        raise AssertionError(
-            f"{kind}/{name} never matched in {timeout} s; last:\n{json.dumps(last, indent=1)}"
-        )
-
-    def wait_gone(self, kind: str, name: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.get(kind, name) is not None:
-            assert time.monotonic() < deadline, f"{kind}/{name} still there after {timeout} s"
-            time.sleep(0.2)
-
-
-def _endpoint(name: str, **spec: Any) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "together.ai/v1alpha1",
-            "kind": "TogetherEndpoint",
-            "metadata": {"name": name},
-            "spec": {"model": MODEL, "hardware": HARDWARE, **spec},
-        }
-    )
-
-
-def _operator_environment(cp: ControlPlane, deployment: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+def _deployment_environment(cp: ControlPlane, deployment: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     """The environment and arguments the kubelet would give the operator container: plain values as
     they are, secretKeyRefs resolved from the API server."""
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -203,7 +157,7 @@ def test_the_operator_runs_a_full_lifecycle_with_exactly_the_charts_permissions(
     kubeconfig = cp.write_token_kubeconfig(tmp_path / "operator.kubeconfig", token, release_namespace)
     user = f"system:serviceaccount:{release_namespace}:{service_account}"
 
-    env, args = _operator_environment(cp, one(objects, "Deployment"))
+    env, args = _deployment_environment(cp, one(objects, "Deployment"))
     assert env["TOGETHER_API_KEY"] == simulator.api_key  # from the Secret the chart made of the value
     operator = OperatorProcess(
         tmp_path / "operator.log",
@@ -214,10 +168,13 @@ def test_the_operator_runs_a_full_lifecycle_with_exactly_the_charts_permissions(
             "KUBECONFIG": str(kubeconfig),
         },
         args,
+        health_port=health_port,
     )
-    kube = Namespaced(cp, team)
+    kube = Kube(cp, team)
     try:
-        _wait_healthy(operator, health_port)
+        operator.start()
+        # The chart's probes call /healthz on the health port: it must answer once the operator runs.
+        operator.wait_healthy()
         _lifecycle(tools, kube, simulator)
     finally:
         operator.stop()
@@ -237,34 +194,14 @@ def test_the_operator_runs_a_full_lifecycle_with_exactly_the_charts_permissions(
     _assert_refused(cp, tmp_path, kubeconfig, watch, team=team, outsider=outsider)
 
 
-def _wait_healthy(operator: OperatorProcess, port: int) -> None:
-    """The chart's probes call /healthz on the health port: it must answer once the operator runs."""
-    deadline = time.monotonic() + 60
-    while True:
-        operator.assert_running()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"no /healthz on {port}:\n{operator.logs()[-3000:]}"
-        time.sleep(0.3)
-
-
-def _lifecycle(tools: Tools, kube: Namespaced, simulator: RunningSimulator) -> None:
+def _lifecycle(tools: Tools, kube: Kube, simulator: RunningSimulator) -> None:
     kube.kubectl(
         "create", "secret", "generic", "team-key", f"--from-literal=api-key={TEAM_KEY}"
     )  # fmt: skip
-    kube.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=_endpoint(
-            "chat",
-            apiKeySecretRef={"name": "team-key"},
-            connection={"configMapName": "chat-connection"},
-        ),
+    kube.apply(
+        endpoint_manifest(
+            "chat", apiKeySecretRef={"name": "team-key"}, connection={"configMapName": "chat-connection"}
+        )
     )
 
     reconciling = kube.wait_for("tep", "chat", has_condition("Reconciling"))
@@ -298,7 +235,7 @@ def _lifecycle(tools: Tools, kube: Namespaced, simulator: RunningSimulator) -> N
     _record("stopped", stopped)
     assert _gitops_view(tools, stopped) == ("Current", "Suspended")
 
-    kube.kubectl("apply", "-f", "-", input=_endpoint("wrong-hw", hardware="1x_nvidia_a100_80gb_sxm"))
+    kube.apply(endpoint_manifest("wrong-hw", hardware="1x_nvidia_a100_80gb_sxm"))
     stalled = kube.wait_for("tep", "wrong-hw", has_condition("Stalled", reason="HardwareNotSupported"))
     _record("stalled", stalled)
     assert _gitops_view(tools, stalled) == ("Failed", "Degraded")
@@ -307,8 +244,8 @@ def _lifecycle(tools: Tools, kube: Namespaced, simulator: RunningSimulator) -> N
     kube.wait_gone("tep", "chat")
     kube.wait_gone("tep", "wrong-hw")
     assert [e for e in simulator.endpoints() if e.id == endpoint_id] == []
-    assert kube.get("configmap", "chat-connection") is None
-    reasons = {e["reason"] for e in json.loads(kube.kubectl("get", "events", "-o", "json"))["items"]}
+    assert not kube.exists("configmap", "chat-connection")
+    reasons = {e["reason"] for e in kube.events()}
     assert {"Creating", "Deleted", "HardwareNotSupported"} <= reasons
 
 

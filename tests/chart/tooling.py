@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -143,22 +142,27 @@ def apply_server_side(cp: ControlPlane, manifests: str, *, dry_run: bool) -> str
 def assert_restricted_pod_security_admits(cp: ControlPlane, deployment: dict[str, Any]) -> None:
     """The Deployment's pod, created (dry run) in its namespace labelled `enforce: restricted`: the
     PodSecurity admission plugin rejects any pod that breaks the restricted standard."""
+    namespace = deployment["metadata"]["namespace"]
+    spec = deployment["spec"]["template"]["spec"]
+    # The ServiceAccount admission plugin rejects a pod whose ServiceAccount does not exist; with
+    # `serviceAccount.create: false` the chart uses one the user brings, so bring it here.
+    service_account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": spec.get("serviceAccountName", "default"), "namespace": namespace},
+    }
+    cp.kubectl(
+        "apply", "--server-side", "--field-manager=chart-tests", "-f", "-", input=json.dumps(service_account)
+    )
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "pod-security-probe", "namespace": deployment["metadata"]["namespace"]},
-        "spec": deployment["spec"]["template"]["spec"],
+        "metadata": {"name": "pod-security-probe", "namespace": namespace},
+        "spec": spec,
     }
     proc = cp.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
     assert "pod/pod-security-probe created (server dry run)" in proc.stdout
     assert "PodSecurity" not in proc.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def operator_scrape() -> str:

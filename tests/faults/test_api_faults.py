@@ -13,7 +13,8 @@ import time
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import TEP, endpoint_manifest, is_ready, make_key, report
+from tests.faults.harness import TEP, is_ready, make_key, report
+from tests.support.manifests import endpoint_manifest
 
 pytestmark = pytest.mark.controlplane
 

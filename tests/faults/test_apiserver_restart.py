@@ -14,16 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import (
-    TEP,
-    FaultStack,
-    endpoint_manifest,
-    install_crd,
-    is_ready,
-    make_key,
-    report,
-)
+from tests.faults.harness import TEP, FaultStack, is_ready, make_key, report
 from tests.support.controlplane import ControlPlane
+from tests.support.kube import install_crd
+from tests.support.manifests import endpoint_manifest
 
 pytestmark = pytest.mark.controlplane
 
@@ -35,7 +29,7 @@ where kopf gives up a watch connection and starts it over)."""
 @pytest.fixture
 def own_control_plane(control_plane: ControlPlane) -> Iterator[ControlPlane]:
     with ControlPlane(bin_dir=control_plane.bin_dir) as cp:
-        install_crd(cp)
+        install_crd(cp.kubectl)
         yield cp
 
 

@@ -11,16 +11,9 @@ import time
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import (
-    endpoint_manifest,
-    is_ready,
-    make_key,
-    report,
-    secret_manifest,
-    stalled_reason,
-    sum_events,
-)
-from tests.support.operator_fixtures import condition
+from tests.faults.harness import is_ready, make_key, report, stalled_reason, sum_events
+from tests.support.kube import condition
+from tests.support.manifests import endpoint_manifest, secret_manifest
 
 pytestmark = pytest.mark.controlplane
 

@@ -19,19 +19,10 @@ import pytest
 import yaml
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import (
-    GROUP,
-    HARDWARE,
-    MODEL,
-    PLURAL,
-    VERSION,
-    FaultStack,
-    is_ready,
-    make_key,
-    report,
-    stalled_reason,
-)
-from tests.support.operator_fixtures import Kube, condition
+from tests.faults.harness import FaultStack, is_ready, make_key, report, stalled_reason
+from tests.support.kube import Kube, condition
+from tests.support.manifests import HARDWARE, MODEL
+from together_operator.resource import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.controlplane
 

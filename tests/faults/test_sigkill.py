@@ -25,15 +25,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import (
-    TEP,
-    FaultStack,
-    endpoint_manifest,
-    is_ready,
-    make_key,
-    report,
-)
-from tests.support.operator_fixtures import Kube
+from tests.faults.harness import TEP, FaultStack, is_ready, make_key, report
+from tests.support.kube import Kube
+from tests.support.manifests import endpoint_manifest
 from together_simulator import Call
 
 pytestmark = pytest.mark.controlplane

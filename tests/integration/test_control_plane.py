@@ -1,8 +1,10 @@
-"""The local control plane is a real Kubernetes API server.
+"""The local control plane is a real Kubernetes API server with the controllers every cluster runs.
 
 These tests use their own CRD (`widgets.test.together.ai`), not the product's, and show the behaviour the
 operator relies on: CEL validation with the rule's message, watches, the status subresource, finalizers,
-RBAC for ServiceAccount tokens, and state that survives an apiserver restart.
+RBAC for ServiceAccount tokens, state that survives an apiserver restart, and what kube-controller-manager
+does: a new namespace gets its `default` ServiceAccount and root CA, a deleted namespace is emptied and
+goes away, and owned objects are garbage-collected with their owner.
 """
 
 from __future__ import annotations
@@ -10,16 +12,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.controlplane import ControlPlane, expected_k8s_version
+from tests.support.kube import Kube, wait_for
 
 pytestmark = pytest.mark.controlplane
 
@@ -73,18 +74,7 @@ WIDGET_CRD: dict[str, Any] = {
     },
 }
 
-T = TypeVar("T")
 _Watch: Any = kubernetes.watch.Watch  # untyped in the client
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.1) -> T:
-    """Poll `probe` until it returns something other than None; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while (result := probe()) is None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
-    return result
 
 
 class Widgets:
@@ -189,12 +179,56 @@ def test_server_and_kubectl_report_the_version_they_were_built_as(
     assert server.git_tree_state == client["gitTreeState"] == "clean"
 
 
-def test_new_namespace_is_active_and_empty(control_plane: ControlPlane, namespace: str) -> None:
-    ns = json.loads(control_plane.kubectl("get", "namespace", namespace, "-o", "json").stdout)
-    configmaps = json.loads(control_plane.kubectl("get", "configmaps", "-n", namespace, "-o", "json").stdout)
+def test_a_new_namespace_is_active_and_gets_its_default_service_account_and_root_ca(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    kube = Kube(control_plane, namespace)
 
-    assert ns["status"]["phase"] == "Active"
-    assert configmaps["items"] == []
+    service_account = kube.wait_for("serviceaccount", "default", lambda _: True)
+    root_ca = kube.wait_for("configmap", "kube-root-ca.crt", lambda _: True)
+    configmaps = json.loads(kube.kubectl("get", "configmaps", "-o", "json").stdout)
+
+    assert kube.get("namespace", namespace)["status"]["phase"] == "Active"
+    assert service_account["metadata"]["namespace"] == namespace
+    assert root_ca["data"]["ca.crt"] == control_plane.ca_cert.read_text()
+    assert [c["metadata"]["name"] for c in configmaps["items"]] == ["kube-root-ca.crt"]
+
+
+def test_a_deleted_namespace_is_emptied_and_goes_away(control_plane: ControlPlane, namespace: str) -> None:
+    kube = Kube(control_plane, namespace)
+    kube.kubectl("create", "configmap", "settings", "--from-literal=colour=blue")
+
+    kube.kubectl("delete", "namespace", namespace, "--wait=false")
+    kube.wait_gone("namespace", namespace)
+
+    assert kube.find("configmap", "settings") is None
+    assert namespace not in control_plane.kubectl("get", "namespaces", "-o", "name").stdout.split()
+
+
+def test_an_owned_object_is_garbage_collected_with_its_owner(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    kube = Kube(control_plane, namespace)
+    kube.kubectl("create", "configmap", "owner")
+    owner = kube.get("configmap", "owner")
+    owned = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "owned",
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+            ],
+        },
+    }
+    kube.apply(owned)
+    kube.kubectl("create", "configmap", "bystander")
+
+    kube.kubectl("delete", "configmap", "owner")
+    kube.wait_gone("configmap", "owned")
+
+    assert kube.find("configmap", "owner") is None
+    assert kube.find("configmap", "bystander") is not None
 
 
 def test_cel_rule_rejects_an_invalid_object_with_its_message(widgets: Widgets) -> None:
@@ -313,7 +347,7 @@ def test_service_account_token_authenticates_and_rbac_applies(
         result = as_reader("get", PLURAL)
         return result if result.returncode == 0 else None
 
-    after = eventually(listed)
+    after = wait_for(listed, timeout=15, what="a list as the reader", interval=0.1)
 
     assert whoami["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:reader"
     assert before.returncode != 0

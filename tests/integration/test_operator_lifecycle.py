@@ -6,7 +6,6 @@ the resource's status and conditions, its events, and the calls the simulator lo
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.request
 from typing import Any
@@ -16,29 +15,14 @@ import pytest
 import together
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.operator_fixtures import (
-    SECOND_KEY,
-    Kube,
-    OperatorEnv,
-    condition,
-    has_condition,
-)
+from tests.support.kube import Kube, condition, has_condition
+from tests.support.manifests import HARDWARE, MODEL, endpoint_manifest, secret_manifest
+from tests.support.operator_fixtures import SECOND_KEY, OperatorEnv
 from together_simulator import AdminEndpoint
 
 pytestmark = pytest.mark.controlplane
 
-MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
-HARDWARE = "2x_nvidia_h100_80gb_sxm"
 TEP = "togetherendpoint"
-
-
-def endpoint_manifest(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "together.ai/v1alpha1",
-        "kind": "TogetherEndpoint",
-        "metadata": {"name": name},
-        "spec": {"model": MODEL, "hardware": HARDWARE, **spec},
-    }
 
 
 def remote(env: OperatorEnv, endpoint_id: str) -> AdminEndpoint:
@@ -219,7 +203,7 @@ def test_a_missing_secret_stalls_and_recovers_once_created(operator_env: Operato
     assert stalled is not None
     assert "together-key" in stalled["message"]
 
-    kube.apply(secret("together-key", SECOND_KEY))
+    kube.apply(secret_manifest("together-key", SECOND_KEY))
     obj = kube.wait_for(TEP, "keyed", has_condition("Ready"), timeout=90)
 
     # Created with the Secret's key: the endpoint belongs to the second account.
@@ -227,19 +211,10 @@ def test_a_missing_secret_stalls_and_recovers_once_created(operator_env: Operato
     assert remote(operator_env, obj["status"]["endpointId"]).owner == "otheruser"
 
 
-def secret(name: str, api_key: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "data": {"api-key": base64.b64encode(api_key.encode()).decode()},
-    }
-
-
 def test_a_rejected_key_stalls_and_recovers_when_the_secret_is_rotated(
     operator_env: OperatorEnv, kube: Kube
 ) -> None:
-    kube.apply(secret("rotating-key", "not-a-key-together-knows"))
+    kube.apply(secret_manifest("rotating-key", "not-a-key-together-knows"))
     kube.apply(endpoint_manifest("rotated", apiKeySecretRef={"name": "rotating-key"}))
 
     obj = kube.wait_for(TEP, "rotated", has_condition("Stalled", reason="Unauthorized"))
@@ -250,7 +225,7 @@ def test_a_rejected_key_stalls_and_recovers_when_the_secret_is_rotated(
     warnings = [e["reason"] for e in kube.events("rotated") if e["type"] == "Warning"]
     assert warnings == ["Unauthorized"]  # once, not once per retry
 
-    kube.apply(secret("rotating-key", SECOND_KEY))
+    kube.apply(secret_manifest("rotating-key", SECOND_KEY))
     obj = kube.wait_for(TEP, "rotated", has_condition("Ready"), timeout=90)
 
     assert obj["status"]["endpointName"].startswith("otheruser/")

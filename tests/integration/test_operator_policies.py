@@ -7,16 +7,10 @@ import time
 
 import pytest
 
-from tests.integration.test_operator_lifecycle import (
-    HARDWARE,
-    MODEL,
-    TEP,
-    calls,
-    create_ready,
-    endpoint_manifest,
-    remote,
-)
-from tests.support.operator_fixtures import Kube, OperatorEnv, condition, has_condition
+from tests.integration.test_operator_lifecycle import TEP, calls, create_ready, remote
+from tests.support.kube import Kube, condition, has_condition
+from tests.support.manifests import HARDWARE, MODEL, endpoint_manifest
+from tests.support.operator_fixtures import OperatorEnv
 from together_operator.together import CreateEndpointRequest, TogetherClient
 from together_operator.together.models import Autoscaling
 

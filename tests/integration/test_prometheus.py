@@ -21,10 +21,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.chart.tooling import Tools, dashboard_queries, free_port, load_dashboard, one
-from tests.integration.test_operator_lifecycle import TEP, endpoint_manifest
-from tests.support.controlplane import ControlPlane
-from tests.support.operator_fixtures import Kube, OperatorEnv, condition, has_condition
+from tests.chart.tooling import Tools, dashboard_queries, load_dashboard, one
+from tests.integration.test_operator_lifecycle import TEP
+from tests.support.controlplane import ControlPlane, free_port
+from tests.support.kube import Kube, condition, has_condition
+from tests.support.manifests import endpoint_manifest
+from tests.support.operator_fixtures import OperatorEnv
 
 pytestmark = pytest.mark.controlplane
 

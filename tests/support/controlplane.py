@@ -1,4 +1,5 @@
-"""A real Kubernetes control plane (etcd + kube-apiserver) on loopback, for tests and local runs.
+"""A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on loopback, for
+tests and local runs.
 
 The binaries come from `hack/build-testbins.sh` (built from upstream Go modules and cached outside the
 repo, or taken from `KUBEBUILDER_ASSETS`). Each `ControlPlane` gets random loopback ports, a fresh data
@@ -9,8 +10,11 @@ O=system:masters`, certificates embedded), like controller-runtime's envtest.
         cp.kubectl("get", "namespaces")
         client = kubernetes.config.new_client_from_config(config_file=str(cp.kubeconfig))
 
-A bare apiserver has no controllers: no garbage collection, no namespace finalization, no default
-ServiceAccount. See /work/shared/design/TESTING.md.
+The controller manager runs the controllers that act on every cluster's objects, whatever their kind:
+namespace deletion, garbage collection of owned objects, the `default` ServiceAccount and the
+`kube-root-ca.crt` ConfigMap of each namespace, ServiceAccount token Secrets and the aggregated
+`admin`/`edit`/`view` ClusterRoles (CONTROLLERS). Workload controllers, the scheduler and the kubelet
+are not run: there are no nodes and no Pods run.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,7 +51,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-testbins.sh"
-BINARIES = ("etcd", "kube-apiserver", "kubectl")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+CONTROLLERS = (
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "clusterrole-aggregation-controller",
+    "root-ca-certificate-publisher-controller",
+)
 DATA_DIR_PREFIX = "together-cp-"
 _OWNER_FILE = "owner.pid"
 
@@ -103,9 +115,11 @@ def find_bin_dir(*, show_build_log: bool = False) -> Path:
 
 
 class ControlPlane:
-    """etcd + kube-apiserver on 127.0.0.1 with random ports, a tmpfs data dir and an admin kubeconfig.
+    """etcd, kube-apiserver and kube-controller-manager on 127.0.0.1 with random ports, a tmpfs data dir
+    and an admin kubeconfig.
 
-    `start()` blocks until /readyz answers and the `default` namespace exists; `stop()` terminates only
+    `start()` blocks until /readyz answers and the controllers gave the `default` namespace its
+    `default` ServiceAccount; `stop()` terminates only
     the processes this object started (SIGTERM, then SIGKILL) and removes the data dir. Process output
     goes to `logs[name]` inside the data dir; `log_tail(name)` returns its end for failure reports.
 
@@ -131,6 +145,7 @@ class ControlPlane:
         self._data_dir: Path | None = None
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
+        self._controller_manager: subprocess.Popen[bytes] | None = None
         self._api_port = 0
         self._etcd_port = 0
         self._peer_port = 0
@@ -178,8 +193,9 @@ class ControlPlane:
 
     @property
     def logs(self) -> dict[str, Path]:
-        """Log file per process name ("etcd", "kube-apiserver"), both stdout and stderr."""
-        return {name: self.data_dir / "logs" / f"{name}.log" for name in ("etcd", "kube-apiserver")}
+        """Log file per process name ("etcd", "kube-apiserver", "kube-controller-manager"), both stdout
+        and stderr."""
+        return {name: self.data_dir / "logs" / f"{name}.log" for name in _PROCESSES}
 
     @property
     def apiserver_log(self) -> Path:
@@ -204,7 +220,8 @@ class ControlPlane:
         self.stop()
 
     def start(self) -> ControlPlane:
-        """Start etcd and kube-apiserver, wait until both are ready, write the kubeconfig."""
+        """Start etcd, kube-apiserver and kube-controller-manager, wait until they are ready, write the
+        kubeconfig."""
         if self._data_dir is not None:
             raise ControlPlaneError(f"control plane already started in {self._data_dir}")
         bin_dir = self.bin_dir  # may build; not part of startup_seconds
@@ -215,13 +232,14 @@ class ControlPlane:
                 self._data_dir = Path(tempfile.mkdtemp(prefix=DATA_DIR_PREFIX, dir=self._data_root_dir()))
                 (self._data_dir / _OWNER_FILE).write_text(str(os.getpid()))
                 (self._data_dir / "logs").mkdir()
-                self._api_port, self._etcd_port, self._peer_port = _free_ports(3)
+                self._api_port, self._etcd_port, self._peer_port = free_ports(3)
                 _write_pki(self._data_dir / "pki")
                 _write_kubeconfig(self._data_dir, self.server)
                 began = time.monotonic()
                 try:
                     self._start_etcd(bin_dir)
                     self._start_apiserver(bin_dir)
+                    self._start_controller_manager(bin_dir)
                 except _PortTakenError:
                     if attempt == 2:
                         raise
@@ -235,12 +253,14 @@ class ControlPlane:
         raise AssertionError("unreachable")
 
     def stop(self) -> None:
-        """Stop the apiserver, then etcd (SIGTERM, then SIGKILL); remove the data dir. Idempotent."""
+        """Stop the controller manager, the apiserver, then etcd (SIGTERM, then SIGKILL); remove the data
+        dir. Idempotent."""
         atexit.unregister(self.stop)
         self._teardown()
 
     def stop_apiserver(self) -> None:
-        """Stop only kube-apiserver; etcd and its data stay. Clients see connection refused."""
+        """Stop only kube-apiserver; etcd and its data stay, the controller manager waits for it to come
+        back. Clients see connection refused."""
         if self._apiserver is not None:
             _terminate(self._apiserver)
             self._apiserver = None
@@ -254,8 +274,9 @@ class ControlPlane:
         self._start_apiserver(self.bin_dir)
 
     def check_running(self) -> None:
-        """Raise ControlPlaneError (with the log tail) if etcd or kube-apiserver has exited."""
-        for name, proc in (("etcd", self._etcd), ("kube-apiserver", self._apiserver)):
+        """Raise ControlPlaneError (with the log tail) if one of the processes has exited."""
+        processes = (self._etcd, self._apiserver, self._controller_manager)
+        for name, proc in zip(_PROCESSES, processes, strict=True):
             if proc is None:
                 raise ControlPlaneError(f"{name} is not running")
             if proc.poll() is not None:
@@ -265,7 +286,7 @@ class ControlPlane:
                 )
 
     def log_tail(self, name: str = "kube-apiserver", lines: int = 40) -> str:
-        """The last `lines` lines of a process log ("etcd" or "kube-apiserver")."""
+        """The last `lines` lines of a process log (a name of `logs`)."""
         try:
             with self.logs[name].open("rb") as f:
                 f.seek(0, os.SEEK_END)
@@ -335,19 +356,19 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        timeout = min(self.startup_timeout, 30.0)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def healthy() -> tuple[bool, str]:
             status, body = _http_get(f"127.0.0.1:{self._etcd_port}", "/health", None)
-            if status == 200 and json.loads(body).get("health") == "true":
-                return
-            self._check_alive("etcd", self._etcd)
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"etcd not healthy at {self.etcd_url}/health after {timeout:.0f} s "
-                    f"(last: {status} {body[:200]!r}); end of {self.etcd_log}:\n{self.log_tail('etcd')}"
-                )
-            time.sleep(0.1)
+            return status == 200 and json.loads(body).get("health") == "true", f"{status} {body[:200]!r}"
+
+        self._wait_ready(
+            "etcd",
+            self._etcd,
+            f"{self.etcd_url}/health",
+            healthy,
+            interval=0.1,
+            timeout=min(self.startup_timeout, 30.0),
+        )
 
     def _start_apiserver(self, bin_dir: Path) -> None:
         pki = self.data_dir / "pki"
@@ -368,7 +389,6 @@ class ControlPlane:
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",  # no SA controller => no "default" SA
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
@@ -377,21 +397,74 @@ class ControlPlane:
             ],
         )
         self._ssl = _client_ssl_context(pki)
-        timeout = self.startup_timeout
-        deadline = time.monotonic() + timeout
         for path in ("/readyz", "/api/v1/namespaces/default"):
-            while True:
-                status, body = self._request(path, timeout=5)
-                if status == 200:
-                    break
-                self._check_alive("kube-apiserver", self._apiserver)
-                if time.monotonic() > deadline:
-                    raise ControlPlaneError(
-                        f"kube-apiserver: GET {self.server}{path} not OK after {timeout:.0f} s "
-                        f"(last: {status} {body[-300:]!r}); end of {self.apiserver_log}:\n"
-                        + self.log_tail("kube-apiserver")
-                    )
-                time.sleep(0.2)
+            self._wait_ready(
+                "kube-apiserver",
+                self._apiserver,
+                f"GET {self.server}{path}",
+                self._answers(path),
+                interval=0.2,
+            )
+
+    def _start_controller_manager(self, bin_dir: Path) -> None:
+        pki = self.data_dir / "pki"
+        self._controller_manager = self._launch(
+            "kube-controller-manager",
+            [
+                str(bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",  # the only one
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",  # no health endpoint: start() waits for what the controllers do
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        # The serviceaccount controller gives every namespace its `default` ServiceAccount.
+        path = "/api/v1/namespaces/default/serviceaccounts/default"
+        self._wait_ready(
+            "kube-controller-manager",
+            self._controller_manager,
+            f"GET {self.server}{path}",
+            self._answers(path),
+            interval=0.2,
+        )
+
+    def _answers(self, path: str) -> Callable[[], tuple[bool, str]]:
+        def ok() -> tuple[bool, str]:
+            status, body = self._request(path, timeout=5)
+            return status == 200, f"{status} {body[-300:]!r}"
+
+        return ok
+
+    def _wait_ready(
+        self,
+        name: str,
+        proc: subprocess.Popen[bytes] | None,
+        what: str,
+        ready: Callable[[], tuple[bool, str]],
+        *,
+        interval: float,
+        timeout: float | None = None,
+    ) -> None:
+        """Until `ready()` says (True, _); fail early if the process exits, and after `timeout` (default
+        `startup_timeout`) with the last answer and the end of the process's log."""
+        timeout = self.startup_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            ok, last = ready()
+            if ok:
+                return
+            self._check_alive(name, proc)
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"{name}: {what} not ready after {timeout:.0f} s (last: {last}); "
+                    f"end of {self.logs[name]}:\n{self.log_tail(name)}"
+                )
+            time.sleep(interval)
 
     def _request(self, path: str, timeout: float) -> tuple[int, bytes]:
         if self._ssl is None:
@@ -424,7 +497,7 @@ class ControlPlane:
         )
 
     def _teardown(self) -> None:
-        for attr in ("_apiserver", "_etcd"):
+        for attr in ("_controller_manager", "_apiserver", "_etcd"):
             proc: subprocess.Popen[bytes] | None = getattr(self, attr)
             if proc is not None:
                 _terminate(proc)
@@ -438,6 +511,9 @@ class ControlPlane:
 
 class _PortTakenError(ControlPlaneError):
     pass
+
+
+_PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,13 +535,19 @@ def _terminate(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:
             proc.wait()
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     """n distinct free loopback ports (held open together so they differ; racy after close, as envtest)."""
     with contextlib.ExitStack() as stack:
         socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
         for s in socks:
             s.bind(("127.0.0.1", 0))
         return [s.getsockname()[1] for s in socks]
+
+
+def free_port() -> int:
+    """A free loopback port, for a server a test starts."""
+    (port,) = free_ports(1)
+    return port
 
 
 def _http_get(
@@ -523,7 +605,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# PKI and kubeconfig (notes §5.2: one CA for serving and client certs, SKI/AKI on every cert)
+# PKI and kubeconfig: one CA for serving and client certificates, SKI/AKI on every certificate (Python
+# 3.13's strict X.509 verification rejects certificates without AKI)
 
 _EKU = ExtendedKeyUsageOID
 
@@ -662,4 +745,6 @@ __all__ = [
     "KubectlError",
     "expected_k8s_version",
     "find_bin_dir",
+    "free_port",
+    "free_ports",
 ]

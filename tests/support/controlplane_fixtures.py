@@ -2,8 +2,8 @@
 
 - `control_plane` (session): a started `ControlPlane`; use `control_plane.kubeconfig` with kopf or the
   `kubernetes` client. Nothing global (KUBECONFIG, ~/.kube) is touched.
-- `namespace` (function): a fresh namespace `t-<random>`, never deleted (a bare apiserver has no namespace
-  controller, so deleted namespaces would stay Terminating forever).
+- `namespace` (function): a fresh namespace `t-<random>`, left in place when the test ends (the control
+  plane goes with the session).
 - `kube_api` (function): a `kubernetes.client.ApiClient` for the admin kubeconfig.
 
 When a test that used the control plane fails, the end of the apiserver log is added to its report.
@@ -43,7 +43,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    """etcd + kube-apiserver for the whole session (per xdist worker), stopped and removed afterwards."""
+    """etcd, kube-apiserver and kube-controller-manager for the whole session (per xdist worker),
+    stopped and removed afterwards."""
     bin_dir = request.config.stash.get(_bin_dir_key, None)
     if isinstance(bin_dir, ControlPlaneError):
         raise bin_dir
