@@ -1,4 +1,4 @@
-"""kopf handlers: thin adapters from kopf's callbacks to the `Reconciler`.
+"""kopf handlers: thin adapters from kopf's callbacks to the `Reconciler` (shell.py).
 
 One daemon per TogetherEndpoint runs its reconcile loop; watch events wake it when the spec or one of
 our annotations changes; the delete handler holds the finalizer until the remote endpoint is gone.
@@ -13,14 +13,15 @@ import kopf
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
+from together_operator.clients import TogetherClients
 from together_operator.connection import ConnectionPublisher
+from together_operator.core import Event, KeepFinalizer, RetryPolicy
 from together_operator.credentials import CredentialResolver
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Poller, PollIntervals
-from together_operator.reconcile import Event, RetryPolicy
-from together_operator.reconciler import Reconciler, ReconcilerSettings, TogetherClients
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_operator.settings import OperatorConfig
+from together_operator.shell import Reconciler, ReconcilerSettings
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
 
@@ -127,10 +128,14 @@ def wake_reconciler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_endpoint(
-    body: kopf.Body, memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **kwargs: Any,
 ) -> None:
-    outcome = await memo.reconciler.delete(body)
-    if not outcome.done:
+    owners: kopf.Index[str, tuple[str, str]] = kwargs["endpoint_owners"]
+    outcome = await memo.reconciler.delete(body, owners)
+    if isinstance(outcome, KeepFinalizer):
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
     logger.info(outcome.message)
     kopf.event(body, type="Normal", reason="Deleted", message=outcome.message)

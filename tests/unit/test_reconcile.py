@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from together_operator.reconcile import (
+from together_operator.core import (
     CREATE_CLOCK_SKEW,
     STATE_CHANGE_GRACE,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
-    CredentialsMissing,
     Event,
     FailurePlan,
     Found,
@@ -36,6 +35,7 @@ from together_operator.reconcile import (
     plan,
     plan_failure,
 )
+from together_operator.credentials import CredentialsMissing
 from together_operator.resource import AutoStopRecord, ConditionType, TogetherEndpointStatus
 from together_operator.together.errors import (
     AuthError,
