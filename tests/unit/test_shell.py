@@ -1,0 +1,234 @@
+"""The shell's I/O order, which money depends on: a create's intent is written before its POST and its
+endpoint id right after; a stale view of the resource sends no POST; a create whose answer was lost is
+found again rather than repeated, also when the resource is deleted; reads are cached only while that
+is safe. Driven against the fakes (tests/unit/fakes.py), one reconcile at a time, on a fixed clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from together_operator.core import CREATE_OUTCOME_WINDOW, KeepFinalizer, Released
+from together_operator.shell import ReconcilerSettings
+from together_operator.together.errors import RateLimitedError, TransientError
+
+from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, NOW, endpoint
+from .fakes import ShellBed
+
+
+def timed_out() -> TransientError:
+    return TransientError("ReadTimeout: no response within 30s", method="POST", path="endpoints")
+
+
+# --- create -------------------------------------------------------------------------------------------
+
+
+async def test_a_create_writes_its_intent_before_the_post_and_the_endpoint_id_right_after() -> None:
+    bed = ShellBed()
+    body = bed.resource()
+
+    await bed.reconcile(body)
+
+    start = bed.log.index("status write (guarded)")
+    assert bed.log[start : start + 3] == [
+        "status write (guarded)",
+        "event Normal Creating",
+        "POST /endpoints",
+    ]
+    assert bed.log[start + 3] == "status write"
+    intent, recorded = bed.status.writes[0], bed.status.writes[1]
+    assert (intent.create_requested_at, intent.endpoint_id) == (NOW, None)
+    assert recorded.endpoint_id == "endpoint-1"
+
+
+async def test_a_stale_view_of_the_resource_sends_no_post() -> None:
+    """Someone wrote the resource since kopf passed this body: the guarded intent write fails with 409,
+    nothing is created, and the next reconcile starts from the resource as the watch shows it."""
+    bed = ShellBed()
+    body = bed.resource()
+    bed.status.resource_version += 1  # a write this body has not seen
+
+    delay = await bed.reconcile(body)
+
+    assert "status write refused: 409" in bed.log
+    assert "POST /endpoints" not in bed.log
+    assert delay == 0.5
+
+    bed.watch_event(body)
+    await bed.reconcile(body)
+    assert bed.calls().count("POST /endpoints") == 1
+
+
+async def test_a_create_whose_answer_was_lost_is_adopted_not_posted_again() -> None:
+    bed = ShellBed()
+    body = bed.resource()
+    bed.together.lost_create_answer = timed_out()
+    await bed.reconcile(body)
+    bed.watch_event(body)
+    assert bed.status.writes[-1].endpoint_id is None
+    assert bed.status.writes[-1].create_requested_at == NOW
+
+    bed.clock.advance(seconds=20)
+    await bed.reconcile(body)
+
+    assert bed.calls().count("POST /endpoints") == 1
+    assert "GET /endpoints" in bed.calls()  # looked for it
+    assert bed.status.writes[-1].endpoint_id == "endpoint-1"
+
+
+async def test_a_lost_create_answer_with_nothing_found_is_waited_out_then_created_once() -> None:
+    bed = ShellBed()
+    body = bed.resource()
+    bed.together.fail("POST /endpoints", timed_out())  # the request never reached the server
+    await bed.reconcile(body)
+    bed.watch_event(body)
+
+    bed.clock.advance(seconds=10)
+    await bed.reconcile(body)
+    bed.watch_event(body)
+    assert bed.calls().count("POST /endpoints") == 1  # it may still land
+
+    bed.clock.advance(seconds=CREATE_OUTCOME_WINDOW.total_seconds())
+    await bed.reconcile(body)
+    assert bed.calls().count("POST /endpoints") == 2
+
+
+# --- deletion -----------------------------------------------------------------------------------------
+
+
+async def test_deleting_after_an_interrupted_create_deletes_the_endpoint_it_made() -> None:
+    made = endpoint(id="endpoint-made", display_name=DEFAULT_DISPLAY_NAME, created_at=NOW, state="PENDING")
+    bed = ShellBed(made)
+    body = bed.resource(status={"createRequestedAt": NOW.isoformat()})
+    bed.clock.advance(minutes=5)
+
+    outcome = await bed.reconciler.delete(body, bed.owners)
+
+    assert bed.calls() == [
+        "GET /endpoints",
+        "GET /endpoints/endpoint-made",
+        "GET /endpoints/endpoint-made",
+        "DELETE /endpoints/endpoint-made",
+        "GET /endpoints/endpoint-made",
+    ]
+    assert outcome == Released("endpoint endpoint-made deleted")
+
+
+async def test_a_recorded_endpoint_is_deleted_once_and_the_finalizer_kept_until_it_is_gone() -> None:
+    bed = ShellBed(endpoint())
+    body = bed.resource(status={"endpointId": ENDPOINT_ID})
+    bed.together.deletes_take_effect = False
+
+    first = await bed.reconciler.delete(body, bed.owners)
+    second = await bed.reconciler.delete(body, bed.owners)
+
+    assert isinstance(first, KeepFinalizer)
+    assert isinstance(second, KeepFinalizer)
+    assert bed.calls().count(f"DELETE /endpoints/{ENDPOINT_ID}") == 1
+
+    del bed.together.endpoints[ENDPOINT_ID]
+    assert await bed.reconciler.delete(body, bed.owners) == Released(f"endpoint {ENDPOINT_ID} deleted")
+
+
+async def test_releasing_a_resource_withdraws_its_connection_config_map() -> None:
+    bed = ShellBed()
+    body = bed.resource(status={"endpointId": ENDPOINT_ID, "connectionConfigMap": "chat"})
+
+    outcome = await bed.reconciler.delete(body, bed.owners)
+
+    assert outcome == Released(f"endpoint {ENDPOINT_ID} deleted", withdraw_connection="chat")
+    assert bed.log[-1] == "withdraw ConfigMap chat"
+
+
+# --- caches -------------------------------------------------------------------------------------------
+
+
+async def steady_bed() -> tuple[ShellBed, dict[str, Any]]:
+    """An endpoint in sync with its resource, reconciled once (one GET), the list showing it."""
+    bed = ShellBed(endpoint())
+    bed.lists.show(endpoint())
+    body = bed.resource(
+        spec={"model": endpoint().model, "hardware": endpoint().hardware, "endpointId": ENDPOINT_ID}
+    )
+    await bed.reconcile(body)
+    bed.watch_event(body)
+    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
+    return bed, body
+
+
+async def test_a_steady_endpoint_is_not_read_again_while_the_list_agrees() -> None:
+    bed, body = await steady_bed()
+    bed.clock.advance(minutes=5)
+
+    await bed.reconcile(body)
+
+    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
+
+
+async def test_a_steady_endpoint_is_read_again_at_the_resync() -> None:
+    bed, body = await steady_bed()
+    bed.clock.advance(seconds=ReconcilerSettings(base_url="u").resync_interval)
+
+    await bed.reconcile(body)
+
+    assert bed.calls().count(f"GET /endpoints/{ENDPOINT_ID}") == 2
+
+
+async def test_a_change_the_list_shows_is_read_in_full() -> None:
+    bed, body = await steady_bed()
+    bed.together.endpoints[ENDPOINT_ID] = endpoint(state="STOPPED")
+    bed.lists.show(endpoint(state="STOPPED"))
+
+    await bed.reconcile(body)
+
+    assert bed.calls()[1] == f"GET /endpoints/{ENDPOINT_ID}"
+
+
+async def test_the_answer_to_our_own_patch_is_read_again_next_time() -> None:
+    bed, body = await steady_bed()
+    body["spec"]["displayName"] = "Chat"
+    body["metadata"]["generation"] = 2
+
+    await bed.reconcile(body)
+    bed.watch_event(body)
+    bed.lists.show(bed.together.endpoints[ENDPOINT_ID])
+    await bed.reconcile(body)
+
+    assert bed.calls()[1:] == [f"PATCH /endpoints/{ENDPOINT_ID}", f"GET /endpoints/{ENDPOINT_ID}"]
+
+
+async def test_two_creates_of_one_model_share_one_hardware_look_up() -> None:
+    bed = ShellBed()
+
+    await bed.reconcile(bed.resource(uid="uid-1"))
+    await bed.reconcile(bed.resource(uid="uid-2"))
+
+    assert sum(call.startswith("GET /hardware") for call in bed.calls()) == 1
+
+
+# --- failures -----------------------------------------------------------------------------------------
+
+
+async def test_consecutive_failures_back_off_by_one_policy() -> None:
+    """API failures and unexpected errors count together, doubling from the error's own wait."""
+    bed = ShellBed(endpoint())
+    body = bed.resource(status={"endpointId": ENDPOINT_ID})
+    limited = RateLimitedError("slow down", method="GET", path="endpoints/x", status_code=429)
+    bed.together.fail(f"GET /endpoints/{ENDPOINT_ID}", limited, limited)
+
+    waits = [await bed.reconcile(body), await bed.reconcile(body)]
+    bed.together.fail(f"GET /endpoints/{ENDPOINT_ID}", RuntimeError("a bug"))
+    waits.append(await bed.reconcile(body))
+
+    assert waits == [10.0, 20.0, 40.0]
+
+
+async def test_a_reconcile_without_failure_resets_the_backoff() -> None:
+    bed = ShellBed(endpoint())
+    body = bed.resource(status={"endpointId": ENDPOINT_ID})
+    limited = RateLimitedError("slow down", method="GET", path="endpoints/x", status_code=429)
+    bed.together.fail(f"GET /endpoints/{ENDPOINT_ID}", limited)
+    await bed.reconcile(body)
+    await bed.reconcile(body)
+    bed.together.fail(f"GET /endpoints/{ENDPOINT_ID}", limited)
+
+    assert await bed.reconcile(body) == 10.0
