@@ -24,6 +24,7 @@ from together_operator.resource import (
     Condition,
     ConditionStatus,
     ConditionType,
+    CreateIntent,
     DeletionPolicy,
     DesiredState,
     ManagementPolicy,
@@ -37,6 +38,7 @@ from together_operator.together.errors import (
     PermanentError,
     RateLimitedError,
     TogetherError,
+    UnexpectedResponseError,
 )
 from together_operator.together.models import (
     RUNNING_STATES,
@@ -252,12 +254,11 @@ def adoption_conflict(
     return others[0] if others else None
 
 
-def recovery_candidate_ids(
-    listed: Sequence[ListEndpoint], spec: TogetherEndpointSpec, owners: Owners, uid: str
-) -> list[str]:
-    """The listed endpoints that may be this resource's interrupted create: of its model, and owned by
-    no other resource. Each is read in full next, for its display name."""
-    return [item.id for item in listed if item.model == spec.model and not other_owners(owners, item.id, uid)]
+def recovery_candidate_ids(listed: Sequence[ListEndpoint], model: str, owners: Owners, uid: str) -> list[str]:
+    """The listed endpoints that may be this resource's interrupted create: of the model it sent (see
+    `interrupted_create_model`), and owned by no other resource. Each is read in full next, for its
+    display name and hardware."""
+    return [item.id for item in listed if item.model == model and not other_owners(owners, item.id, uid)]
 
 
 @dataclass(frozen=True)
@@ -491,35 +492,58 @@ def _plan_create(inputs: Inputs) -> Plan:
         reconciling=True,
     )
     status = inputs.previous.model_copy(
-        update={"inactive_timeout": spec.inactive_timeout, "create_requested_at": inputs.now}
+        update={
+            "inactive_timeout": spec.inactive_timeout,
+            "create_requested_at": inputs.now,
+            "create_intent": _intent_of(request),
+        }
     )
     plan_ = _render(inputs, status, outcome)
     return Plan(status=plan_.status, actions=(CreateEndpoint(request),), events=plan_.events)
 
 
+def _intent_of(request: CreateEndpointRequest) -> CreateIntent:
+    return CreateIntent(
+        model=request.model,
+        hardware=request.hardware,
+        display_name=request.display_name or "",
+    )
+
+
 def interrupted_create_matches(
     inputs: Inputs, candidates: Sequence[DedicatedEndpoint]
 ) -> list[DedicatedEndpoint]:
-    """The candidates that may be the endpoint of this resource's interrupted create: same model, its
-    display name, created after the intent (give or take clock skew)."""
+    """The candidates that may be the endpoint of this resource's interrupted create: the model, hardware
+    and display name the create sent (recorded with its intent; the spec may have changed since),
+    created after the intent (give or take clock skew)."""
     requested_at = inputs.previous.create_requested_at
+    intent = inputs.previous.create_intent
     return [
         c
         for c in candidates
-        if c.model == inputs.spec.model
-        and c.display_name == inputs.desired_display_name
+        if c.model == interrupted_create_model(inputs.spec, inputs.previous)
+        and c.display_name == (intent.display_name if intent else inputs.desired_display_name)
+        and (intent is None or c.hardware == intent.hardware)
         and (requested_at is None or c.created_at >= requested_at - CREATE_CLOCK_SKEW)
     ]
 
 
+def interrupted_create_model(spec: TogetherEndpointSpec, previous: TogetherEndpointStatus) -> str:
+    """The model an interrupted create sent (a status from before intents were recorded: the spec's)."""
+    return previous.create_intent.model if previous.create_intent is not None else spec.model
+
+
 def create_may_still_land(inputs: Inputs) -> bool:
-    """Whether an interrupted create (intent recorded, no endpoint id) may yet make its endpoint."""
+    """Whether an interrupted create (intent recorded, no endpoint id) may yet make its endpoint: until a
+    window after it was last known in flight (the intent, or when its answer was found missing), unless
+    a 4xx answer proved it made nothing."""
     requested_at = inputs.previous.create_requested_at
-    return (
-        requested_at is not None
-        and not inputs.create_answered
-        and inputs.now - requested_at < CREATE_OUTCOME_WINDOW
-    )
+    if requested_at is None or inputs.create_answered:
+        return False
+    intent = inputs.previous.create_intent
+    in_doubt_since = intent.outcome_unknown_since if intent is not None else None
+    window_start = max(requested_at, in_doubt_since) if in_doubt_since is not None else requested_at
+    return inputs.now - window_start < CREATE_OUTCOME_WINDOW
 
 
 def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
@@ -862,7 +886,8 @@ class FailurePlan:
     retry_after: float
     """Seconds until this resource is worth another try (before `RetryPolicy.backoff`)."""
     create_answered: bool = False
-    """The failed call was the create and the server answered it: no part of it is still in flight."""
+    """The failed call was the create and a 4xx answered it: it made nothing, and nothing of it is
+    still in flight."""
 
 
 @dataclass(frozen=True)
@@ -887,12 +912,26 @@ def plan_failure(
     *,
     action: Action | None,
     retry: RetryPolicy = RetryPolicy(),
+    failed_at: datetime | None = None,
 ) -> FailurePlan:
-    """The status after a failed call (`action` None: while observing), and when to try again."""
+    """The status after a failed call (`action` None: while observing), and when to try again.
+
+    `failed_at`: when the failure was seen (default `inputs.now`); a create without a verdict may still
+    make its endpoint for a window after that."""
     status = inputs.previous
+    answered = False
     if isinstance(action, CreateEndpoint):
-        # The intent was recorded before the POST; an unknown outcome must not erase it.
-        status = status.model_copy(update={"create_requested_at": inputs.now})
+        # The intent was recorded before the POST; an unknown outcome must not erase it. Only a 4xx
+        # (429 included) proves nothing was made: a 5xx may come from a proxy after the server acted.
+        code = error.status_code if isinstance(error, TogetherError) else None
+        answered = code is not None and 400 <= code < 500
+        intent = _intent_of(action.request)
+        if not answered:
+            intent = intent.model_copy(update={"outcome_unknown_since": failed_at or inputs.now})
+        status = status.model_copy(update={"create_requested_at": inputs.now, "create_intent": intent})
+        if isinstance(error, UnexpectedResponseError) and error.endpoint_id is not None:
+            # A 2xx whose body could not be read: the endpoint exists, and its id is known.
+            status = status.model_copy(update={"endpoint_id": error.endpoint_id})
     if not isinstance(error, TogetherError):  # CredentialsMissing
         outcome = _Outcome(
             ready=False, reason=Reason.CREDENTIALS_NOT_FOUND, message=error.message, stalled=True
@@ -933,11 +972,6 @@ def plan_failure(
             status=_keep_conditions(failed.status, inputs.previous),
             events=() if repeated else (Event(EventType.NORMAL, outcome.reason, outcome.message),),
         )
-    answered = (
-        isinstance(action, CreateEndpoint)
-        and isinstance(error, TogetherError)
-        and (error.status_code is not None)
-    )
     return _failure(failed, wait, create_answered=answered)
 
 

@@ -309,18 +309,25 @@ class Reconciler:
         if observation.endpoint_id is not None:
             remote = await self._read_endpoint(api, key, observation.endpoint_id, inputs.now, resource)
         elif observation.find_interrupted_create:
-            remote = CreateInFlight(await self._recovery_candidates(api, inputs.spec, owners, uid))
+            model = core.interrupted_create_model(inputs.spec, inputs.previous)
+            remote = CreateInFlight(await self._recovery_candidates(api, model, owners, uid))
         hardware = None
         if observation.hardware:
             hardware = await self._hardware.offered(key.fingerprint, api, inputs.spec.model)
-        return replace(inputs, remote=remote, hardware_options=hardware)
+        # Planned as of now, after the reads: a create's intent is stamped as close to its POST as can be.
+        return replace(inputs, remote=remote, hardware_options=hardware, now=self._clock())
 
     async def _recovery_candidates(
-        self, api: EndpointsAPI, spec: TogetherEndpointSpec, owners: Owners, uid: str
+        self, api: EndpointsAPI, model: str, owners: Owners, uid: str
     ) -> tuple[DedicatedEndpoint, ...]:
         listed = await api.list_endpoints(type="dedicated", mine=True)
-        ids = core.recovery_candidate_ids(listed, spec, owners, uid)
-        return tuple([await api.get_endpoint(endpoint_id) for endpoint_id in ids])
+        found = []
+        for endpoint_id in core.recovery_candidate_ids(listed, model, owners, uid):
+            try:
+                found.append(await api.get_endpoint(endpoint_id))
+            except NotFoundError:
+                continue  # gone since the list: not this create's endpoint, and no sign of anything
+        return tuple(found)
 
     async def _read_endpoint(
         self, api: EndpointsAPI, key: ApiKey, endpoint_id: str, now: datetime, resource: _Resource
@@ -391,7 +398,9 @@ class Reconciler:
     ) -> float:
         if isinstance(error, TogetherError):
             _log.warning("%s: %s", _name(body), error)
-        failure = core.plan_failure(inputs, error, action=action, retry=self._settings.retry)
+        failure = core.plan_failure(
+            inputs, error, action=action, retry=self._settings.retry, failed_at=self._clock()
+        )
         resource.create_answered |= failure.create_answered
         await self._publish(body, resource, Plan(status=failure.status, events=failure.events))
         resource.failures += 1
@@ -469,7 +478,8 @@ class Reconciler:
         owners: Owners,
     ) -> DeletionInputs:
         if isinstance(step, FindInterruptedCreate):
-            return replace(known, candidates=await self._recovery_candidates(api, known.spec, owners, uid))
+            model = core.interrupted_create_model(known.spec, known.status)
+            return replace(known, candidates=await self._recovery_candidates(api, model, owners, uid))
         if isinstance(step, ReadEndpoint):
             try:
                 await api.get_endpoint(step.endpoint_id)

@@ -41,14 +41,30 @@ def list_item(of: DedicatedEndpoint) -> ListEndpoint:
     )
 
 
+class FixedClock:
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 class FakeTogether:
     """A Together account in memory (an `EndpointsAPI`). `fail` queues errors for the next calls of an
     operation; `lose_create_answer` makes the next POST create its endpoint, then raise (a lost
     response)."""
 
-    def __init__(self, *endpoints: DedicatedEndpoint, log: Log | None = None) -> None:
+    def __init__(
+        self, *endpoints: DedicatedEndpoint, log: Log | None = None, clock: FixedClock | None = None
+    ) -> None:
         self.endpoints = {e.id: e for e in endpoints}
         self.log: Log = log if log is not None else []
+        self.clock = clock
+        self.takes: dict[str, float] = {}
+        """operation -> seconds it takes on `clock` (which it moves on) before it answers"""
         self.hardware: list[HardwareWithStatus] = list(OFFERED)
         self.failures: dict[str, list[Exception]] = {}
         self.deletes_take_effect = True
@@ -66,6 +82,8 @@ class FakeTogether:
     async def _call(self, operation: str) -> None:
         await asyncio.sleep(0)  # a call yields to the event loop, as I/O does
         self.log.append(operation)
+        if self.clock is not None:
+            self.clock.advance(seconds=self.takes.get(operation, 0.0))
         queued = self.failures.get(operation)
         if queued:
             raise queued.pop(0)
@@ -220,17 +238,6 @@ class FakeClients:
         return self.api
 
 
-class FixedClock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 FINALIZER = "together.ai/finalizer"
 
 
@@ -239,12 +246,12 @@ class ShellBed:
 
     def __init__(self, *endpoints: DedicatedEndpoint, settings: ReconcilerSettings | None = None) -> None:
         self.log: Log = []
-        self.together = FakeTogether(*endpoints, log=self.log)
+        self.clock = FixedClock()
+        self.together = FakeTogether(*endpoints, log=self.log, clock=self.clock)
         self.lists = FakeLists()
         self.status = FakeStatusWriter(self.log)
         self.connections = FakeConnections(self.log)
         self.credentials = FakeCredentials()
-        self.clock = FixedClock()
         self.events: list[Event] = []
         self.owners: dict[str, list[tuple[str, str]]] = {}
         self.reconciler = Reconciler(

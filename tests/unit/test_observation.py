@@ -21,6 +21,7 @@ from together_operator.core import (
     adoption_conflict,
     connection_steps,
     hold,
+    interrupted_create_model,
     plan,
     plan_after_action,
     recovery_candidate_ids,
@@ -153,7 +154,7 @@ def test_recovery_candidates_are_of_the_model_and_owned_by_no_other_resource() -
         listed(endpoint_id="endpoint-llama", model="meta-llama/Llama-3.3-70B-Instruct-Turbo"),
     ]
 
-    assert recovery_candidate_ids(items, spec(), OWNERS, "uid-a") == ["endpoint-free", "endpoint-mine"]
+    assert recovery_candidate_ids(items, MODEL, OWNERS, "uid-a") == ["endpoint-free", "endpoint-mine"]
 
 
 # --- after the plan ---------------------------------------------------------------------------------
@@ -267,3 +268,12 @@ def test_a_resource_with_its_finalizer_and_not_paused_is_reconciled() -> None:
 )
 def test_the_next_look_is_sooner_only_while_something_moves(decided: Plan, seconds: float) -> None:
     assert seconds_until_next_look(decided, resync_seconds=600, transition_seconds=30) == seconds
+
+
+def test_an_interrupted_create_is_looked_for_under_the_model_it_sent() -> None:
+    sent = status(
+        create_requested_at=NOW, create_intent={"model": "m-sent", "hardware": "h", "display_name": "d"}
+    )
+
+    assert interrupted_create_model(spec(), sent) == "m-sent"
+    assert interrupted_create_model(spec(), status(create_requested_at=NOW)) == MODEL

@@ -5,13 +5,15 @@ is safe. Driven against the fakes (tests/unit/fakes.py), one reconcile at a time
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from together_operator.core import CREATE_OUTCOME_WINDOW, KeepFinalizer, Released
+from together_operator.resource import ConditionType
 from together_operator.shell import ReconcilerSettings
-from together_operator.together.errors import RateLimitedError, TransientError
+from together_operator.together.errors import NotFoundError, RateLimitedError, TransientError
 
-from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, NOW, endpoint
+from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NOW, endpoint
 from .fakes import ShellBed
 
 
@@ -92,6 +94,55 @@ async def test_a_lost_create_answer_with_nothing_found_is_waited_out_then_create
     assert bed.calls().count("POST /endpoints") == 2
 
 
+async def test_the_intent_is_stamped_after_the_hardware_look_up() -> None:
+    bed = ShellBed()
+    bed.together.takes[f"GET /hardware?model={MODEL}"] = 30.0
+
+    await bed.reconcile(bed.resource())
+
+    assert bed.status.writes[0].create_requested_at == NOW + timedelta(seconds=30)
+
+
+async def test_a_create_that_timed_out_is_waited_for_a_window_after_the_timeout() -> None:
+    """The POST was on the wire until it timed out: its endpoint may appear a window after that."""
+    bed = ShellBed()
+    body = bed.resource()
+    bed.together.takes["POST /endpoints"] = 40.0
+    bed.together.fail("POST /endpoints", timed_out())
+    await bed.reconcile(body)
+    bed.watch_event(body)
+
+    bed.clock.advance(seconds=CREATE_OUTCOME_WINDOW.total_seconds() - 10)
+    await bed.reconcile(body)
+
+    assert bed.calls().count("POST /endpoints") == 1
+
+
+async def test_a_listed_endpoint_that_answers_404_is_not_a_candidate() -> None:
+    """Deleted meanwhile (by another resource's deletion, say): skipped, not a failed look."""
+    bed = ShellBed(endpoint(id="endpoint-gone", created_at=NOW))
+    bed.together.fail("GET /endpoints/endpoint-gone", _not_found("endpoint-gone"))
+    body = bed.resource(status=_interrupted_create_status())
+    bed.clock.advance(seconds=5)
+
+    await bed.reconcile(body)
+
+    ready = bed.status.writes[-1].condition(ConditionType.READY)
+    assert ready is not None
+    assert (ready.reason, "waiting for the outcome" in ready.message) == ("Creating", True)
+
+
+def _interrupted_create_status() -> dict[str, object]:
+    return {
+        "createRequestedAt": NOW.isoformat(),
+        "createIntent": {"model": MODEL, "hardware": HARDWARE, "displayName": DEFAULT_DISPLAY_NAME},
+    }
+
+
+def _not_found(endpoint_id: str) -> NotFoundError:
+    return NotFoundError("not found", method="GET", path=f"endpoints/{endpoint_id}", status_code=404)
+
+
 # --- deletion -----------------------------------------------------------------------------------------
 
 
@@ -110,6 +161,22 @@ async def test_deleting_after_an_interrupted_create_deletes_the_endpoint_it_made
         "DELETE /endpoints/endpoint-made",
         "GET /endpoints/endpoint-made",
     ]
+    assert outcome == Released("endpoint endpoint-made deleted")
+
+
+async def test_deleting_skips_a_candidate_that_answers_404_and_deletes_the_one_that_matches() -> None:
+    """Two resources whose creates were interrupted are deleted: one's endpoint going away must not
+    release the other while its endpoint runs on."""
+    gone = endpoint(id="endpoint-gone", created_at=NOW)
+    made = endpoint(id="endpoint-made", created_at=NOW)
+    bed = ShellBed(gone, made)
+    bed.together.fail("GET /endpoints/endpoint-gone", _not_found("endpoint-gone"))
+    body = bed.resource(status=_interrupted_create_status())
+    bed.clock.advance(minutes=5)
+
+    outcome = await bed.reconciler.delete(body, bed.owners)
+
+    assert "DELETE /endpoints/endpoint-made" in bed.calls()
     assert outcome == Released("endpoint endpoint-made deleted")
 
 
