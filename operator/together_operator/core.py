@@ -173,6 +173,8 @@ class Inputs:
     # This process saw the server answer the last create with an error status: whatever that request
     # did is done and listed, so an interrupted create need not wait out CREATE_OUTCOME_WINDOW.
     create_answered: bool = False
+    # Other resources whose open create sent what this resource's interrupted create sent.
+    rival_creates: tuple[OpenCreate, ...] = ()
 
     @property
     def desired_display_name(self) -> str:
@@ -237,6 +239,41 @@ class Plan:
 
 Owners = Mapping[str, Collection[tuple[str, str]]]
 """endpoint id -> (uid, namespace/name) of every TogetherEndpoint whose status recorded it."""
+
+OpenCreates = Mapping[tuple[str, str, str], Collection[tuple[str, str, str]]]
+"""(model, hardware, display name) a create sent -> (uid, namespace/name, createRequestedAt) of every
+TogetherEndpoint with that create open: its intent recorded, no endpoint id yet."""
+
+
+@dataclass(frozen=True)
+class OtherResources:
+    """What the other TogetherEndpoints recorded (kopf indexes), so no two take one endpoint."""
+
+    owners: Owners = field(default_factory=dict)
+    open_creates: OpenCreates = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpenCreate:
+    """Another resource's open create that sent what this resource's create sent."""
+
+    uid: str
+    name: str
+    requested_at: datetime
+
+
+def rival_creates(index: OpenCreates, intent: CreateIntent | None, uid: str) -> tuple[OpenCreate, ...]:
+    """The other resources whose open create sent the same model, hardware and display name."""
+    if intent is None:
+        return ()
+    same = index.get((intent.model, intent.hardware, intent.display_name), ())
+    rivals = [OpenCreate(u, name, datetime.fromisoformat(at)) for u, name, at in same if u != uid]
+    return tuple(sorted(rivals, key=lambda rival: rival.name))
+
+
+def _rivals_for(endpoint: DedicatedEndpoint, rivals: Sequence[OpenCreate]) -> list[str]:
+    """The rivals whose create may have made `endpoint` (sent before it appeared, give or take skew)."""
+    return [r.name for r in rivals if endpoint.created_at >= r.requested_at - CREATE_CLOCK_SKEW]
 
 
 def other_owners(owners: Owners, endpoint_id: str, uid: str) -> list[str]:
@@ -550,6 +587,16 @@ def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
     """Find the endpoint of a create whose response was never recorded; create again only if none."""
     spec = inputs.spec
     matches = interrupted_create_matches(inputs, remote.candidates)
+    rivals = _rivals_for(matches[0], inputs.rival_creates) if len(matches) == 1 else []
+    if rivals:
+        outcome = _Outcome(
+            ready=False,
+            reason=Reason.CREATE_INCOMPLETE,
+            message=_rival_message(matches[0].id, rivals)
+            + ": set spec.endpointId on the resource it belongs to, and recreate the other",
+            stalled=True,
+        )
+        return _render(inputs, inputs.previous, outcome)
     if len(matches) == 1:
         outcome = _Outcome(
             ready=False,
@@ -583,6 +630,13 @@ def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
         stalled=True,
     )
     return _render(inputs, inputs.previous, outcome)
+
+
+def _rival_message(endpoint_id: str, rivals: Sequence[str]) -> str:
+    return (
+        f"endpoint {endpoint_id} may be the interrupted create of this resource or of "
+        f"{', '.join(rivals)} (the same model, hardware and display name were sent)"
+    )
 
 
 def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
@@ -1022,6 +1076,7 @@ class DeletionInputs:
     """A DELETE of it was answered (in this step or an earlier one)."""
     error: TogetherError | None = None
     """The last call failed so."""
+    rival_creates: tuple[OpenCreate, ...] = ()
 
     @property
     def resource(self) -> Inputs:
@@ -1125,6 +1180,13 @@ def _interrupted_create_target(
     """The endpoint an interrupted create made, so deleting the resource does not leave it running (and
     billed); an outcome instead when there is none or no telling which."""
     matches = interrupted_create_matches(inputs.resource, candidates)
+    rivals = _rivals_for(matches[0], inputs.rival_creates) if len(matches) == 1 else []
+    if rivals:
+        return KeepFinalizer(
+            _rival_message(matches[0].id, rivals) + ": delete it with the together CLI if it is this "
+            "resource's, or set deletionPolicy: Orphan",
+            inputs.retry.auth_seconds,
+        )
     if len(matches) == 1:
         return matches[0].id
     if len(matches) > 1:

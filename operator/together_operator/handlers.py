@@ -15,7 +15,7 @@ from kubernetes import config as kube_config
 
 from together_operator.clients import TogetherClients
 from together_operator.connection import ConnectionPublisher
-from together_operator.core import Event, KeepFinalizer, RetryPolicy
+from together_operator.core import Event, KeepFinalizer, OtherResources, RetryPolicy
 from together_operator.credentials import CredentialResolver
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Poller, PollIntervals
@@ -109,11 +109,28 @@ def endpoint_owners(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str]]:
     return {endpoint_id: (meta["uid"], f"{meta['namespace']}/{meta['name']}")} if endpoint_id else {}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def open_creates(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    """(model, hardware, display name) a create sent -> (uid, namespace/name, createRequestedAt) of every
+    TogetherEndpoint whose create is open (intent recorded, no endpoint id): no two resources that sent
+    the same create may adopt one endpoint."""
+    status = body.get("status") or {}
+    intent, requested_at = status.get("createIntent"), status.get("createRequestedAt")
+    if not intent or not requested_at or status.get("endpointId"):
+        return {}
+    meta = body["metadata"]
+    key = (intent.get("model", ""), intent.get("hardware", ""), intent.get("displayName", ""))
+    return {key: (meta["uid"], f"{meta['namespace']}/{meta['name']}", requested_at)}
+
+
+def _others(kwargs: dict[str, Any]) -> OtherResources:
+    # kopf passes each index as a keyword named after its function.
+    return OtherResources(owners=kwargs["endpoint_owners"], open_creates=kwargs["open_creates"])
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def run_endpoint(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
-    # kopf passes each index as a keyword named after its function.
-    owners: kopf.Index[str, tuple[str, str]] = kwargs["endpoint_owners"]
-    await memo.reconciler.run(body, stopped.wait(), owners)
+    await memo.reconciler.run(body, stopped.wait(), _others(kwargs))
 
 
 def _changed_for_reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
@@ -133,8 +150,7 @@ async def delete_endpoint(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **kwargs: Any,
 ) -> None:
-    owners: kopf.Index[str, tuple[str, str]] = kwargs["endpoint_owners"]
-    outcome = await memo.reconciler.delete(body, owners)
+    outcome = await memo.reconciler.delete(body, _others(kwargs))
     if isinstance(outcome, KeepFinalizer):
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
     logger.info(outcome.message)

@@ -38,7 +38,7 @@ from together_operator.core import (
     KeepFinalizer,
     NotCreated,
     Observation,
-    Owners,
+    OtherResources,
     Plan,
     ReadEndpoint,
     Released,
@@ -175,18 +175,18 @@ class Reconciler:
 
     # --- the per-resource loop ------------------------------------------------------------------
 
-    async def run(self, body: Mapping[str, Any], stopped: Awaitable[object], owners: Owners) -> None:
+    async def run(self, body: Mapping[str, Any], stopped: Awaitable[object], others: OtherResources) -> None:
         """Reconcile `body` (a live view kept current by kopf) until `stopped` resolves.
 
-        `owners` (a kopf index) names the resources that recorded each endpoint id: an interrupted
-        create or a spec.endpointId never takes another resource's endpoint.
+        `others` (kopf indexes) names what the other resources recorded: an interrupted create or a
+        spec.endpointId never takes another resource's endpoint.
         """
         uid = body["metadata"]["uid"]
         resource = self._resources[uid] = _Resource()
         stop = asyncio.ensure_future(stopped)
         try:
             while not stop.done():
-                delay = await self.reconcile_once(body, owners)
+                delay = await self.reconcile_once(body, others)
                 waiter = asyncio.ensure_future(resource.wake.wait())
                 await asyncio.wait({waiter, stop}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
@@ -196,13 +196,13 @@ class Reconciler:
             self._latest.pop(uid, None)
             self._poller.unwatch(uid)
 
-    async def reconcile_once(self, body: Mapping[str, Any], owners: Owners) -> float:
+    async def reconcile_once(self, body: Mapping[str, Any], others: OtherResources) -> float:
         """One reconcile of `body`; the seconds until the next one is due."""
         resource = self._resources.setdefault(body["metadata"]["uid"], _Resource())
         resource.wake.clear()
         resource.seen = _trigger_key(body)
         try:
-            return await self._reconcile(body, resource, owners)
+            return await self._reconcile(body, resource, others)
         except ApiException as error:
             if error.status != 409:
                 raise
@@ -233,7 +233,7 @@ class Reconciler:
         if resource is not None:
             resource.wake.set()
 
-    async def _reconcile(self, body: Mapping[str, Any], resource: _Resource, owners: Owners) -> float:
+    async def _reconcile(self, body: Mapping[str, Any], resource: _Resource, others: OtherResources) -> float:
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         annotations = meta.get("annotations") or {}
@@ -260,8 +260,9 @@ class Reconciler:
             remote=NotCreated(),
             now=self._clock(),
             restart_requested_at=annotations.get(RESTART_REQUESTED_ANNOTATION),
-            endpoint_owned_by=core.adoption_conflict(spec, previous, owners, uid),
+            endpoint_owned_by=core.adoption_conflict(spec, previous, others.owners, uid),
             create_answered=resource.create_answered,
+            rival_creates=core.rival_creates(others.open_creates, previous.create_intent, uid),
         )
         key = await self._credentials.resolve(namespace, spec.api_key_secret_ref)
         if isinstance(key, CredentialsMissing):
@@ -275,7 +276,7 @@ class Reconciler:
         if observation.endpoint_id is not None:
             self._poller.watch(key.fingerprint, api, observation.endpoint_id, uid, resource.wake.set)
         try:
-            observed = await self._observe(api, key, inputs, observation, resource, owners, uid)
+            observed = await self._observe(api, key, inputs, observation, resource, others, uid)
         except TogetherError as error:
             return await self._fail(body, resource, inputs, error, action=None)
 
@@ -302,7 +303,7 @@ class Reconciler:
         inputs: Inputs,
         observation: Observation,
         resource: _Resource,
-        owners: Owners,
+        others: OtherResources,
         uid: str,
     ) -> Inputs:
         remote: RemoteView = NotCreated()
@@ -310,7 +311,7 @@ class Reconciler:
             remote = await self._read_endpoint(api, key, observation.endpoint_id, inputs.now, resource)
         elif observation.find_interrupted_create:
             model = core.interrupted_create_model(inputs.spec, inputs.previous)
-            remote = CreateInFlight(await self._recovery_candidates(api, model, owners, uid))
+            remote = CreateInFlight(await self._recovery_candidates(api, model, others, uid))
         hardware = None
         if observation.hardware:
             hardware = await self._hardware.offered(key.fingerprint, api, inputs.spec.model)
@@ -318,11 +319,11 @@ class Reconciler:
         return replace(inputs, remote=remote, hardware_options=hardware, now=self._clock())
 
     async def _recovery_candidates(
-        self, api: EndpointsAPI, model: str, owners: Owners, uid: str
+        self, api: EndpointsAPI, model: str, others: OtherResources, uid: str
     ) -> tuple[DedicatedEndpoint, ...]:
         listed = await api.list_endpoints(type="dedicated", mine=True)
         found = []
-        for endpoint_id in core.recovery_candidate_ids(listed, model, owners, uid):
+        for endpoint_id in core.recovery_candidate_ids(listed, model, others.owners, uid):
             try:
                 found.append(await api.get_endpoint(endpoint_id))
             except NotFoundError:
@@ -435,18 +436,20 @@ class Reconciler:
 
     # --- deletion -------------------------------------------------------------------------------
 
-    async def delete(self, body: Mapping[str, Any], owners: Owners) -> Released | KeepFinalizer:
+    async def delete(self, body: Mapping[str, Any], others: OtherResources) -> Released | KeepFinalizer:
         """One attempt at deleting the remote endpoint: `Released` once the finalizer may go."""
         meta = body["metadata"]
+        status = StatusWriter.parse(body.get("status"))
         known = DeletionInputs(
             spec=TogetherEndpointSpec.model_validate(body.get("spec") or {}),
-            status=StatusWriter.parse(body.get("status")),
+            status=status,
             generation=meta.get("generation", 1),
             namespace=meta["namespace"],
             name=meta["name"],
             now=self._clock(),
             retry=self._settings.retry,
             delete_sent=meta["uid"] in self._deletes_sent,
+            rival_creates=core.rival_creates(others.open_creates, status.create_intent, meta["uid"]),
         )
         api: EndpointsAPI | None = None
         step = core.plan_deletion(known)
@@ -459,7 +462,7 @@ class Reconciler:
             else:
                 assert api is not None, "plan_deletion resolves the key before any call"
                 try:
-                    known = await self._deletion_call(api, step, known, meta["uid"], owners)
+                    known = await self._deletion_call(api, step, known, meta["uid"], others)
                 except TogetherError as error:
                     known = replace(known, error=error)
             step = core.plan_deletion(known)
@@ -475,11 +478,11 @@ class Reconciler:
         step: FindInterruptedCreate | ReadEndpoint | SendDelete,
         known: DeletionInputs,
         uid: str,
-        owners: Owners,
+        others: OtherResources,
     ) -> DeletionInputs:
         if isinstance(step, FindInterruptedCreate):
             model = core.interrupted_create_model(known.spec, known.status)
-            return replace(known, candidates=await self._recovery_candidates(api, model, owners, uid))
+            return replace(known, candidates=await self._recovery_candidates(api, model, others, uid))
         if isinstance(step, ReadEndpoint):
             try:
                 await api.get_endpoint(step.endpoint_id)

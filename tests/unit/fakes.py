@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from together_operator.connection import Owner
-from together_operator.core import Event
+from together_operator.core import Event, OtherResources
 from together_operator.credentials import ApiKey, CredentialsMissing
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Wake
@@ -253,7 +253,7 @@ class ShellBed:
         self.connections = FakeConnections(self.log)
         self.credentials = FakeCredentials()
         self.events: list[Event] = []
-        self.owners: dict[str, list[tuple[str, str]]] = {}
+        self.others = OtherResources()
         self.reconciler = Reconciler(
             settings or ReconcilerSettings(base_url="https://api.together.ai/v1"),
             self.credentials,
@@ -297,7 +297,7 @@ class ShellBed:
         body["metadata"]["resourceVersion"] = str(self.status.resource_version)
 
     async def reconcile(self, body: Mapping[str, Any]) -> float:
-        return await self.reconciler.reconcile_once(body, self.owners)
+        return await self.reconciler.reconcile_once(body, self.others)
 
     def calls(self) -> list[str]:
         """The Together calls in the log, in order."""

@@ -5,21 +5,28 @@ unreadable 2xx still records the endpoint id it carried."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from together_operator.core import (
+    CREATE_CLOCK_SKEW,
     CREATE_OUTCOME_WINDOW,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
+    DeletionInputs,
     Inputs,
+    KeepFinalizer,
     NotCreated,
+    OpenCreate,
     create_may_still_land,
     plan,
+    plan_deletion,
     plan_failure,
+    rival_creates,
 )
+from together_operator.resource import CreateIntent
 from together_operator.together.errors import (
     PermanentError,
     RateLimitedError,
@@ -28,7 +35,7 @@ from together_operator.together.errors import (
     UnexpectedResponseError,
 )
 
-from .builders import HARDWARE, NOW, candidate, inputs, later, spec
+from .builders import HARDWARE, NOW, candidate, condition, inputs, later, spec, verdict
 
 
 def _create_failed(error: TogetherError, *, failed_after: float = 0.0) -> Inputs:
@@ -146,3 +153,67 @@ def test_the_intent_records_what_the_create_sends() -> None:
         create.request.hardware,
         create.request.display_name,
     )
+
+
+# --- two resources, one interrupted create --------------------------------------------------------
+
+RIVAL = OpenCreate(uid="uid-b", name="team-b/mixtral", requested_at=NOW)
+
+
+def _recovering(*rivals: OpenCreate, created_at: datetime = NOW) -> Inputs:
+    """This resource's create timed out; one endpoint matching what it sent is listed, owned by none."""
+    failed = _create_failed(_timeout())
+    return replace(
+        failed,
+        remote=CreateInFlight((candidate("endpoint-one", created_at=created_at),)),
+        now=later(seconds=20),
+        rival_creates=rivals,
+    )
+
+
+def test_two_resources_that_sent_the_same_create_cannot_both_adopt_one_endpoint() -> None:
+    """Another resource sent the same model, hardware and display name and has not recorded an endpoint
+    either: the one endpoint may be its create's. Adopting it could give two resources one endpoint."""
+    result = plan(_recovering(RIVAL))
+
+    assert result.actions == ()
+    assert verdict(result)["Stalled"] == ("True", "CreateIncomplete")
+    assert "team-b/mixtral" in condition(result, "Stalled").message
+
+
+def test_a_rival_whose_create_was_sent_after_the_endpoint_appeared_is_not_in_the_way() -> None:
+    late_rival = replace(RIVAL, requested_at=NOW + CREATE_CLOCK_SKEW + timedelta(seconds=1))
+
+    assert plan(_recovering(late_rival)).actions == (AdoptEndpoint("endpoint-one"),)
+
+
+def test_rivals_are_the_other_resources_with_an_open_create_of_the_same_intent() -> None:
+    intent = CreateIntent(model="m", hardware="h", display_name="d")
+    index = {
+        ("m", "h", "d"): [
+            ("uid-a", "team-a/mixtral", NOW.isoformat()),
+            ("uid-b", "team-b/mixtral", NOW.isoformat()),
+        ],
+        ("m", "h", "other"): [("uid-c", "team-c/mixtral", NOW.isoformat())],
+    }
+
+    assert rival_creates(index, intent, "uid-a") == (RIVAL,)
+
+
+def test_deleting_does_not_take_an_endpoint_a_rival_create_may_have_made() -> None:
+    step = DeletionInputs(
+        spec=spec(),
+        status=_create_failed(_timeout()).previous,
+        generation=1,
+        namespace="team-a",
+        name="mixtral",
+        now=later(minutes=5),
+        key_resolved=True,
+        candidates=(candidate("endpoint-one", created_at=NOW),),
+        rival_creates=(RIVAL,),
+    )
+
+    outcome = plan_deletion(step)
+
+    assert isinstance(outcome, KeepFinalizer)
+    assert "team-b/mixtral" in outcome.message

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from together_operator.core import CREATE_OUTCOME_WINDOW, KeepFinalizer, Released
+from together_operator.core import CREATE_OUTCOME_WINDOW, KeepFinalizer, OtherResources, Released
+from together_operator.handlers import open_creates
 from together_operator.resource import ConditionType
 from together_operator.shell import ReconcilerSettings
 from together_operator.together.errors import NotFoundError, RateLimitedError, TransientError
@@ -143,6 +144,34 @@ def _not_found(endpoint_id: str) -> NotFoundError:
     return NotFoundError("not found", method="GET", path=f"endpoints/{endpoint_id}", status_code=404)
 
 
+async def test_an_endpoint_another_open_create_may_have_made_is_not_adopted() -> None:
+    """team-b/mixtral sent the same create and has no endpoint id either (the kopf index says so)."""
+    bed = ShellBed(endpoint(id="endpoint-one", created_at=NOW))
+    rival = {
+        "metadata": {"uid": "uid-b", "namespace": "team-b", "name": "mixtral"},
+        "status": _interrupted_create_status(),
+    }
+    bed.others = OtherResources(open_creates=_index(open_creates, rival))
+    body = bed.resource(status=_interrupted_create_status())
+    bed.clock.advance(seconds=20)
+
+    await bed.reconcile(body)
+
+    assert bed.status.writes[-1].endpoint_id is None
+    stalled = bed.status.writes[-1].condition(ConditionType.STALLED)
+    assert stalled is not None
+    assert (stalled.reason, "team-b/mixtral" in stalled.message) == ("CreateIncomplete", True)
+
+
+def _index(function: Any, *bodies: dict[str, Any]) -> dict[Any, list[Any]]:
+    """What kopf builds from an index function (a kopf handler, typed loosely) over these bodies."""
+    index: dict[Any, list[Any]] = {}
+    for body in bodies:
+        for key, value in function(body=body).items():
+            index.setdefault(key, []).append(value)
+    return index
+
+
 # --- deletion -----------------------------------------------------------------------------------------
 
 
@@ -152,7 +181,7 @@ async def test_deleting_after_an_interrupted_create_deletes_the_endpoint_it_made
     body = bed.resource(status={"createRequestedAt": NOW.isoformat()})
     bed.clock.advance(minutes=5)
 
-    outcome = await bed.reconciler.delete(body, bed.owners)
+    outcome = await bed.reconciler.delete(body, bed.others)
 
     assert bed.calls() == [
         "GET /endpoints",
@@ -174,7 +203,7 @@ async def test_deleting_skips_a_candidate_that_answers_404_and_deletes_the_one_t
     body = bed.resource(status=_interrupted_create_status())
     bed.clock.advance(minutes=5)
 
-    outcome = await bed.reconciler.delete(body, bed.owners)
+    outcome = await bed.reconciler.delete(body, bed.others)
 
     assert "DELETE /endpoints/endpoint-made" in bed.calls()
     assert outcome == Released("endpoint endpoint-made deleted")
@@ -185,22 +214,22 @@ async def test_a_recorded_endpoint_is_deleted_once_and_the_finalizer_kept_until_
     body = bed.resource(status={"endpointId": ENDPOINT_ID})
     bed.together.deletes_take_effect = False
 
-    first = await bed.reconciler.delete(body, bed.owners)
-    second = await bed.reconciler.delete(body, bed.owners)
+    first = await bed.reconciler.delete(body, bed.others)
+    second = await bed.reconciler.delete(body, bed.others)
 
     assert isinstance(first, KeepFinalizer)
     assert isinstance(second, KeepFinalizer)
     assert bed.calls().count(f"DELETE /endpoints/{ENDPOINT_ID}") == 1
 
     del bed.together.endpoints[ENDPOINT_ID]
-    assert await bed.reconciler.delete(body, bed.owners) == Released(f"endpoint {ENDPOINT_ID} deleted")
+    assert await bed.reconciler.delete(body, bed.others) == Released(f"endpoint {ENDPOINT_ID} deleted")
 
 
 async def test_releasing_a_resource_withdraws_its_connection_config_map() -> None:
     bed = ShellBed()
     body = bed.resource(status={"endpointId": ENDPOINT_ID, "connectionConfigMap": "chat"})
 
-    outcome = await bed.reconciler.delete(body, bed.owners)
+    outcome = await bed.reconciler.delete(body, bed.others)
 
     assert outcome == Released(f"endpoint {ENDPOINT_ID} deleted", withdraw_connection="chat")
     assert bed.log[-1] == "withdraw ConfigMap chat"
