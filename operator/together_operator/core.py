@@ -109,6 +109,8 @@ CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # server may take as long again to finish what it received. Until this long after the intent, finding
 # nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
 CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
+# A DELETE Together answered, whose endpoint is still there this long after, is sent again.
+DELETE_RESEND_AFTER = timedelta(minutes=2)
 
 # A start or stop the API accepted but does not show yet is not asked for again before this.
 STATE_CHANGE_GRACE = timedelta(minutes=2)
@@ -175,6 +177,8 @@ class Inputs:
     create_answered: bool = False
     # Other resources whose open create sent what this resource's interrupted create sent.
     rival_creates: tuple[OpenCreate, ...] = ()
+    # Fingerprint of the API key in use (`credentials.ApiKey.fingerprint`), never the key.
+    credential_fingerprint: str | None = None
 
     @property
     def desired_display_name(self) -> str:
@@ -360,8 +364,11 @@ class Hold:
     reason: str
 
 
-def hold(*, finalizer_held: bool, paused: bool, resync_seconds: float) -> Hold | None:
+def hold(*, finalizer_held: bool, paused: bool, deleting: bool, resync_seconds: float) -> Hold | None:
     """Whether this reconcile must not touch anything, and for how long."""
+    if deleting:
+        # Only what deletion needs from here on (`plan_deletion`): no create, start or update.
+        return Hold(resync_seconds, "being deleted: no create, start or update")
     if not finalizer_held:
         # kopf adds its finalizer right after the resource appears; writing before then only loses
         # the race (a 409 on the create intent), and nothing may be created unguarded.
@@ -481,6 +488,15 @@ def _plan(inputs: Inputs) -> Plan:
         return _plan_create(inputs)
     if isinstance(remote, CreateInFlight):
         return _plan_recover_create(inputs, remote)
+    if isinstance(remote, Gone) and _created_with_another_key(inputs.previous, inputs.credential_fingerprint):
+        outcome = _Outcome(
+            ready=False,
+            reason=Reason.UNAUTHORIZED,
+            message=f"endpoint {remote.endpoint_id} was created with another API key and is not visible to "
+            f"this one ({_key_source(inputs.spec)}): restore the key it was created with",
+            stalled=True,
+        )
+        return _render(inputs, inputs.previous.model_copy(update={"state": None}), outcome)
     if isinstance(remote, Gone):
         outcome = _Outcome(
             ready=False,
@@ -639,11 +655,17 @@ def _rival_message(endpoint_id: str, rivals: Sequence[str]) -> str:
     )
 
 
+def _created_with_another_key(previous: TogetherEndpointStatus, credential_fingerprint: str | None) -> bool:
+    recorded = previous.api_key_fingerprint
+    return recorded is not None and credential_fingerprint is not None and recorded != credential_fingerprint
+
+
 def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
     spec = inputs.spec
     status = inputs.previous.model_copy(
         update={
             "endpoint_id": endpoint.id,
+            "api_key_fingerprint": inputs.previous.api_key_fingerprint or inputs.credential_fingerprint,
             "endpoint_name": endpoint.name,
             "state": endpoint.state,
             "hardware": endpoint.hardware,
@@ -1070,10 +1092,11 @@ class DeletionInputs:
     candidates: tuple[DedicatedEndpoint, ...] | None = None
     """The endpoints that may be an interrupted create's (see `recovery_candidate_ids`); None: not
     looked for yet."""
+    credential_fingerprint: str | None = None
     endpoint_exists: bool | None = None
     """What the last read of the endpoint to delete said; None: not read since the last step."""
-    delete_sent: bool = False
-    """A DELETE of it was answered (in this step or an earlier one)."""
+    delete_sent_at: datetime | None = None
+    """When a DELETE of it was last answered (in this step or an earlier one)."""
     error: TogetherError | None = None
     """The last call failed so."""
     rival_creates: tuple[OpenCreate, ...] = ()
@@ -1168,10 +1191,25 @@ def plan_deletion(inputs: DeletionInputs) -> DeletionStep:
     if inputs.endpoint_exists is None:
         return ReadEndpoint(target)
     if not inputs.endpoint_exists:
-        return _released(inputs, f"endpoint {target} deleted")
-    if not inputs.delete_sent:
+        return _gone(inputs, target)
+    sent_at = inputs.delete_sent_at
+    if sent_at is None or inputs.now - sent_at >= DELETE_RESEND_AFTER:
         return SendDelete(target)
     return KeepFinalizer(f"waiting for endpoint {target} to be gone", _deletion_check(inputs.retry))
+
+
+def _gone(inputs: DeletionInputs, endpoint_id: str | None) -> Released | KeepFinalizer:
+    """A 404 for the endpoint to delete: deleted, unless it is the recorded endpoint and the key in use is
+    not the one it was created with (then it may only be invisible to this key)."""
+    if endpoint_id == inputs.status.endpoint_id and _created_with_another_key(
+        inputs.status, inputs.credential_fingerprint
+    ):
+        return KeepFinalizer(
+            f"endpoint {endpoint_id} was created with another API key and is not visible to this one "
+            f"({_key_source(inputs.spec)}): restore that key to delete it, or set deletionPolicy: Orphan",
+            inputs.retry.auth_seconds,
+        )
+    return _released(inputs, f"endpoint {endpoint_id} deleted")
 
 
 def _interrupted_create_target(
@@ -1207,7 +1245,7 @@ def _interrupted_create_target(
 
 def _deletion_failed(inputs: DeletionInputs, endpoint_id: str | None, error: TogetherError) -> DeletionStep:
     if isinstance(error, NotFoundError):
-        return _released(inputs, f"endpoint {endpoint_id} deleted")
+        return _gone(inputs, endpoint_id)
     if isinstance(error, AuthError):
         return KeepFinalizer(
             f"cannot delete endpoint {endpoint_id}: {error}; fix the API key, "

@@ -138,6 +138,9 @@ class CreateIntent(_CamelModel):
 
 class TogetherEndpointStatus(_CamelModel):
     endpoint_id: str | None = None
+    # Fingerprint (not the key) of the API key that created or first saw the endpoint: to any other key
+    # a 404 may only mean "not visible to this key", never "deleted".
+    api_key_fingerprint: str | None = None
     endpoint_name: str | None = None
     state: str | None = None
     hardware: str | None = None

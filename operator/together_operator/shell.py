@@ -171,7 +171,8 @@ class Reconciler:
         self._resources: dict[str, _Resource] = {}
         self._hardware = HardwareCatalogue()
         self._latest: dict[str, TogetherEndpointStatus] = {}
-        self._deletes_sent: set[str] = set()
+        self._deletes_sent: dict[str, datetime] = {}
+        """uid -> when a DELETE of its endpoint was last answered"""
 
     # --- the per-resource loop ------------------------------------------------------------------
 
@@ -237,11 +238,7 @@ class Reconciler:
         meta = body["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         annotations = meta.get("annotations") or {}
-        held = core.hold(
-            finalizer_held=self._settings.finalizer in (meta.get("finalizers") or ()),
-            paused=annotations.get(PAUSED_ANNOTATION) == "true",
-            resync_seconds=self._settings.resync_interval,
-        )
+        held = self._hold(body)
         if held is not None:
             if resource.held != held.reason:
                 _log.info("%s: %s", _name(body), held.reason)
@@ -272,6 +269,7 @@ class Reconciler:
         except ValueError as error:  # a key that cannot be sent as a header; the message omits it
             return await self._fail(body, resource, inputs, CredentialsMissing(str(error)), action=None)
 
+        inputs = replace(inputs, credential_fingerprint=key.fingerprint)
         observation = core.what_to_observe(inputs)
         if observation.endpoint_id is not None:
             self._poller.watch(key.fingerprint, api, observation.endpoint_id, uid, resource.wake.set)
@@ -282,6 +280,8 @@ class Reconciler:
 
         plan = core.plan(observed)
         for action in plan.actions:
+            if self._hold(body) is not None:  # deletion began meanwhile: act no more
+                return 0.5
             try:
                 plan = await self._act(body, resource, api, key, observed, plan, action)
             except TogetherError as error:
@@ -294,6 +294,15 @@ class Reconciler:
             plan,
             resync_seconds=self._settings.resync_interval,
             transition_seconds=self._settings.transition_check,
+        )
+
+    def _hold(self, body: Mapping[str, Any]) -> core.Hold | None:
+        meta = body["metadata"]
+        return core.hold(
+            finalizer_held=self._settings.finalizer in (meta.get("finalizers") or ()),
+            paused=(meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true",
+            deleting=meta.get("deletionTimestamp") is not None,
+            resync_seconds=self._settings.resync_interval,
         )
 
     async def _observe(
@@ -448,7 +457,7 @@ class Reconciler:
             name=meta["name"],
             now=self._clock(),
             retry=self._settings.retry,
-            delete_sent=meta["uid"] in self._deletes_sent,
+            delete_sent_at=self._deletes_sent.get(meta["uid"]),
             rival_creates=core.rival_creates(others.open_creates, status.create_intent, meta["uid"]),
         )
         api: EndpointsAPI | None = None
@@ -456,9 +465,11 @@ class Reconciler:
         while not isinstance(step, Released | KeepFinalizer):
             if isinstance(step, ResolveKey):
                 key = await self._credentials.resolve(known.namespace, known.spec.api_key_secret_ref)
-                missing = key if isinstance(key, CredentialsMissing) else None
-                api = self._clients.for_key(key) if isinstance(key, ApiKey) else None
-                known = replace(known, key_resolved=True, key_missing=missing)
+                if isinstance(key, CredentialsMissing):
+                    known = replace(known, key_resolved=True, key_missing=key)
+                else:
+                    api = self._clients.for_key(key)
+                    known = replace(known, key_resolved=True, credential_fingerprint=key.fingerprint)
             else:
                 assert api is not None, "plan_deletion resolves the key before any call"
                 try:
@@ -467,7 +478,7 @@ class Reconciler:
                     known = replace(known, error=error)
             step = core.plan_deletion(known)
         if isinstance(step, Released):
-            self._deletes_sent.discard(meta["uid"])
+            self._deletes_sent.pop(meta["uid"], None)
             if step.withdraw_connection is not None:
                 await self._connections.withdraw(_owner(body), step.withdraw_connection)
         return step
@@ -490,8 +501,8 @@ class Reconciler:
                 return replace(known, endpoint_exists=False)
             return replace(known, endpoint_exists=True)
         await api.delete_endpoint(step.endpoint_id)
-        self._deletes_sent.add(uid)
-        return replace(known, delete_sent=True, endpoint_exists=None)
+        self._deletes_sent[uid] = known.now
+        return replace(known, delete_sent_at=known.now, endpoint_exists=None)
 
 
 def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:

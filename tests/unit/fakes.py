@@ -6,7 +6,7 @@ the order of what was sent, e.g. the create intent before the POST."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,6 +65,8 @@ class FakeTogether:
         self.clock = clock
         self.takes: dict[str, float] = {}
         """operation -> seconds it takes on `clock` (which it moves on) before it answers"""
+        self.meanwhile: dict[str, Callable[[], None]] = {}
+        """operation -> what else happens while it is in flight"""
         self.hardware: list[HardwareWithStatus] = list(OFFERED)
         self.failures: dict[str, list[Exception]] = {}
         self.deletes_take_effect = True
@@ -84,6 +86,8 @@ class FakeTogether:
         self.log.append(operation)
         if self.clock is not None:
             self.clock.advance(seconds=self.takes.get(operation, 0.0))
+        if operation in self.meanwhile:
+            self.meanwhile[operation]()
         queued = self.failures.get(operation)
         if queued:
             raise queued.pop(0)

@@ -94,7 +94,7 @@ def test_the_endpoint_is_read_then_deleted_then_read_until_gone() -> None:
     step = replace(step, endpoint_exists=True)
     assert plan_deletion(step) == SendDelete(ENDPOINT_ID)
 
-    step = replace(step, delete_sent=True, endpoint_exists=None)
+    step = replace(step, delete_sent_at=NOW, endpoint_exists=None)
     assert plan_deletion(step) == ReadEndpoint(ENDPOINT_ID)
 
     assert plan_deletion(replace(step, endpoint_exists=True)) == KeepFinalizer(
@@ -104,7 +104,7 @@ def test_the_endpoint_is_read_then_deleted_then_read_until_gone() -> None:
 
 
 def test_a_delete_already_sent_is_not_sent_again_while_the_endpoint_goes() -> None:
-    step = replace(with_key(deleting()), delete_sent=True, endpoint_exists=True)
+    step = replace(with_key(deleting()), delete_sent_at=NOW, endpoint_exists=True)
 
     assert isinstance(plan_deletion(step), KeepFinalizer)
 

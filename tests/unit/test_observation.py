@@ -241,20 +241,20 @@ def test_a_config_map_taken_by_someone_else_stalls() -> None:
 
 
 def test_nothing_is_touched_before_kopf_holds_its_finalizer() -> None:
-    assert hold(finalizer_held=False, paused=False, resync_seconds=600) == Hold(
+    assert hold(finalizer_held=False, paused=False, deleting=False, resync_seconds=600) == Hold(
         0.5, "waiting for the finalizer"
     )
 
 
 def test_a_paused_resource_is_looked_at_again_at_resync() -> None:
-    held = hold(finalizer_held=True, paused=True, resync_seconds=600)
+    held = hold(finalizer_held=True, paused=True, deleting=False, resync_seconds=600)
 
     assert held is not None
     assert held.seconds == 600
 
 
 def test_a_resource_with_its_finalizer_and_not_paused_is_reconciled() -> None:
-    assert hold(finalizer_held=True, paused=False, resync_seconds=600) is None
+    assert hold(finalizer_held=True, paused=False, deleting=False, resync_seconds=600) is None
 
 
 @pytest.mark.parametrize(

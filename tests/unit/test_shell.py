@@ -235,6 +235,55 @@ async def test_releasing_a_resource_withdraws_its_connection_config_map() -> Non
     assert bed.log[-1] == "withdraw ConfigMap chat"
 
 
+async def test_nothing_is_sent_once_deletion_has_started() -> None:
+    bed = ShellBed(endpoint())
+    body = bed.resource(spec={"model": MODEL, "hardware": HARDWARE, "displayName": "Chat"})
+    body["metadata"]["deletionTimestamp"] = NOW.isoformat()
+
+    await bed.reconcile(body)
+
+    assert bed.log == []
+
+
+async def test_deletion_starting_during_a_reconcile_stops_its_actions() -> None:
+    bed = ShellBed()
+    body = bed.resource()
+
+    def delete_requested() -> None:
+        body["metadata"]["deletionTimestamp"] = NOW.isoformat()
+
+    bed.together.meanwhile[f"GET /hardware?model={MODEL}"] = delete_requested
+
+    await bed.reconcile(body)
+
+    assert "POST /endpoints" not in bed.calls()
+    assert bed.status.writes == []
+
+
+async def test_a_delete_that_did_not_take_is_sent_again_later() -> None:
+    bed = ShellBed(endpoint())
+    body = bed.resource(status={"endpointId": ENDPOINT_ID})
+    bed.together.deletes_take_effect = False
+    await bed.reconciler.delete(body, bed.others)
+
+    bed.clock.advance(minutes=3)
+    outcome = await bed.reconciler.delete(body, bed.others)
+
+    assert isinstance(outcome, KeepFinalizer)
+    assert bed.calls().count(f"DELETE /endpoints/{ENDPOINT_ID}") == 2
+
+
+async def test_a_404_to_a_changed_api_key_does_not_release_the_resource() -> None:
+    """The endpoint was created with another key: to this one it is invisible, not deleted."""
+    bed = ShellBed()
+    body = bed.resource(status={"endpointId": ENDPOINT_ID, "apiKeyFingerprint": "0123456789ab"})
+
+    outcome = await bed.reconciler.delete(body, bed.others)
+
+    assert isinstance(outcome, KeepFinalizer)
+    assert "another API key" in outcome.message
+
+
 # --- caches -------------------------------------------------------------------------------------------
 
 
