@@ -83,6 +83,7 @@ class Reason(StrEnum):
     CREATE_INCOMPLETE = "CreateIncomplete"
     CONNECTION_CONFIG_MAP_CONFLICT = "ConnectionConfigMapConflict"
     ENDPOINT_OWNED_ELSEWHERE = "EndpointOwnedElsewhere"
+    ADOPTION_REFUSED = "AdoptionRefused"
     # Condition is False: nothing to report.
     NOT_CREATED = "NotCreated"
     RECONCILED = "Reconciled"
@@ -102,6 +103,8 @@ SPEC_BOUND_STALLS = frozenset(
     }
 )
 
+# A namespace labelled so lets its resources adopt endpoints with the operator-wide key.
+ADOPTION_LABEL = "together.ai/adoption"
 # How far Together's clock may be behind ours when matching an endpoint to a create we started.
 CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # A create whose outcome is unknown (the operator died, the call timed out, the response was lost) may
@@ -160,6 +163,15 @@ RemoteView = NotCreated | CreateInFlight | Found | Gone
 
 
 @dataclass(frozen=True)
+class AdoptionClaim:
+    """The claim on an endpoint named by spec.endpointId: made once, atomically, by whoever is first."""
+
+    holder: str
+    """`namespace/name` of the TogetherEndpoint holding it."""
+    ours: bool
+
+
+@dataclass(frozen=True)
 class Inputs:
     spec: TogetherEndpointSpec
     generation: int
@@ -182,6 +194,10 @@ class Inputs:
     rival_creates: tuple[OpenCreate, ...] = ()
     # Fingerprint of the API key in use (`credentials.ApiKey.fingerprint`), never the key.
     credential_fingerprint: str | None = None
+    # The resource's namespace carries ADOPTION_LABEL=allowed (read only when `what_to_observe` asks).
+    namespace_allows_adoption: bool = False
+    # Who holds the claim on spec.endpointId, once this resource tried to claim it (`claim_to_make`).
+    adoption_claim: AdoptionClaim | None = None
 
     @property
     def desired_display_name(self) -> str:
@@ -315,6 +331,8 @@ class Observation:
     """List the account's endpoints for a create whose endpoint id was never recorded."""
     hardware: bool
     """Read the hardware offered for the model (`GET /hardware?model=`): a create may follow."""
+    namespace_label: bool = False
+    """Read whether the namespace allows adoption with the operator-wide key (ADOPTION_LABEL)."""
 
 
 def what_to_observe(inputs: Inputs) -> Observation:
@@ -322,12 +340,58 @@ def what_to_observe(inputs: Inputs) -> Observation:
     previous, spec = inputs.previous, inputs.spec
     endpoint_id = previous.endpoint_id or spec.endpoint_id
     if endpoint_id is not None:
-        return Observation(endpoint_id=endpoint_id, find_interrupted_create=False, hardware=False)
+        return Observation(
+            endpoint_id=endpoint_id,
+            find_interrupted_create=False,
+            hardware=False,
+            namespace_label=spec.endpoint_id is not None
+            and spec.api_key_secret_ref is None
+            and spec.management_policy == ManagementPolicy.FULL,
+        )
     return Observation(
         endpoint_id=None,
         find_interrupted_create=previous.create_requested_at is not None,
         hardware=spec.management_policy == ManagementPolicy.FULL and not stalled_for_this_generation(inputs),
     )
+
+
+def adopting(inputs: Inputs) -> bool:
+    """Whether spec.endpointId names an endpoint this resource has not recorded as its own yet."""
+    return inputs.spec.endpoint_id is not None and inputs.previous.endpoint_id is None
+
+
+def adoption_refusal(inputs: Inputs, endpoint: DedicatedEndpoint) -> str | None:
+    """Which rule of adoption the endpoint spec.endpointId names breaks, if any (the claim aside): its
+    model must be spec.model, and the operator-wide key (shared by every namespace) adopts only where
+    the namespace allows it or for ObserveOnly, which never changes the endpoint."""
+    spec = inputs.spec
+    if endpoint.model != spec.model:
+        return (
+            f"endpoint {endpoint.id} serves model {endpoint.model}, not spec.model {spec.model}: an "
+            "endpoint is adopted only by a resource of its model; fix spec.model or spec.endpointId"
+        )
+    if (
+        spec.api_key_secret_ref is None
+        and spec.management_policy == ManagementPolicy.FULL
+        and not inputs.namespace_allows_adoption
+    ):
+        return (
+            f"endpoint {endpoint.id} would be adopted with the operator-wide API key, which every "
+            f"namespace shares: set spec.apiKeySecretRef to your own key, label namespace "
+            f"{inputs.namespace} {ADOPTION_LABEL}=allowed, or use managementPolicy ObserveOnly"
+        )
+    return None
+
+
+def claim_to_make(inputs: Inputs) -> str | None:
+    """The endpoint to claim before planning: one spec.endpointId names, not adopted yet, found, and
+    passing every other rule of adoption (a refused resource claims nothing, so it blocks nobody)."""
+    remote = inputs.remote
+    if not adopting(inputs) or inputs.endpoint_owned_by is not None or not isinstance(remote, Found):
+        return None
+    if adoption_refusal(inputs, remote.endpoint) is not None:
+        return None
+    return remote.endpoint.id
 
 
 @dataclass(frozen=True)
@@ -480,13 +544,15 @@ def _plan(inputs: Inputs) -> Plan:
         outcome = _Outcome(
             ready=False,
             reason=Reason.ENDPOINT_OWNED_ELSEWHERE,
-            message=f"endpoint {inputs.spec.endpoint_id} is already managed by TogetherEndpoint "
-            f"{inputs.endpoint_owned_by}: two resources must not manage one endpoint; remove spec.endpointId "
-            "or delete the other resource",
+            message=_owned_elsewhere(inputs.spec.endpoint_id, inputs.endpoint_owned_by),
             stalled=True,
         )
         return _render(inputs, inputs.previous, outcome)
     remote = inputs.remote
+    if isinstance(remote, Found) and inputs.spec.endpoint_id is not None:
+        refusal = _adoption_refused(inputs, remote.endpoint)
+        if refusal is not None:
+            return refusal
     if isinstance(remote, NotCreated):
         return _plan_create(inputs)
     if isinstance(remote, CreateInFlight):
@@ -511,6 +577,30 @@ def _plan(inputs: Inputs) -> Plan:
         status = inputs.previous.model_copy(update={"state": None})
         return _render(inputs, status, outcome)
     return _plan_found(inputs, remote.endpoint)
+
+
+def _adoption_refused(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan | None:
+    """Stalled/AdoptionRefused, recording nothing of the endpoint (so it is never PATCHed, nor DELETEd
+    with the resource), unless every rule of adoption holds and this resource holds the claim. The rules
+    are checked on every reconcile of an endpoint named by spec.endpointId, not only the first."""
+    message, reason = adoption_refusal(inputs, endpoint), Reason.ADOPTION_REFUSED
+    claim = inputs.adoption_claim
+    if message is None and adopting(inputs):
+        if claim is None:
+            message = f"endpoint {endpoint.id} is not claimed for this resource yet"
+        elif not claim.ours:
+            message, reason = _owned_elsewhere(endpoint.id, claim.holder), Reason.ENDPOINT_OWNED_ELSEWHERE
+    if message is None:
+        return None
+    outcome = _Outcome(ready=False, reason=reason, message=message, stalled=True)
+    return _render(inputs, inputs.previous, outcome)
+
+
+def _owned_elsewhere(endpoint_id: str | None, owner: str) -> str:
+    return (
+        f"endpoint {endpoint_id} is already managed by TogetherEndpoint {owner}: two resources must not "
+        "manage one endpoint; remove spec.endpointId or delete the other resource"
+    )
 
 
 def _plan_create(inputs: Inputs) -> Plan:
@@ -1145,6 +1235,8 @@ class DeletionInputs:
     """What the last read of the endpoint to delete said; None: not read since the last step."""
     delete_sent_at: datetime | None = None
     """When a DELETE of it was last answered (in this step or an earlier one)."""
+    namespace_allows_adoption: bool | None = None
+    """Whether the namespace carries ADOPTION_LABEL=allowed; None: not read."""
     error: TogetherError | None = None
     """The last call failed so."""
     rival_creates: tuple[OpenCreate, ...] = ()
@@ -1165,6 +1257,11 @@ class DeletionInputs:
 @dataclass(frozen=True)
 class ResolveKey:
     """Read the API key the resource names."""
+
+
+@dataclass(frozen=True)
+class ReadNamespace:
+    """Read whether the namespace allows adoption with the operator-wide key (ADOPTION_LABEL)."""
 
 
 @dataclass(frozen=True)
@@ -1191,6 +1288,8 @@ class Released:
     message: str
     withdraw_connection: str | None = None
     """The connection ConfigMap to delete with the resource."""
+    release_claim: str | None = None
+    """The endpoint whose adoption claim to give up, if this resource holds it."""
 
 
 @dataclass(frozen=True)
@@ -1201,7 +1300,9 @@ class KeepFinalizer:
     retry_after: float
 
 
-DeletionStep = ResolveKey | FindInterruptedCreate | ReadEndpoint | SendDelete | Released | KeepFinalizer
+DeletionStep = (
+    ResolveKey | ReadNamespace | FindInterruptedCreate | ReadEndpoint | SendDelete | Released | KeepFinalizer
+)
 
 
 def plan_deletion(inputs: DeletionInputs) -> DeletionStep:
@@ -1219,6 +1320,16 @@ def plan_deletion(inputs: DeletionInputs) -> DeletionStep:
         or spec.management_policy == ManagementPolicy.OBSERVE_ONLY
     ):
         return _released(inputs, f"endpoint {endpoint_id} left running (orphaned)")
+    if spec.endpoint_id is not None and spec.api_key_secret_ref is None:
+        # An adopted endpoint is deleted with the operator-wide key only where adoption with it is allowed.
+        if inputs.namespace_allows_adoption is None:
+            return ReadNamespace()
+        if not inputs.namespace_allows_adoption:
+            return _released(
+                inputs,
+                f"endpoint {endpoint_id} left running: it was adopted, and namespace {inputs.namespace} "
+                f"does not allow the operator-wide key to change it ({ADOPTION_LABEL}=allowed)",
+            )
     if not inputs.key_resolved:
         return ResolveKey()
     if inputs.key_missing is not None:
@@ -1309,7 +1420,11 @@ def _deletion_check(retry: RetryPolicy) -> float:
 
 
 def _released(inputs: DeletionInputs, message: str) -> Released:
-    return Released(message, withdraw_connection=inputs.status.connection_config_map)
+    return Released(
+        message,
+        withdraw_connection=inputs.status.connection_config_map,
+        release_claim=inputs.spec.endpoint_id,
+    )
 
 
 # --- rendering ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from together_operator.connection import ConnectionPublisher
 from together_operator.core import Event, KeepFinalizer, OtherResources, RetryPolicy
 from together_operator.credentials import CredentialResolver
 from together_operator.metrics import OperatorMetrics
+from together_operator.ownership import Ownership
 from together_operator.poller import Poller, PollIntervals
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_operator.settings import OperatorConfig
@@ -61,6 +62,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         ConnectionPublisher(kube_client.CoreV1Api(api)),
         metrics,
         _post_event,
+        Ownership(kube_client.CoordinationV1Api(api), kube_client.CoreV1Api(api), config.claims_namespace),
     )
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)

@@ -31,6 +31,8 @@ class OperatorConfig:
     metrics_port: int
     log_format: str
     verbose: bool
+    claims_namespace: str = "default"
+    """Where the claims of adopted endpoints are kept: the operator's own namespace."""
 
     def __repr__(self) -> str:  # the key must never reach a log line
         key = "set" if self.api_key else "unset"
@@ -75,6 +77,12 @@ _FLAGS = (
     _Flag("health-port", int, "8080", "port of the /healthz endpoint; 0 turns it off"),
     _Flag("metrics-host", str, "0.0.0.0", "address of the Prometheus /metrics endpoint"),
     _Flag("metrics-port", int, "9090", "port of the Prometheus /metrics endpoint; 0 turns it off"),
+    _Flag(
+        "claims-namespace",
+        str,
+        "default",
+        "namespace of the claims (Leases) that let one TogetherEndpoint adopt an endpoint: the operator's",
+    ),
 )
 
 
@@ -124,4 +132,5 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         log_format=args.log_format,
         verbose=args.verbose,
+        claims_namespace=args.claims_namespace,
     )

@@ -41,6 +41,7 @@ from together_operator.core import (
     OtherResources,
     Plan,
     ReadEndpoint,
+    ReadNamespace,
     Released,
     RemoteView,
     ResolveKey,
@@ -108,6 +109,16 @@ class StatusSink(Protocol):
     ) -> bool: ...
 
 
+class Ownership(Protocol):
+    """Adoption's claims and the namespaces' consent (`ownership.Ownership`)."""
+
+    async def claim(self, endpoint_id: str, owner: Owner) -> core.AdoptionClaim: ...
+
+    async def release(self, endpoint_id: str, owner: Owner) -> None: ...
+
+    async def allow_adoption(self, namespace: str) -> bool: ...
+
+
 class Connections(Protocol):
     async def publish(self, owner: Owner, config_map: str, data: Mapping[str, str]) -> str | None: ...
 
@@ -160,6 +171,7 @@ class Reconciler:
         connections: Connections,
         metrics: OperatorMetrics,
         post_event: EventSink,
+        ownership: Ownership,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
         jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2),
     ) -> None:
@@ -171,6 +183,7 @@ class Reconciler:
         self._connections = connections
         self._metrics = metrics
         self._post_event = post_event
+        self._ownership = ownership
         self._clock = clock
         self._jitter = jitter
         self._resources: dict[str, _Resource] = {}
@@ -301,6 +314,9 @@ class Reconciler:
         except TogetherError as error:
             return await self._fail(body, resource, inputs, error, action=None)
 
+        claim = core.claim_to_make(observed)
+        if claim is not None:
+            observed = replace(observed, adoption_claim=await self._ownership.claim(claim, _owner(body)))
         plan = core.plan(observed)
         for action in plan.actions:
             if self._hold(body) is not None:  # deletion began meanwhile: act no more
@@ -353,11 +369,20 @@ class Reconciler:
         elif observation.find_interrupted_create:
             model = core.interrupted_create_model(inputs.spec, inputs.previous)
             remote = CreateInFlight(await self._recovery_candidates(api, model, others, uid))
+        allows_adoption = observation.namespace_label and await self._ownership.allow_adoption(
+            inputs.namespace
+        )
         hardware = None
         if observation.hardware:
             hardware = await self._hardware.offered(key.fingerprint, api, inputs.spec.model)
         # Planned as of now, after the reads: a create's intent is stamped as close to its POST as can be.
-        return replace(inputs, remote=remote, hardware_options=hardware, now=self._clock())
+        return replace(
+            inputs,
+            remote=remote,
+            hardware_options=hardware,
+            namespace_allows_adoption=allows_adoption,
+            now=self._clock(),
+        )
 
     async def _recovery_candidates(
         self, api: EndpointsAPI, model: str, others: OtherResources, uid: str
@@ -495,7 +520,10 @@ class Reconciler:
         api: EndpointsAPI | None = None
         step = core.plan_deletion(known)
         while not isinstance(step, Released | KeepFinalizer):
-            if isinstance(step, ResolveKey):
+            if isinstance(step, ReadNamespace):
+                allowed = await self._ownership.allow_adoption(known.namespace)
+                known = replace(known, namespace_allows_adoption=allowed)
+            elif isinstance(step, ResolveKey):
                 key = await self._credentials.resolve(known.namespace, known.spec.api_key_secret_ref)
                 if isinstance(key, CredentialsMissing):
                     known = replace(known, key_resolved=True, key_missing=key)
@@ -513,6 +541,8 @@ class Reconciler:
             self._deletes_sent.pop(meta["uid"], None)
             if step.withdraw_connection is not None:
                 await self._connections.withdraw(_owner(body), step.withdraw_connection)
+            if step.release_claim is not None:
+                await self._ownership.release(step.release_claim, _owner(body))
         return step
 
     async def _deletion_call(

@@ -58,6 +58,13 @@ CRD_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
 }
 NAMESPACE_RULES = {("", "namespaces", "list"), ("", "namespaces", "watch")}
+# Reading a namespace's adoption label, and the claims of adopted endpoints in the release namespace.
+NAMESPACE_LABEL_RULE = ("", "namespaces", "get")
+CLAIM_RULES = {
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "delete"),
+}
 
 # Each switch of values.yaml, rendered, linted and applied.
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -225,24 +232,28 @@ def test_default_deployment_is_one_restricted_replica_probed_on_healthz(tools: T
 def test_watching_all_namespaces_grants_only_the_operators_verbs_cluster_wide(tools: Tools) -> None:
     objects = tools.render()
 
-    assert rules_by_scope(objects) == {"cluster": CRD_RULES | NAMESPACED_RULES}
+    assert rules_by_scope(objects) == {
+        "cluster": CRD_RULES | NAMESPACED_RULES | {NAMESPACE_LABEL_RULE},
+        "together-operator": CLAIM_RULES,
+    }
     binding = one(objects, "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "together-operator", "namespace": "together-operator"}
     ]
-    assert by_kind(objects, "Role") == []
+    assert [r["metadata"]["name"] for r in by_kind(objects, "Role")] == ["together-operator-claims"]
 
 
 def test_a_namespace_list_grants_roles_in_those_namespaces_only(tools: Tools) -> None:
     objects = tools.render(SCENARIOS["namespaced"])
 
     assert rules_by_scope(objects) == {
-        "cluster": CRD_RULES | NAMESPACE_RULES,
+        "cluster": CRD_RULES | NAMESPACE_RULES | {NAMESPACE_LABEL_RULE},
+        "together-operator": CLAIM_RULES,
         "team-a": NAMESPACED_RULES,
         "team-b": NAMESPACED_RULES,
     }
     bindings = by_kind(objects, "RoleBinding")
-    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b", "together-operator"]
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"][0]["namespace"] == "together-operator"
@@ -305,6 +316,7 @@ def test_operator_settings_become_its_environment(tools: Tools) -> None:
         "TOGETHER_OPERATOR_LOG_FORMAT": "plain",
         "TOGETHER_OPERATOR_HEALTH_PORT": "8181",
         "TOGETHER_OPERATOR_METRICS_PORT": "0",
+        "TOGETHER_OPERATOR_CLAIMS_NAMESPACE": "together-operator",
     }
     assert main["args"] == ["--verbose"]
     assert main["ports"] == [{"name": "health", "containerPort": 8181, "protocol": "TCP"}]
@@ -340,6 +352,7 @@ def test_the_operator_reads_every_setting_the_chart_gives_it(
         "metrics_port": 0,
         "log_format": "plain",
         "verbose": True,
+        "claims_namespace": "together-operator",
     }
     namespaced = env_of(tools.render(SCENARIOS["namespaced"]))
     monkeypatch.setenv("TOGETHER_OPERATOR_NAMESPACES", namespaced["TOGETHER_OPERATOR_NAMESPACES"])

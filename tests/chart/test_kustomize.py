@@ -45,12 +45,14 @@ def test_kubectl_kustomize_deploy_is_the_operator_and_nothing_else(tools: Tools)
         "CustomResourceDefinition",
         "Deployment",
         "Namespace",
+        "Role",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
     ], "no samples (each would create a billed endpoint) and no Secret (a key is not for Git)"
     assert one(objects, "CustomResourceDefinition") == yaml.safe_load(CRD_FILE.read_text())
     for obj in objects:
-        if obj["kind"] in ("ServiceAccount", "Deployment", "Service"):
+        if obj["kind"] in ("ServiceAccount", "Deployment", "Service", "Role", "RoleBinding"):
             assert obj["metadata"]["namespace"] == "together-operator"
     deployment = one(objects, "Deployment")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "together-operator:0.1.0"

@@ -17,6 +17,7 @@ only, and its operator may watch all namespaces without meeting other tests' res
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -31,9 +32,11 @@ import pytest
 from tests.chart.tooling import Tools, argocd_health, one, rules_by_scope
 from tests.support.controlplane import ControlPlane, free_port
 from tests.support.kube import Kube, has_condition
-from tests.support.manifests import endpoint_manifest
+from tests.support.manifests import HARDWARE, MODEL, endpoint_manifest
 from tests.support.operator import OperatorProcess
 from tests.support.simulator_fixtures import SimulatorFactory
+from together_operator.together import CreateEndpointRequest, TogetherClient
+from together_operator.together.models import Autoscaling
 from together_simulator import RunningSimulator
 
 pytestmark = pytest.mark.controlplane
@@ -240,6 +243,8 @@ def _lifecycle(tools: Tools, kube: Kube, simulator: RunningSimulator) -> None:
     _record("stalled", stalled)
     assert _gitops_view(tools, stalled) == ("Failed", "Degraded")
 
+    _adoptions(kube, simulator)
+
     kube.kubectl("delete", "tep", "chat", "wrong-hw", "--wait=false")
     kube.wait_gone("tep", "chat")
     kube.wait_gone("tep", "wrong-hw")
@@ -247,6 +252,35 @@ def _lifecycle(tools: Tools, kube: Kube, simulator: RunningSimulator) -> None:
     assert not kube.exists("configmap", "chat-connection")
     reasons = {e["reason"] for e in kube.events()}
     assert {"Creating", "Deleted", "HardwareNotSupported"} <= reasons
+
+
+def _adoptions(kube: Kube, simulator: RunningSimulator) -> None:
+    """A hand-made endpoint named by two resources with the team's key (one claims it, the other finds
+    the claim taken) and by one with the operator-wide key in a namespace that does not allow it."""
+
+    async def create_by_hand(api_key: str) -> str:
+        async with TogetherClient(simulator.base_url, api_key) as client:
+            request = CreateEndpointRequest(
+                model=MODEL, hardware=HARDWARE, autoscaling=Autoscaling(min_replicas=1, max_replicas=1)
+            )
+            return (await client.create_endpoint(request)).id
+
+    endpoint_id = asyncio.run(create_by_hand(TEAM_KEY))
+    for name in ("adopt-a", "adopt-b"):
+        kube.apply(endpoint_manifest(name, endpointId=endpoint_id, apiKeySecretRef={"name": "team-key"}))
+    shared = asyncio.run(create_by_hand(simulator.api_key))
+    kube.apply(endpoint_manifest("adopt-shared-key", endpointId=shared))
+    kube.wait_for("tep", "adopt-shared-key", has_condition("Stalled", reason="AdoptionRefused"))
+    settled = [
+        kube.wait_for("tep", name, lambda o: has_condition("Ready")(o) or has_condition("Stalled")(o))
+        for name in ("adopt-a", "adopt-b")
+    ]
+    assert sorted(bool(o["status"].get("endpointId")) for o in settled) == [False, True]
+
+    kube.kubectl("delete", "tep", "adopt-a", "adopt-b", "adopt-shared-key")
+    remaining = {e.id for e in simulator.endpoints()}
+    assert endpoint_id not in remaining, "deleted with the resource that adopted it"
+    assert shared in remaining, "never deleted by a resource whose adoption was refused"
 
 
 def _assert_refused(

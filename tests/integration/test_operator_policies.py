@@ -4,17 +4,21 @@ create whose response is lost. Each asserts on the simulator's call log: the bil
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from tests.integration.test_operator_lifecycle import TEP, calls, create_ready, remote
 from tests.support.kube import Kube, condition, has_condition
-from tests.support.manifests import HARDWARE, MODEL, endpoint_manifest
+from tests.support.manifests import HARDWARE, MODEL, endpoint_manifest, secret_manifest
 from tests.support.operator_fixtures import OperatorEnv
+from together_operator.core import ADOPTION_LABEL
 from together_operator.together import CreateEndpointRequest, TogetherClient
 from together_operator.together.models import Autoscaling
 
 pytestmark = pytest.mark.controlplane
+
+OTHER_MODEL = "meta-llama/Llama-3.3-70B-Instruct-Turbo"
 
 
 async def create_by_hand(env: OperatorEnv, display_name: str) -> str:
@@ -36,12 +40,86 @@ async def test_an_existing_endpoint_is_adopted_and_brought_to_the_spec(
 ) -> None:
     endpoint_id = await create_by_hand(operator_env, "made by hand")
     posts_before = calls(operator_env, "POST")
+    # The operator-wide key adopts only where the namespace allows it.
+    kube.kubectl("label", "namespace", kube.namespace, f"{ADOPTION_LABEL}=allowed")
 
     obj = create_ready(operator_env, kube, "adopter", endpointId=endpoint_id, displayName="adopted")
 
     assert obj["status"]["endpointId"] == endpoint_id
     assert remote(operator_env, endpoint_id).display_name == "adopted"
     assert calls(operator_env, "POST") == posts_before
+
+
+@pytest.mark.parametrize(
+    ("spec", "rule"),
+    [
+        pytest.param({}, "apiKeySecretRef", id="operator-wide-key-in-a-namespace-that-does-not-allow-it"),
+        pytest.param({"model": OTHER_MODEL}, "spec.model", id="another-model"),
+    ],
+)
+async def test_a_refused_adoption_never_patches_or_deletes_the_endpoint(
+    operator_env: OperatorEnv, kube: Kube, spec: dict[str, Any], rule: str
+) -> None:
+    endpoint_id = await create_by_hand(operator_env, "not yours")
+    kube.apply(endpoint_manifest("taker", endpointId=endpoint_id, displayName="taken", **spec))
+
+    obj = kube.wait_for(TEP, "taker", has_condition("Stalled", reason="AdoptionRefused"))
+    stalled = condition(obj, "Stalled")
+    assert stalled is not None
+    assert rule in stalled["message"]
+    assert "endpointId" not in obj["status"]
+    kube.kubectl("delete", TEP, "taker")
+
+    assert calls(operator_env, "PATCH", endpoint_id) == 0
+    assert calls(operator_env, "DELETE", endpoint_id) == 0
+    assert remote(operator_env, endpoint_id).display_name == "not yours"
+
+
+async def test_two_resources_naming_one_endpoint_exactly_one_adopts_it(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    endpoint_id = await create_by_hand(operator_env, "contested")
+    kube.apply(secret_manifest("team-key", operator_env.simulator.api_key))
+    names = ("first", "second")
+    for name in names:
+        kube.apply(
+            endpoint_manifest(
+                name, endpointId=endpoint_id, displayName=name, apiKeySecretRef={"name": "team-key"}
+            )
+        )
+
+    settled = {
+        name: kube.wait_for(TEP, name, lambda o: has_condition("Ready")(o) or owned_elsewhere(o))
+        for name in names
+    }
+
+    owners = [name for name, obj in settled.items() if obj["status"].get("endpointId") == endpoint_id]
+    assert len(owners) == 1, settled
+    (winner,) = owners
+    (loser,) = set(names) - {winner}
+    assert owned_elsewhere(settled[loser])
+    assert remote(operator_env, endpoint_id).display_name == winner  # only the winner's spec was applied
+
+    # The claim outlives a restart: the loser, reconciled afresh, is refused again.
+    operator_env.operator.stop()
+    operator_env.operator.start()
+    operator_env.operator.wait_healthy()
+    kube.patch(TEP, loser, {"spec": {"autoscaling": {"maxReplicas": 2}}})
+    kube.wait_for(
+        TEP,
+        loser,
+        lambda o: o["status"].get("observedGeneration") == 2 and owned_elsewhere(o),
+    )
+    assert remote(operator_env, endpoint_id).autoscaling.max_replicas == 1
+
+    kube.kubectl("delete", TEP, loser)
+    assert calls(operator_env, "DELETE", endpoint_id) == 0
+    kube.kubectl("delete", TEP, winner)
+    assert [e for e in operator_env.simulator.endpoints() if e.id == endpoint_id] == []
+
+
+def owned_elsewhere(obj: dict[str, Any]) -> bool:
+    return has_condition("Stalled", reason="EndpointOwnedElsewhere")(obj)
 
 
 async def test_observe_only_mirrors_the_endpoint_and_never_changes_or_deletes_it(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from together_operator.core import (
+    AdoptionClaim,
     Found,
     Inputs,
     Plan,
@@ -36,6 +37,8 @@ MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 HARDWARE = "2x_nvidia_h100_80gb_sxm"
 ENDPOINT_ID = "endpoint-0b8f7c1e-aaaa-4bbb-8ccc-000000000001"
 ENDPOINT_NAME = f"devuser/{MODEL}-bb04c904"
+# This resource holds the claim on the endpoint its spec.endpointId names.
+CLAIMED = AdoptionClaim(holder=DEFAULT_DISPLAY_NAME, ours=True)
 
 
 def later(**delta: float) -> datetime:

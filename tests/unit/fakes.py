@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from together_operator.connection import Owner
-from together_operator.core import Event, OtherResources
+from together_operator.core import AdoptionClaim, Event, OtherResources
 from together_operator.credentials import ApiKey, CredentialsMissing
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Wake
@@ -240,6 +240,30 @@ class FakeConnections:
         self.config_maps.pop(config_map, None)
 
 
+class FakeOwnership:
+    """Claims held per endpoint id (uid, namespace/name), as the apiserver's create-once keeps them;
+    and which namespaces carry the adoption label."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.claims: dict[str, tuple[str, str]] = {}
+        self.allowing: set[str] = set()
+
+    async def claim(self, endpoint_id: str, owner: Owner) -> AdoptionClaim:
+        self.log.append(f"claim {endpoint_id}")
+        uid, holder = self.claims.setdefault(endpoint_id, (owner.uid, f"{owner.namespace}/{owner.name}"))
+        return AdoptionClaim(holder=holder, ours=uid == owner.uid)
+
+    async def release(self, endpoint_id: str, owner: Owner) -> None:
+        if self.claims.get(endpoint_id, ("", ""))[0] == owner.uid:
+            self.log.append(f"release claim {endpoint_id}")
+            del self.claims[endpoint_id]
+
+    async def allow_adoption(self, namespace: str) -> bool:
+        self.log.append(f"read namespace {namespace}")
+        return namespace in self.allowing
+
+
 @dataclass
 class FakeCredentials:
     key: ApiKey | CredentialsMissing = field(default_factory=lambda: ApiKey("test-key-0123456789"))
@@ -269,6 +293,7 @@ class ShellBed:
         self.lists = FakeLists()
         self.status = FakeStatusWriter(self.log)
         self.connections = FakeConnections(self.log)
+        self.ownership = FakeOwnership(self.log)
         self.credentials = FakeCredentials()
         self.events: list[Event] = []
         self.others = OtherResources()
@@ -281,6 +306,7 @@ class ShellBed:
             self.connections,
             OperatorMetrics(),
             self._post_event,
+            self.ownership,
             clock=self.clock,
             jitter=lambda: 1.0,
         )

@@ -68,7 +68,7 @@ def test_a_resource_that_never_created_anything_is_released_at_once() -> None:
 )
 def test_orphan_and_observe_only_leave_the_endpoint_running(spec_fields: dict[str, Any]) -> None:
     assert plan_deletion(deleting(**spec_fields)) == Released(
-        f"endpoint {ENDPOINT_ID} left running (orphaned)"
+        f"endpoint {ENDPOINT_ID} left running (orphaned)", release_claim=spec_fields.get("endpoint_id")
     )
 
 

@@ -21,7 +21,19 @@ from together_operator.core import (
 )
 from together_operator.together.errors import NotFoundError
 
-from .builders import ENDPOINT_ID, NAME, NAMESPACE, NOW, endpoint, inputs, later, spec, status, verdict
+from .builders import (
+    CLAIMED,
+    ENDPOINT_ID,
+    NAME,
+    NAMESPACE,
+    NOW,
+    endpoint,
+    inputs,
+    later,
+    spec,
+    status,
+    verdict,
+)
 
 KEY_A, KEY_B = "fingerprint-a", "fingerprint-b"
 
@@ -43,9 +55,11 @@ def test_the_key_an_endpoint_was_created_with_is_recorded_with_its_id() -> None:
 
 
 def test_an_endpoint_id_first_seen_records_the_key_that_sees_it() -> None:
-    result = plan(
-        replace(inputs(endpoint_id=ENDPOINT_ID, remote=Found(endpoint())), credential_fingerprint=KEY_A)
+    adopting = inputs(
+        endpoint_id=ENDPOINT_ID, api_key_secret_ref={"name": "team-key"}, remote=Found(endpoint())
     )
+
+    result = plan(replace(adopting, adoption_claim=CLAIMED, credential_fingerprint=KEY_A))
 
     assert result.status.api_key_fingerprint == KEY_A
 

@@ -14,7 +14,7 @@ from together_operator.resource import ConditionType
 from together_operator.shell import ReconcilerSettings
 from together_operator.together.errors import NotFoundError, RateLimitedError, TransientError
 
-from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NOW, endpoint
+from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, NOW, endpoint
 from .fakes import ShellBed
 
 
@@ -315,6 +315,7 @@ async def steady_bed() -> tuple[ShellBed, dict[str, Any]]:
     """An endpoint in sync with its resource, reconciled once (one GET), the list showing it."""
     bed = ShellBed(endpoint())
     bed.lists.show(endpoint())
+    bed.ownership.allowing.add(NAMESPACE)
     body = bed.resource(
         spec={"model": endpoint().model, "hardware": endpoint().hardware, "endpointId": ENDPOINT_ID}
     )
