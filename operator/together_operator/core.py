@@ -268,12 +268,43 @@ OpenCreates = Mapping[tuple[str, str, str], Collection[tuple[str, str, str]]]
 TogetherEndpoint with that create open: its intent recorded, no endpoint id yet."""
 
 
+SecretUsers = Mapping[tuple[str, str], Collection[str]]
+"""(namespace, Secret name) -> uid of every TogetherEndpoint whose deletion needs that Secret's key
+(`secret_in_use`)."""
+
+
+def secret_in_use(spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> str | None:
+    """The Secret whose key deleting this resource's endpoint will need: named by apiKeySecretRef, once
+    an endpoint exists or a create may have made one, unless deletion leaves the endpoint alone. It
+    carries the in-use finalizer meanwhile: deleting a namespace deletes its Secrets at once, and the
+    endpoints would be left running (and billed) without their key."""
+    ref = spec.api_key_secret_ref
+    if ref is None or spec.deletion_policy == DeletionPolicy.ORPHAN:
+        return None
+    if spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
+        return None
+    if status.endpoint_id is None and status.create_requested_at is None:
+        return None
+    return ref.name
+
+
+def secret_to_release(namespace: str, spec: TogetherEndpointSpec, users: SecretUsers, uid: str) -> str | None:
+    """The Secret to take the in-use finalizer off once this resource is released: the one it names, if
+    no other resource still needs it."""
+    ref = spec.api_key_secret_ref
+    if ref is None:
+        return None
+    others = [user for user in users.get((namespace, ref.name), ()) if user != uid]
+    return None if others else ref.name
+
+
 @dataclass(frozen=True)
 class OtherResources:
     """What the other TogetherEndpoints recorded (kopf indexes), so no two take one endpoint."""
 
     owners: Owners = field(default_factory=dict)
     open_creates: OpenCreates = field(default_factory=dict)
+    secret_users: SecretUsers = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from kubernetes import client as kube_client
 
 from together_operator.clients import TogetherClients
 from together_operator.connection import ConnectionPublisher
-from together_operator.core import Event, KeepFinalizer, OtherResources, RetryPolicy
+from together_operator.core import Event, KeepFinalizer, OtherResources, RetryPolicy, secret_in_use
 from together_operator.credentials import CredentialResolver
 from together_operator.metrics import OperatorMetrics
 from together_operator.ownership import Ownership
 from together_operator.poller import Poller, PollIntervals
-from together_operator.resource import GROUP, PLURAL, VERSION
+from together_operator.resource import GROUP, PLURAL, VERSION, TogetherEndpointSpec
+from together_operator.secret_guard import SecretGuard
 from together_operator.settings import OperatorConfig
 from together_operator.shell import Reconciler, ReconcilerSettings
 from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api
@@ -63,6 +64,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         metrics,
         _post_event,
         Ownership(kube_client.CoordinationV1Api(api), kube_client.CoreV1Api(api), config.claims_namespace),
+        SecretGuard(kube_client.CoreV1Api(api)),
     )
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
@@ -106,9 +108,23 @@ def open_creates(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[
     return {key: (meta["uid"], f"{meta['namespace']}/{meta['name']}", requested_at)}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def secret_users(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> uid of every TogetherEndpoint whose deletion needs that Secret's key:
+    its in-use finalizer goes only when none is left."""
+    spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
+    name = secret_in_use(spec, StatusWriter.parse(body.get("status")))
+    meta = body["metadata"]
+    return {(meta["namespace"], name): meta["uid"]} if name else {}
+
+
 def _others(kwargs: dict[str, Any]) -> OtherResources:
     # kopf passes each index as a keyword named after its function.
-    return OtherResources(owners=kwargs["endpoint_owners"], open_creates=kwargs["open_creates"])
+    return OtherResources(
+        owners=kwargs["endpoint_owners"],
+        open_creates=kwargs["open_creates"],
+        secret_users=kwargs["secret_users"],
+    )
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)

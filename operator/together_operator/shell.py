@@ -119,6 +119,14 @@ class Ownership(Protocol):
     async def allow_adoption(self, namespace: str) -> bool: ...
 
 
+class SecretFinalizers(Protocol):
+    """The in-use finalizer on Secrets named by apiKeySecretRef (`secret_guard.SecretGuard`)."""
+
+    async def hold(self, namespace: str, name: str) -> None: ...
+
+    async def release(self, namespace: str, name: str) -> None: ...
+
+
 class Connections(Protocol):
     async def publish(self, owner: Owner, config_map: str, data: Mapping[str, str]) -> str | None: ...
 
@@ -172,6 +180,7 @@ class Reconciler:
         metrics: OperatorMetrics,
         post_event: EventSink,
         ownership: Ownership,
+        secrets: SecretFinalizers,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
         jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2),
     ) -> None:
@@ -184,6 +193,7 @@ class Reconciler:
         self._metrics = metrics
         self._post_event = post_event
         self._ownership = ownership
+        self._secrets = secrets
         self._clock = clock
         self._jitter = jitter
         self._resources: dict[str, _Resource] = {}
@@ -318,6 +328,9 @@ class Reconciler:
         if claim is not None:
             observed = replace(observed, adoption_claim=await self._ownership.claim(claim, _owner(body)))
         plan = core.plan(observed)
+        in_use = core.secret_in_use(spec, plan.status)
+        if in_use is not None:  # before a create: deletion must find the key whenever an endpoint exists
+            await self._secrets.hold(namespace, in_use)
         for action in plan.actions:
             if self._hold(body) is not None:  # deletion began meanwhile: act no more
                 return 0.5
@@ -543,6 +556,9 @@ class Reconciler:
                 await self._connections.withdraw(_owner(body), step.withdraw_connection)
             if step.release_claim is not None:
                 await self._ownership.release(step.release_claim, _owner(body))
+            unused = core.secret_to_release(known.namespace, known.spec, others.secret_users, meta["uid"])
+            if unused is not None:
+                await self._secrets.release(known.namespace, unused)
         return step
 
     async def _deletion_call(

@@ -48,6 +48,7 @@ NAMESPACED_RULES = {
     ("together.ai", "togetherendpoints/status", "patch"),
     ("", "events", "create"),
     ("", "secrets", "get"),
+    ("", "secrets", "patch"),
     ("", "configmaps", "get"),
     ("", "configmaps", "create"),
     ("", "configmaps", "patch"),

@@ -264,6 +264,23 @@ class FakeOwnership:
         return namespace in self.allowing
 
 
+class FakeSecrets:
+    """Which Secrets carry the in-use finalizer."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.held: set[str] = set()
+
+    async def hold(self, namespace: str, name: str) -> None:
+        if name not in self.held:
+            self.log.append(f"hold Secret {name}")
+            self.held.add(name)
+
+    async def release(self, namespace: str, name: str) -> None:
+        self.log.append(f"release Secret {name}")
+        self.held.discard(name)
+
+
 @dataclass
 class FakeCredentials:
     key: ApiKey | CredentialsMissing = field(default_factory=lambda: ApiKey("test-key-0123456789"))
@@ -294,6 +311,7 @@ class ShellBed:
         self.status = FakeStatusWriter(self.log)
         self.connections = FakeConnections(self.log)
         self.ownership = FakeOwnership(self.log)
+        self.secrets = FakeSecrets(self.log)
         self.credentials = FakeCredentials()
         self.events: list[Event] = []
         self.others = OtherResources()
@@ -307,6 +325,7 @@ class ShellBed:
             OperatorMetrics(),
             self._post_event,
             self.ownership,
+            self.secrets,
             clock=self.clock,
             jitter=lambda: 1.0,
         )

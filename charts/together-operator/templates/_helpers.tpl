@@ -75,10 +75,11 @@ or watch of Secrets (each one is read by name, on use), no wildcard.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# spec.apiKeySecretRef: the named Secret is read on every use (rotation needs no restart).
+# spec.apiKeySecretRef: the named Secret is read on every use (rotation needs no restart), and
+# patched to carry the in-use finalizer together.ai/secret-in-use while deleting an endpoint needs it.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, patch]
 # spec.connection.configMapName: the ConfigMap the operator publishes, owns and withdraws.
 - apiGroups: [""]
   resources: [configmaps]

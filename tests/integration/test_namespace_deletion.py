@@ -1,0 +1,50 @@
+"""Deleting a namespace with TogetherEndpoints in it, on a control plane whose controller manager
+deletes namespaces as any cluster does (issue 11 item 6): the namespace deletes its Secrets at once, so
+a Secret named by apiKeySecretRef carries the in-use finalizer `together.ai/secret-in-use` while a
+resource needs its key. The namespace must finish, and the endpoints must be deleted at Together."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_operator_lifecycle import TEP, create_ready
+from tests.support.kube import Kube
+from tests.support.manifests import secret_manifest
+from tests.support.operator_fixtures import SECOND_KEY, OperatorEnv
+from together_operator.secret_guard import SECRET_IN_USE_FINALIZER
+
+pytestmark = pytest.mark.controlplane
+
+
+def secret_finalizers(kube: Kube, name: str) -> list[str]:
+    return list(kube.get("secret", name)["metadata"].get("finalizers") or [])
+
+
+def test_a_deleted_namespace_finishes_and_the_endpoints_of_its_resources_are_deleted(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    kube.apply(secret_manifest("team-key", SECOND_KEY))
+    with_secret = create_ready(operator_env, kube, "with-secret", apiKeySecretRef={"name": "team-key"})
+    with_operator_key = create_ready(operator_env, kube, "with-operator-key")
+    endpoint_ids = {with_secret["status"]["endpointId"], with_operator_key["status"]["endpointId"]}
+    assert endpoint_ids <= {e.id for e in operator_env.simulator.endpoints()}
+    assert SECRET_IN_USE_FINALIZER in secret_finalizers(kube, "team-key")
+
+    kube.cp.kubectl("delete", "namespace", kube.namespace, "--wait=false")
+
+    kube.wait_gone("namespace", kube.namespace, timeout=120)
+    assert endpoint_ids & {e.id for e in operator_env.simulator.endpoints()} == set()
+
+
+def test_the_secret_loses_the_finalizer_with_the_last_resource_that_needs_it(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    kube.apply(secret_manifest("team-key", SECOND_KEY))
+    for name in ("first", "second"):
+        create_ready(operator_env, kube, name, apiKeySecretRef={"name": "team-key"})
+
+    kube.kubectl("delete", TEP, "first")
+    assert SECRET_IN_USE_FINALIZER in secret_finalizers(kube, "team-key")  # "second" still needs it
+
+    kube.kubectl("delete", TEP, "second")
+    assert SECRET_IN_USE_FINALIZER not in secret_finalizers(kube, "team-key")
