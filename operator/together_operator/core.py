@@ -288,14 +288,13 @@ def secret_in_use(spec: TogetherEndpointSpec, status: TogetherEndpointStatus) ->
     return ref.name
 
 
-def secret_to_release(namespace: str, spec: TogetherEndpointSpec, users: SecretUsers, uid: str) -> str | None:
-    """The Secret to take the in-use finalizer off once this resource is released: the one it names, if
-    no other resource still needs it."""
-    ref = spec.api_key_secret_ref
-    if ref is None:
+def secret_to_release(namespace: str, secret: str | None, users: SecretUsers, uid: str) -> str | None:
+    """The Secret to take the in-use finalizer off once this resource no longer needs it (released, or
+    its spec names another key or leaves the endpoint alone), if no other resource still needs it."""
+    if secret is None:
         return None
-    others = [user for user in users.get((namespace, ref.name), ()) if user != uid]
-    return None if others else ref.name
+    others = [user for user in users.get((namespace, secret), ()) if user != uid]
+    return None if others else secret
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,8 @@ class _Resource:
     """The status last written, so a write is not repeated before the watch shows it."""
     create_answered: bool = False
     """The last create got a 4xx answer: no part of it is still in flight."""
+    secret_in_use: str | None = None
+    """The Secret this resource last needed (`core.secret_in_use`), to release it once it does not."""
     reread: StoredResource | None = None
     """The resource read after a 409, used while the watch's copy is still at `stale_version`."""
     stale_version: str | None = None
@@ -331,6 +333,11 @@ class Reconciler:
         in_use = core.secret_in_use(spec, plan.status)
         if in_use is not None:  # before a create: deletion must find the key whenever an endpoint exists
             await self._secrets.hold(namespace, in_use)
+        if resource.secret_in_use != in_use:
+            unused = core.secret_to_release(namespace, resource.secret_in_use, others.secret_users, uid)
+            if unused is not None:
+                await self._secrets.release(namespace, unused)
+            resource.secret_in_use = in_use
         for action in plan.actions:
             if self._hold(body) is not None:  # deletion began meanwhile: act no more
                 return 0.5
@@ -556,7 +563,10 @@ class Reconciler:
                 await self._connections.withdraw(_owner(body), step.withdraw_connection)
             if step.release_claim is not None:
                 await self._ownership.release(step.release_claim, _owner(body))
-            unused = core.secret_to_release(known.namespace, known.spec, others.secret_users, meta["uid"])
+            named = known.spec.api_key_secret_ref
+            unused = core.secret_to_release(
+                known.namespace, named.name if named else None, others.secret_users, meta["uid"]
+            )
             if unused is not None:
                 await self._secrets.release(known.namespace, unused)
         return step

@@ -54,11 +54,11 @@ def test_a_secret_is_in_use_while_deleting_the_resource_would_need_its_key(
 def test_the_finalizer_goes_with_the_last_resource_that_needs_the_secret(
     users: dict[tuple[str, str], list[str]], released: str | None
 ) -> None:
-    assert secret_to_release(NAMESPACE, spec(**KEY_REF), users, "uid-1") == released
+    assert secret_to_release(NAMESPACE, "team-key", users, "uid-1") == released
 
 
 def test_a_resource_with_the_operator_wide_key_releases_no_secret() -> None:
-    assert secret_to_release(NAMESPACE, spec(), {}, "uid-1") is None
+    assert secret_to_release(NAMESPACE, None, {}, "uid-1") is None
 
 
 KEYED_SPEC = {"model": MODEL, "hardware": HARDWARE, "apiKeySecretRef": {"name": "team-key"}}
@@ -94,3 +94,16 @@ async def test_the_finalizer_stays_while_another_resource_needs_the_secret() -> 
     await bed.reconciler.delete(body, others)
 
     assert bed.secrets.held == {"team-key"}
+
+
+async def test_a_secret_no_longer_named_loses_the_finalizer() -> None:
+    bed = ShellBed(endpoint())
+    body = bed.resource(spec=KEYED_SPEC, status={"endpointId": ENDPOINT_ID})
+    await bed.reconcile(body)
+    assert bed.secrets.held == {"team-key"}
+
+    body["spec"]["apiKeySecretRef"] = {"name": "new-key"}
+    body["metadata"]["generation"] = 2
+    await bed.reconcile(body)
+
+    assert bed.secrets.held == {"new-key"}
