@@ -19,6 +19,7 @@ import yaml
 from tests.chart.tooling import (
     METRIC_NAME,
     Tools,
+    assert_schema_rejects,
     by_kind,
     exported_names,
     one,
@@ -106,11 +107,7 @@ def test_a_prometheusrule_without_metrics_is_refused(tools: Tools) -> None:
 def test_the_schema_rejects_wrong_prometheusrule_values(
     tools: Tools, values: dict[str, Any], complaint: str
 ) -> None:
-    proc = tools.helm_template(values, check=False)
-
-    assert proc.returncode != 0
-    assert "values don't meet the specifications of the schema" in proc.stderr
-    assert complaint in proc.stderr
+    assert_schema_rejects(tools, values, complaint)
 
 
 @pytest.mark.controlplane

@@ -19,6 +19,7 @@ from tests.chart.tooling import (
     METRIC_NAME,
     Tools,
     apply_server_side,
+    assert_schema_rejects,
     by_kind,
     container,
     dashboard_queries,
@@ -199,11 +200,7 @@ def test_the_dashboard_configmap_carries_the_sidecar_label_and_the_chart_json(to
 def test_the_schema_rejects_wrong_monitoring_values(
     tools: Tools, values: dict[str, Any], complaint: str
 ) -> None:
-    proc = tools.helm_template(values, check=False)
-
-    assert proc.returncode != 0
-    assert "values don't meet the specifications of the schema" in proc.stderr
-    assert complaint in proc.stderr
+    assert_schema_rejects(tools, values, complaint)
 
 
 # --------------------------------------------------------------------------------------------------

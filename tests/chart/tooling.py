@@ -218,3 +218,12 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
         if variable["type"] == "query":
             exprs += [variable["definition"], variable["query"]["query"]]
     return exprs
+
+
+def assert_schema_rejects(tools: Tools, values: dict[str, Any], complaint: str) -> None:
+    """helm refuses to render `values`: the chart's values.schema.json names `complaint`."""
+    proc = tools.helm_template(values, check=False)
+
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" in proc.stderr
+    assert complaint in proc.stderr

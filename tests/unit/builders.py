@@ -14,6 +14,7 @@ from typing import Any
 
 from together_operator.core import (
     AdoptionClaim,
+    DeletionInputs,
     Found,
     Inputs,
     Plan,
@@ -204,3 +205,22 @@ def patch_body(result: Plan) -> dict[str, Any]:
     assert isinstance(action, UpdateEndpoint), action
     assert action.endpoint_id == ENDPOINT_ID
     return action.request.to_body()
+
+
+def deletion(
+    *,
+    recorded: TogetherEndpointStatus | None = None,
+    spec_: TogetherEndpointSpec | None = None,
+    **changes: Any,
+) -> DeletionInputs:
+    """The inputs of a deletion step of the resource whose status recorded `recorded` (ENDPOINT_ID by
+    default), at NOW; other fields given replace the defaults (e.g. `key_resolved=True`)."""
+    first = DeletionInputs(
+        spec=spec_ if spec_ is not None else spec(),
+        status=recorded if recorded is not None else status(endpoint_id=ENDPOINT_ID),
+        generation=1,
+        namespace=NAMESPACE,
+        name=NAME,
+        now=NOW,
+    )
+    return replace(first, **changes)

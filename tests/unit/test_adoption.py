@@ -12,7 +12,6 @@ import pytest
 
 from together_operator.core import (
     AdoptionClaim,
-    DeletionInputs,
     Found,
     ReadNamespace,
     Released,
@@ -24,7 +23,7 @@ from together_operator.core import (
     what_to_observe,
 )
 
-from .builders import CLAIMED, ENDPOINT_ID, NAME, NAMESPACE, NOW, condition, endpoint, inputs, verdict
+from .builders import CLAIMED, ENDPOINT_ID, condition, deletion, endpoint, inputs, verdict
 from .fakes import ShellBed
 
 OWN_KEY: dict[str, Any] = {"api_key_secret_ref": {"name": "team-key"}}
@@ -132,14 +131,7 @@ def test_deleting_a_resource_whose_adoption_was_refused_sends_nothing_and_gives_
     None
 ):
     refused = plan(inputs(endpoint_id=ENDPOINT_ID)).status
-    deleting = DeletionInputs(
-        spec=inputs(endpoint_id=ENDPOINT_ID).spec,
-        status=refused,
-        generation=1,
-        namespace=NAMESPACE,
-        name=NAME,
-        now=NOW,
-    )
+    deleting = deletion(recorded=refused, spec_=inputs(endpoint_id=ENDPOINT_ID).spec)
 
     step = plan_deletion(deleting)
 
@@ -199,14 +191,7 @@ def test_an_adopted_endpoint_is_deleted_with_the_operator_key_only_where_the_nam
     adopting_step = replace(
         inputs(endpoint_id=ENDPOINT_ID), namespace_allows_adoption=True, adoption_claim=CLAIMED
     )
-    adopted = DeletionInputs(
-        spec=adopting_step.spec,
-        status=plan(adopting_step).status,
-        generation=1,
-        namespace=NAMESPACE,
-        name=NAME,
-        now=NOW,
-    )
+    adopted = deletion(recorded=plan(adopting_step).status, spec_=adopting_step.spec)
 
     first = plan_deletion(adopted)
     then = plan_deletion(replace(adopted, namespace_allows_adoption=namespace_allows))
