@@ -173,8 +173,6 @@ class Inputs:
     hardware_options: Sequence[HardwareWithStatus] | None = None
     # `namespace/name` of another TogetherEndpoint that already recorded spec.endpointId as its own.
     endpoint_owned_by: str | None = None
-    # lastSyncTime is rewritten at least this often even when nothing else changed.
-    sync_heartbeat: timedelta = timedelta(minutes=10)
     # This process saw the server answer the last create with an error status: whatever that request
     # did is done and listed, so an interrupted create need not wait out CREATE_OUTCOME_WINDOW.
     create_answered: bool = False
@@ -1371,12 +1369,9 @@ def _render(
 def _with_sync_time(
     status: TogetherEndpointStatus, previous: TogetherEndpointStatus, inputs: Inputs
 ) -> TogetherEndpointStatus:
-    """Keep lastSyncTime still while nothing else changes (no status write per poll), up to a heartbeat."""
-    unchanged = status.model_copy(update={"last_sync_time": previous.last_sync_time}) == previous
-    recent = (
-        previous.last_sync_time is not None and inputs.now - previous.last_sync_time < inputs.sync_heartbeat
-    )
-    if unchanged and recent:
+    """lastSyncTime moves only with a real change: a time that changed alone would be a status write per
+    resource per read with nothing to say (the contract's "no status write when nothing changed")."""
+    if status.model_copy(update={"last_sync_time": previous.last_sync_time}) == previous:
         return status.model_copy(update={"last_sync_time": previous.last_sync_time})
     return status.model_copy(update={"last_sync_time": inputs.now})
 
