@@ -21,13 +21,16 @@ from together_operator.poller import Poller, PollIntervals
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_operator.settings import OperatorConfig
 from together_operator.shell import Reconciler, ReconcilerSettings
-from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api
+from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api, login
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
 
 
 def _post_event(body: Any, event: Event) -> None:
     kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
+
+
+kopf.on.login()(login)
 
 
 @kopf.on.startup()

@@ -1,0 +1,42 @@
+"""A burst of new resources on a real apiserver: kopf's apiserver requests are bounded
+(`startup.KOPF_REQUESTS_IN_FLIGHT`, far below the burst), and no finalizer, Event or status write is
+lost waiting for a slot."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.kube import Kube, condition, wait_for
+from tests.support.manifests import endpoint_manifest
+from tests.support.operator_fixtures import OperatorEnv
+from together_operator.startup import FINALIZER, KOPF_REQUESTS_IN_FLIGHT
+
+pytestmark = pytest.mark.controlplane
+
+BURST = 100
+
+
+def test_every_resource_of_a_burst_gets_its_finalizer_its_event_and_ready(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    assert BURST > 4 * KOPF_REQUESTS_IN_FLIGHT  # the burst must queue for the bound to be tested
+    names = [f"burst-{n}" for n in range(BURST)]
+    manifests = {"apiVersion": "v1", "kind": "List", "items": [endpoint_manifest(name) for name in names]}
+    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifests))
+
+    def ready_ones() -> list[dict[str, Any]] | None:
+        items = json.loads(kube.kubectl("get", "togetherendpoints", "-o", "json").stdout)["items"]
+        ready = [obj for obj in items if (condition(obj, "Ready") or {}).get("status") == "True"]
+        return ready if len(ready) == BURST else None
+
+    resources = wait_for(ready_ones, timeout=300, what=f"{BURST} Ready resources")
+
+    assert all(FINALIZER in obj["metadata"].get("finalizers", []) for obj in resources)
+    creating = {e["involvedObject"]["name"] for e in kube.events() if e["reason"] == "Creating"}
+    assert creating == set(names)
+    remote_names = {e.display_name for e in operator_env.simulator.endpoints()}
+    assert {f"{kube.namespace}/{name}" for name in names} <= remote_names
