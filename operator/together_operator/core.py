@@ -333,7 +333,6 @@ class CachedRead:
     """The endpoint as this process last read it in full: a GET, or the answer to its own POST/PATCH."""
 
     endpoint: DedicatedEndpoint
-    read_at: datetime
     answers_our_change: bool
     """The answer to our own POST or PATCH, which may not show the change yet: read again next time."""
 
@@ -342,15 +341,15 @@ def usable_cached_read(
     cached: CachedRead | None,
     endpoint_id: str,
     listed: ListEndpoint | None,
-    now: datetime,
-    resync: timedelta,
+    *,
+    resync_due: bool,
 ) -> DedicatedEndpoint | None:
-    """The cached endpoint, if it may stand in for a GET: fresher than `resync` (drift of fields the
-    list lacks is seen at least that often), not the answer to our own change, and the poller's list
-    shows it in the same, settled state. None: GET it."""
+    """The cached endpoint, if it may stand in for a GET: its resync turn has not come (the poller's
+    budget of drift GETs: fields the list lacks are seen at each turn), it is not the answer to our own
+    change, and the poller's list shows it in the same, settled state. None: GET it."""
     if cached is None or cached.endpoint.id != endpoint_id or cached.answers_our_change:
         return None
-    if now - cached.read_at >= resync:
+    if resync_due:
         return None
     if listed is None or listed.state != cached.endpoint.state or listed.state in TRANSITIONAL_STATES:
         return None
