@@ -50,7 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BASELINE_HANDLERS = REPO_ROOT / "bench" / "baseline_handlers.py"
 RUN_LABEL = "bench.together.ai/run"
 MODES = ("ours", "baseline", "tuned")
-"""tuned: ours with the candidate fixes of bench/tuned_operator.py applied from outside."""
+"""tuned: ours with the candidate fixes still in bench/tuned_operator.py applied from outside."""
 LIST_PATH = re.compile(r"/v1/endpoints")
 SINGLE_PATH = re.compile(r"/v1/endpoints/[^/]+")
 
@@ -59,7 +59,10 @@ SINGLE_PATH = re.compile(r"/v1/endpoints/[^/]+")
 class BenchConfig:
     poll_interval: float = 10.0
     transition_poll_interval: float = 2.0
-    resync_interval: float = 600.0
+    resync_interval: float = 60.0
+    """Shortest time between two drift reads of one endpoint (--resync-interval; the product's default)."""
+    resync_budget: float = 1.0
+    """Drift reads per second per credential (--resync-budget; the product's default)."""
     rate_limit: float = 50.0
     """Together calls per second for the operator process (--rate-limit); 0: unlimited."""
     max_concurrent_calls: int = 16
@@ -67,13 +70,18 @@ class BenchConfig:
     transition_seconds: float = 2.0
     """The simulator's duration of each lifecycle step (PENDING, STARTING, STOPPING)."""
     namespaces: int = 10
-    window_intervals: int = 6
-    """Length of the steady-state window, in poll intervals."""
+    quiet_seconds: float = 600.0
+    """Length of the quiet (steady-state) window: long enough to hold resync reads of every endpoint at
+    small N, and any periodic write (a heartbeat) the operator might make."""
     settle_seconds: float | None = None
     """Pause between all-Ready and the steady window; default two poll intervals (at least 10 s)."""
     latency_samples: int = 50
     latency_spread_intervals: float = 3.0
     """The out-of-band changes are spread at random over this many poll intervals."""
+    drift_samples: int = 20
+    """Endpoints rescaled out of band (autoscaling the list does not show) to time their correction."""
+    drift_spread_seconds: float = 60.0
+    """The out-of-band rescales are spread at random over this many seconds."""
     ready_timeout: float = 1800.0
     create_workers: int = 8
     profile: bool = False
@@ -199,6 +207,7 @@ def operator_command(mode: str, namespace_glob: str, cfg: BenchConfig, health_po
             f"--poll-interval={cfg.poll_interval}",
             f"--transition-poll-interval={cfg.transition_poll_interval}",
             f"--resync-interval={cfg.resync_interval}",
+            f"--resync-budget={cfg.resync_budget}",
             f"--rate-limit={cfg.rate_limit}",
             f"--max-concurrent-calls={cfg.max_concurrent_calls}",
             "--log-format=plain",
@@ -574,7 +583,7 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         # --- 2. settle, 3. steady ---------------------------------------------------------------
         time.sleep(cfg.settle)
         profiler = Profiler(operator.proc.pid, workdir / "profile-steady.txt") if cfg.profile else None
-        window = cfg.window_intervals * cfg.poll_interval
+        window = cfg.quiet_seconds
         writes_2 = apiserver_writes(cp)
         cpu_2 = operator.stats.cpu_seconds()
         t_steady = time.time()
@@ -593,6 +602,10 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
 
         # --- 4. latency of remote changes -------------------------------------------------------
         latencies, missed = _measure_latency(simulator, watch, cfg, n)
+        operator.check()
+
+        # --- 5. drift of a field the list does not show --------------------------------------------
+        corrections, uncorrected = _measure_drift(simulator, watch, cfg, n, mode)
         operator.check()
         t_end = time.time()
         calls = simulator.calls()
@@ -642,6 +655,14 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         "max_seconds": _rounded(max(latencies) if latencies else None),
         "goal_seconds": cfg.poll_interval + 2,
     }
+    result["drift"] = {
+        "samples": len(corrections) + uncorrected,
+        "uncorrected": uncorrected,
+        "p50_seconds": _rounded(percentile(corrections, 50)),
+        "p99_seconds": _rounded(percentile(corrections, 99)),
+        "max_seconds": _rounded(max(corrections) if corrections else None),
+        "goal_seconds": drift_bound(cfg, n, mode),
+    }
     result["total_together_calls"] = calls_between(calls, t_create, t_end)["total"]
     result["watch_errors"] = watch.errors
     result["config"] = asdict(cfg)
@@ -688,3 +709,53 @@ def _measure_latency(
         time.sleep(0.5)
     latencies = [at - changed[key] for key, at in seen.items() if at is not None]
     return latencies, sum(1 for at in seen.values() if at is None)
+
+
+def drift_bound(cfg: BenchConfig, n: int, mode: str) -> float:
+    """Seconds within which an operator promises to put drift of a field the list lacks back: ours
+    re-reads each endpoint at least every max(resync interval, N / budget) s; the baseline GETs every
+    endpoint each poll interval (if its rate limit allows)."""
+    if mode == "baseline":
+        return max(cfg.poll_interval, n / cfg.rate_limit) if cfg.rate_limit else cfg.poll_interval
+    return max(cfg.resync_interval, n / cfg.resync_budget)
+
+
+def _measure_drift(
+    simulator: RunningSimulator, watch: StatusWatch, cfg: BenchConfig, n: int, mode: str
+) -> tuple[list[float], int]:
+    """Rescale `drift_samples` steady endpoints out of band at random moments; seconds until the
+    operator's PATCH of each puts the spec's autoscaling back. Autoscaling is not in the list, so only a
+    single GET sees it: this measures the drift reads, not the poller."""
+    samples = min(cfg.drift_samples, n)
+    if samples == 0:
+        return [], 0
+    observed = watch.snapshot()
+    ready = sorted(key for key, o in observed.items() if o.endpoint_id and o.state == "STARTED" and o.ready)
+    rng = random.Random(n + 1)
+    chosen = rng.sample(ready, min(samples, len(ready)))
+    offsets = sorted(rng.uniform(0, cfg.drift_spread_seconds) for _ in chosen)
+    say(f"drift: {len(chosen)} out-of-band rescales over {cfg.drift_spread_seconds:.0f} s")
+    began = time.time()
+    changed: dict[str, float] = {}
+    for key, offset in zip(chosen, offsets, strict=True):
+        delay = began + offset - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        endpoint_id = observed[key].endpoint_id
+        assert endpoint_id is not None
+        changed[endpoint_id] = time.time()
+        simulator.out_of_band(endpoint_id, "scale", min_replicas=2, max_replicas=3)
+
+    def put_back() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for call in simulator.calls(method="PATCH"):
+            endpoint_id = call.path.rsplit("/", 1)[-1]
+            at = changed.get(endpoint_id)
+            if at is not None and call.time >= at and endpoint_id not in found:
+                found[endpoint_id] = call.time - at
+        return found
+
+    deadline = time.monotonic() + drift_bound(cfg, n, mode) + 3 * cfg.poll_interval + 30
+    while len(found := put_back()) < len(changed) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return list(found.values()), len(changed) - len(found)

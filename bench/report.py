@@ -26,14 +26,28 @@ _ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
         False,
     ),
     (
-        "status PATCHes in the steady window",
+        "status PATCHes in the quiet window",
         lambda r: r["steady"]["kubernetes_writes"]["status_patches"],
         "{}",
         False,
     ),
+    (
+        "kopf PATCHes / Events in the quiet window",
+        lambda r: (
+            r["steady"]["kubernetes_writes"]["other_patches"],
+            r["steady"]["kubernetes_writes"]["event_writes"],
+        ),
+        "{} / {}",
+        False,
+    ),
+    ("quiet window (s)", lambda r: r["steady"]["window_seconds"], "{:.0f}", False),
     ("remote change -> status p50 (s)", lambda r: r["latency"]["p50_seconds"], "{:.1f}", True),
     ("remote change -> status p99 (s)", lambda r: r["latency"]["p99_seconds"], "{:.1f}", True),
     ("changes not shown in time", lambda r: r["latency"]["missed"], "{}", False),
+    ("drift (out-of-band rescale) put back p50 (s)", lambda r: _drift(r, "p50_seconds"), "{:.1f}", True),
+    ("drift put back max (s)", lambda r: _drift(r, "max_seconds"), "{:.1f}", True),
+    ("drift put back within (goal, s)", lambda r: _drift(r, "goal_seconds"), "{:.0f}", False),
+    ("drift not put back", lambda r: _drift(r, "uncorrected"), "{}", False),
     ("create: all Ready (s)", lambda r: r["create"]["all_ready_seconds"], "{:.0f}", True),
     (
         "create: first remote create after (s)",
@@ -67,6 +81,11 @@ _ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
     ("operator CPU, steady (% of a core)", lambda r: r["steady"]["operator_cpu_percent"], "{:.1f}", True),
     ("operator CPU during create (s)", lambda r: r["create"]["operator_cpu_seconds"], "{:.0f}", True),
 ]
+
+
+def _drift(run: Run, figure: str) -> Any:
+    """A figure of the drift phase; None for results measured before it existed."""
+    return (run.get("drift") or {}).get(figure)
 
 
 def _format(fmt: str, value: Any) -> str:

@@ -31,11 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, nargs="+", default=[100, 500, 1000, 2000], help="resource counts")
+    parser.add_argument(
+        "--n", type=int, nargs="+", default=[100, 500, 1000, 2000, 5000], help="resource counts"
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["ours", "baseline"])
     parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval)
     parser.add_argument("--transition-poll-interval", type=float, default=defaults.transition_poll_interval)
     parser.add_argument("--resync-interval", type=float, default=defaults.resync_interval)
+    parser.add_argument(
+        "--resync-budget",
+        type=float,
+        default=defaults.resync_budget,
+        help="drift reads per second per credential (ours; the product default is 1)",
+    )
     parser.add_argument(
         "--rate-limit",
         type=float,
@@ -56,12 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--namespaces", type=int, default=defaults.namespaces)
     parser.add_argument(
-        "--window-intervals",
-        type=int,
-        default=defaults.window_intervals,
-        help="length of the steady window in poll intervals",
+        "--quiet-seconds",
+        type=float,
+        default=defaults.quiet_seconds,
+        help="length of the quiet window counting Together calls, Kubernetes writes, RSS and CPU",
     )
     parser.add_argument("--latency-samples", type=int, default=defaults.latency_samples)
+    parser.add_argument(
+        "--drift-samples",
+        type=int,
+        default=defaults.drift_samples,
+        help="endpoints rescaled out of band to time the drift correction",
+    )
+    parser.add_argument("--drift-spread-seconds", type=float, default=defaults.drift_spread_seconds)
     parser.add_argument("--ready-timeout", type=float, default=defaults.ready_timeout)
     parser.add_argument("--profile", action="store_true", help="record the operator with py-spy")
     parser.add_argument(
@@ -107,12 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         poll_interval=args.poll_interval,
         transition_poll_interval=args.transition_poll_interval,
         resync_interval=args.resync_interval,
+        resync_budget=args.resync_budget,
         rate_limit=args.rate_limit,
         max_concurrent_calls=args.max_concurrent_calls,
         transition_seconds=args.transition_seconds,
         namespaces=args.namespaces,
-        window_intervals=args.window_intervals,
+        quiet_seconds=args.quiet_seconds,
         latency_samples=args.latency_samples,
+        drift_samples=args.drift_samples,
+        drift_spread_seconds=args.drift_spread_seconds,
         ready_timeout=args.ready_timeout,
         profile=args.profile,
         memprobe=args.memprobe,
@@ -128,7 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             run["load_after"] = load()
             result["runs"].append(run)
             json_path.write_text(json.dumps(result, indent=1))  # keep what is done if a later run fails
-            say(f"{mode} N={n}: {json.dumps(run['steady'])} latency {json.dumps(run['latency'])}")
+            say(
+                f"{mode} N={n}: {json.dumps(run['steady'])} latency {json.dumps(run['latency'])} "
+                f"drift {json.dumps(run['drift'])}"
+            )
     result["load_after"] = load()
     json_path.write_text(json.dumps(result, indent=1))
     table = summary(result["runs"]) + "\n" + markdown(result["runs"])

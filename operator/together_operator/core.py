@@ -185,8 +185,6 @@ class Inputs:
     hardware_options: Sequence[HardwareWithStatus] | None = None
     # `namespace/name` of another TogetherEndpoint that already recorded spec.endpointId as its own.
     endpoint_owned_by: str | None = None
-    # lastSyncTime is rewritten at least this often even when nothing else changed.
-    sync_heartbeat: timedelta = timedelta(minutes=10)
     # This process saw the server answer the last create with an error status: whatever that request
     # did is done and listed, so an interrupted create need not wait out CREATE_OUTCOME_WINDOW.
     create_answered: bool = False
@@ -429,7 +427,6 @@ class CachedRead:
     """The endpoint as this process last read it in full: a GET, or the answer to its own POST/PATCH."""
 
     endpoint: DedicatedEndpoint
-    read_at: datetime
     answers_our_change: bool
     """The answer to our own POST or PATCH, which may not show the change yet: read again next time."""
 
@@ -438,15 +435,15 @@ def usable_cached_read(
     cached: CachedRead | None,
     endpoint_id: str,
     listed: ListEndpoint | None,
-    now: datetime,
-    resync: timedelta,
+    *,
+    resync_due: bool,
 ) -> DedicatedEndpoint | None:
-    """The cached endpoint, if it may stand in for a GET: fresher than `resync` (drift of fields the
-    list lacks is seen at least that often), not the answer to our own change, and the poller's list
-    shows it in the same, settled state. None: GET it."""
+    """The cached endpoint, if it may stand in for a GET: its resync turn has not come (the poller's
+    budget of drift GETs: fields the list lacks are seen at each turn), it is not the answer to our own
+    change, and the poller's list shows it in the same, settled state. None: GET it."""
     if cached is None or cached.endpoint.id != endpoint_id or cached.answers_our_change:
         return None
-    if now - cached.read_at >= resync:
+    if resync_due:
         return None
     if listed is None or listed.state != cached.endpoint.state or listed.state in TRANSITIONAL_STATES:
         return None
@@ -1516,12 +1513,9 @@ def _render(
 def _with_sync_time(
     status: TogetherEndpointStatus, previous: TogetherEndpointStatus, inputs: Inputs
 ) -> TogetherEndpointStatus:
-    """Keep lastSyncTime still while nothing else changes (no status write per poll), up to a heartbeat."""
-    unchanged = status.model_copy(update={"last_sync_time": previous.last_sync_time}) == previous
-    recent = (
-        previous.last_sync_time is not None and inputs.now - previous.last_sync_time < inputs.sync_heartbeat
-    )
-    if unchanged and recent:
+    """lastSyncTime moves only with a real change: a time that changed alone would be a status write per
+    resource per read with nothing to say (the contract's "no status write when nothing changed")."""
+    if status.model_copy(update={"last_sync_time": previous.last_sync_time}) == previous:
         return status.model_copy(update={"last_sync_time": previous.last_sync_time})
     return status.model_copy(update={"last_sync_time": inputs.now})
 

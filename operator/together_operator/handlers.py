@@ -18,18 +18,21 @@ from together_operator.core import Event, KeepFinalizer, OtherResources, RetryPo
 from together_operator.credentials import CredentialResolver
 from together_operator.metrics import OperatorMetrics
 from together_operator.ownership import Ownership
-from together_operator.poller import Poller, PollIntervals
+from together_operator.poller import Poller, PollIntervals, ResyncBudget
 from together_operator.resource import GROUP, PLURAL, VERSION, TogetherEndpointSpec
 from together_operator.secret_guard import SecretGuard
 from together_operator.settings import OperatorConfig
 from together_operator.shell import Reconciler, ReconcilerSettings
-from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api
+from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api, login
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
 
 
 def _post_event(body: Any, event: Event) -> None:
     kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
+
+
+kopf.on.login()(login)
 
 
 @kopf.on.startup()
@@ -44,12 +47,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.poller = Poller(
         PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval),
         on_cycle=metrics.poll_seconds.observe,
+        resync=ResyncBudget(calls_per_second=config.resync_budget, min_period=config.resync_interval),
     )
     memo.reconciler = Reconciler(
         ReconcilerSettings(
             base_url=config.base_url,
             finalizer=FINALIZER,
-            resync_interval=config.resync_interval,
             retry=RetryPolicy(
                 transient_seconds=config.transient_retry_interval,
                 auth_seconds=config.stalled_retry_interval,

@@ -4,7 +4,10 @@ Every TogetherEndpoint registers the endpoint id it watches under its credential
 the account's endpoints once per interval (sooner while any watched endpoint is PENDING, STARTING or
 STOPPING, jittered), keeps the latest list item of each, and wakes only the resources whose item
 changed or vanished. The list lacks display name, hardware and autoscaling: the shell reads a
-single endpoint only when it needs those (see `core.usable_cached_read`).
+single endpoint only when it needs those (see `core.usable_cached_read`), or when the poller grants
+the endpoint its resync turn: per credential, one turn every `resync_spacing` seconds, round-robin over
+the watched endpoints, so drift checks cost a fixed budget of calls per second at any N, spread
+evenly, with the first turn jittered so that a burst of creates does not come back as a burst of GETs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from together_operator.together import EndpointsAPI, TogetherError
@@ -33,6 +37,20 @@ class PollIntervals:
     """Fraction of the interval by which each wait is randomly shortened or lengthened."""
     max_backoff: float = 600.0
     """Longest wait between two lists while listing fails (the steady interval doubles per failure)."""
+
+
+@dataclass(frozen=True)
+class ResyncBudget:
+    calls_per_second: float = 1.0
+    """Drift GETs per second per credential, at most."""
+    min_period: float = 60.0
+    """No endpoint is re-read for drift more often than this (seconds)."""
+
+
+def resync_spacing(budget: ResyncBudget, watched: int) -> float:
+    """Seconds between two resync turns of one credential watching `watched` endpoints: each endpoint
+    gets a turn every max(min_period, watched / calls_per_second) seconds, the turns evenly spaced."""
+    return max(budget.min_period / max(1, watched), 1.0 / budget.calls_per_second)
 
 
 def poll_wait(intervals: PollIntervals, *, transitioning: bool, failures: int, jitter: float) -> float:
@@ -59,14 +77,25 @@ class _Account:
     task: asyncio.Task[None] | None = None
     failures: int = 0
     """Lists in a row that failed."""
+    turns: deque[str] = field(default_factory=deque)
+    """Watched endpoint ids in the order of their next resync turn."""
+    resync_due: set[str] = field(default_factory=set)
+    """Endpoints whose turn came and that were not read since."""
+    resync_task: asyncio.Task[None] | None = None
 
 
 class Poller:
     def __init__(
-        self, intervals: PollIntervals, on_cycle: Callable[[float], None] = lambda seconds: None
+        self,
+        intervals: PollIntervals,
+        on_cycle: Callable[[float], None] = lambda seconds: None,
+        resync: ResyncBudget | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._intervals = intervals
         self._on_cycle = on_cycle
+        self._resync = resync or ResyncBudget()
+        self._sleep = sleep
         self._accounts: dict[str, _Account] = {}
 
     def watch(self, credential: str, api: EndpointsAPI, endpoint_id: str, uid: str, wake: Wake) -> None:
@@ -77,9 +106,15 @@ class Poller:
         if account is None:
             account = self._accounts[credential] = _Account(api=api)
         account.api = api
+        if endpoint_id not in account.watchers:
+            account.turns.append(endpoint_id)
         account.watchers.setdefault(endpoint_id, {})[uid] = wake
         if account.task is None or account.task.done():
             account.task = asyncio.create_task(self._poll(credential, account), name=f"poller-{credential}")
+        if account.resync_task is None or account.resync_task.done():
+            account.resync_task = asyncio.create_task(
+                self._grant_resyncs(account), name=f"resync-{credential}"
+            )
 
     def unwatch(self, uid: str) -> None:
         self._forget(uid, keep=None)
@@ -94,6 +129,8 @@ class Poller:
                 wakes.pop(uid, None)
                 if not wakes:
                     del account.watchers[endpoint_id]
+                    account.turns.remove(endpoint_id)
+                    account.resync_due.discard(endpoint_id)
             if not account.watchers and (keep is None or credential != keep[0]):
                 self._stop(credential)
 
@@ -103,6 +140,17 @@ class Poller:
         if account is None or account.listed is None:
             return None
         return account.listed.get(endpoint_id)
+
+    def resync_due(self, credential: str, endpoint_id: str) -> bool:
+        """Whether the endpoint's resync turn came and it was not read since."""
+        account = self._accounts.get(credential)
+        return account is not None and endpoint_id in account.resync_due
+
+    def was_read(self, credential: str, endpoint_id: str) -> None:
+        """The shell read the endpoint (for its turn or for any other reason): its turn is used."""
+        account = self._accounts.get(credential)
+        if account is not None:
+            account.resync_due.discard(endpoint_id)
 
     def poll_soon(self, credential: str) -> None:
         """List again now, e.g. after a change the shell made, instead of after the full interval."""
@@ -117,8 +165,9 @@ class Poller:
 
     def _stop(self, credential: str) -> None:
         account = self._accounts.pop(credential)
-        if account.task is not None:
-            account.task.cancel()
+        for task in (account.task, account.resync_task):
+            if task is not None:
+                task.cancel()
 
     async def _poll(self, credential: str, account: _Account) -> None:
         while account.watchers:
@@ -136,6 +185,17 @@ class Poller:
             account.kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(account.kick.wait(), timeout=self._next_wait(account))
+
+    async def _grant_resyncs(self, account: _Account) -> None:
+        """One resync turn per spacing, round-robin; the first after a random part of a spacing."""
+        await self._sleep(random.uniform(0, resync_spacing(self._resync, len(account.watchers))))
+        while account.watchers:
+            endpoint_id = account.turns[0]
+            account.turns.rotate(-1)
+            account.resync_due.add(endpoint_id)
+            for wake in list(account.watchers[endpoint_id].values()):
+                wake()
+            await self._sleep(resync_spacing(self._resync, len(account.watchers)))
 
     def _publish(self, account: _Account, current: dict[str, ListEndpoint]) -> None:
         before = account.listed

@@ -19,6 +19,9 @@ class OperatorConfig:
     poll_interval: float
     transition_poll_interval: float
     resync_interval: float
+    """Shortest time between two drift reads of one endpoint (seconds)."""
+    resync_budget: float
+    """Drift reads (single GETs) per second per credential."""
     stalled_retry_interval: float
     """Seconds before a resource stalled on credentials (missing Secret, 401/403) tries again."""
     transient_retry_interval: float
@@ -39,6 +42,13 @@ class OperatorConfig:
         return f"OperatorConfig(namespaces={self.namespaces}, base_url={self.base_url!r}, api_key={key})"
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
 @dataclass(frozen=True)
 class _Flag:
     name: str
@@ -57,7 +67,18 @@ _FLAGS = (
         "transition-poll-interval", float, "5", "poll interval while an endpoint is PENDING/STARTING/STOPPING"
     ),
     _Flag(
-        "resync-interval", float, "600", "seconds between full reads of a steady endpoint to correct drift"
+        "resync-interval",
+        float,
+        "60",
+        "shortest time between two drift reads of one endpoint; each is read at least every "
+        "max(this, endpoints / resync-budget) seconds",
+    ),
+    _Flag(
+        "resync-budget",
+        _positive_float,
+        "1",
+        "drift reads (single GETs of an endpoint, for the fields the list lacks) per second per "
+        "credential, round-robin over its endpoints",
     ),
     _Flag(
         "stalled-retry-interval",
@@ -122,6 +143,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         poll_interval=args.poll_interval,
         transition_poll_interval=args.transition_poll_interval,
         resync_interval=args.resync_interval,
+        resync_budget=args.resync_budget,
         stalled_retry_interval=args.stalled_retry_interval,
         transient_retry_interval=args.transient_retry_interval,
         rate_limit=args.rate_limit,

@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
@@ -90,6 +90,10 @@ class EndpointLists(Protocol):
 
     def poll_soon(self, credential: str) -> None: ...
 
+    def resync_due(self, credential: str, endpoint_id: str) -> bool: ...
+
+    def was_read(self, credential: str, endpoint_id: str) -> None: ...
+
 
 class Clients(Protocol):
     def for_key(self, key: ApiKey) -> EndpointsAPI: ...
@@ -137,8 +141,10 @@ class Connections(Protocol):
 class ReconcilerSettings:
     base_url: str
     """The Together API base URL, published to applications in connection ConfigMaps."""
-    resync_interval: float = 600.0
-    """Seconds between full GETs of a steady endpoint, to see drift the list cannot show."""
+    steady_look_interval: float = 600.0
+    """Longest wait between two looks at a steady or held resource. A look calls Together only when
+    the list changed or the poller granted the endpoint its resync turn (each of which wakes the
+    resource itself), so this is a safety net, not the drift check."""
     transition_check: float = 30.0
     """Longest wait between two looks at a resource while its endpoint is changing state."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -351,7 +357,7 @@ class Reconciler:
         resource.failures = 0
         return core.seconds_until_next_look(
             plan,
-            resync_seconds=self._settings.resync_interval,
+            resync_seconds=self._settings.steady_look_interval,
             transition_seconds=self._settings.transition_check,
         )
 
@@ -370,7 +376,7 @@ class Reconciler:
             finalizer_held=self._settings.finalizer in (meta.get("finalizers") or ()),
             paused=(meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true",
             deleting=meta.get("deletionTimestamp") is not None,
-            resync_seconds=self._settings.resync_interval,
+            resync_seconds=self._settings.steady_look_interval,
         )
 
     async def _observe(
@@ -420,16 +426,18 @@ class Reconciler:
         self, api: EndpointsAPI, key: ApiKey, endpoint_id: str, now: datetime, resource: _Resource
     ) -> RemoteView:
         listed = self._poller.listed(key.fingerprint, endpoint_id)
-        resync = timedelta(seconds=self._settings.resync_interval)
-        cached = core.usable_cached_read(resource.cached_read, endpoint_id, listed, now, resync)
+        due = self._poller.resync_due(key.fingerprint, endpoint_id)
+        cached = core.usable_cached_read(resource.cached_read, endpoint_id, listed, resync_due=due)
         if cached is not None:
             return Found(cached)
         try:
             endpoint = await api.get_endpoint(endpoint_id)
         except NotFoundError:
+            self._poller.was_read(key.fingerprint, endpoint_id)
             resource.cached_read = None
             return Gone(endpoint_id)
-        resource.cached_read = CachedRead(endpoint, now, answers_our_change=False)
+        self._poller.was_read(key.fingerprint, endpoint_id)  # a failed read keeps its turn
+        resource.cached_read = CachedRead(endpoint, answers_our_change=False)
         return Found(endpoint)
 
     async def _act(
@@ -457,7 +465,7 @@ class Reconciler:
             answer = await api.get_endpoint(action.endpoint_id)
         else:
             answer = await api.update_endpoint(action.endpoint_id, action.request)
-        resource.cached_read = CachedRead(answer, inputs.now, answers_our_change=True)
+        resource.cached_read = CachedRead(answer, answers_our_change=True)
         self._poller.poll_soon(key.fingerprint)
         after = core.plan_after_action(inputs, plan, action, answer)
         if isinstance(action, CreateEndpoint):

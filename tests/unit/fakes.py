@@ -162,6 +162,8 @@ class FakeLists:
         self.watched: dict[str, set[str]] = {}
         """uid -> endpoint ids it watches"""
         self.kicks = 0
+        self.resync_turns: set[str] = set()
+        """Endpoints whose resync turn the poller granted and that were not read since."""
 
     def show(self, *endpoints: DedicatedEndpoint) -> None:
         """A poll cycle listed exactly these endpoints."""
@@ -178,6 +180,12 @@ class FakeLists:
 
     def poll_soon(self, credential: str) -> None:
         self.kicks += 1
+
+    def resync_due(self, credential: str, endpoint_id: str) -> bool:
+        return endpoint_id in self.resync_turns
+
+    def was_read(self, credential: str, endpoint_id: str) -> None:
+        self.resync_turns.discard(endpoint_id)
 
 
 class FakeStatusWriter:

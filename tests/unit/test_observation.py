@@ -4,7 +4,7 @@ what follows a plan (the connection ConfigMap, the next look)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -39,7 +39,6 @@ from .builders import (
     NOW,
     endpoint,
     inputs,
-    later,
     spec,
     status,
     steady,
@@ -99,32 +98,34 @@ def test_a_stall_of_this_generation_needs_no_hardware() -> None:
 # --- when a cached read will do ----------------------------------------------------------------------
 
 
-def cached(*, state: str = "STARTED", read_at: timedelta = timedelta(0), ours: bool = False) -> CachedRead:
-    return CachedRead(endpoint(state=state), NOW + read_at, answers_our_change=ours)
+def cached(*, state: str = "STARTED", ours: bool = False) -> CachedRead:
+    return CachedRead(endpoint(state=state), answers_our_change=ours)
 
 
-def test_a_fresh_read_the_list_agrees_with_stands_in_for_a_get() -> None:
-    assert usable_cached_read(cached(), ENDPOINT_ID, listed(), later(minutes=5), RESYNC) == endpoint()
+def test_a_read_the_list_agrees_with_stands_in_for_a_get_until_its_resync_turn() -> None:
+    assert usable_cached_read(cached(), ENDPOINT_ID, listed(), resync_due=False) == endpoint()
 
 
 @pytest.mark.parametrize(
-    ("read", "item", "now"),
+    ("read", "item", "resync_due"),
     [
-        pytest.param(None, listed(), NOW, id="nothing-cached"),
-        pytest.param(cached(), listed(), NOW + RESYNC, id="older-than-the-resync"),
-        pytest.param(cached(), listed(state="STOPPING"), NOW, id="list-shows-another-state"),
-        pytest.param(cached(), None, NOW, id="not-in-the-list"),
-        pytest.param(cached(state="PENDING"), listed(state="PENDING"), NOW, id="in-transition"),
-        pytest.param(cached(ours=True), listed(), NOW, id="answer-to-our-own-change"),
+        pytest.param(None, listed(), False, id="nothing-cached"),
+        pytest.param(cached(), listed(), True, id="its-resync-turn-came"),
+        pytest.param(cached(), listed(state="STOPPING"), False, id="list-shows-another-state"),
+        pytest.param(cached(), None, False, id="not-in-the-list"),
+        pytest.param(cached(state="PENDING"), listed(state="PENDING"), False, id="in-transition"),
+        pytest.param(cached(ours=True), listed(), False, id="answer-to-our-own-change"),
     ],
 )
-def test_a_cached_read_is_not_used(read: CachedRead | None, item: ListEndpoint | None, now: datetime) -> None:
-    assert usable_cached_read(read, ENDPOINT_ID, item, now, RESYNC) is None
+def test_a_cached_read_is_not_used(
+    read: CachedRead | None, item: ListEndpoint | None, resync_due: bool
+) -> None:
+    assert usable_cached_read(read, ENDPOINT_ID, item, resync_due=resync_due) is None
 
 
 def test_a_cached_read_of_another_endpoint_is_not_used() -> None:
     assert (
-        usable_cached_read(cached(), "endpoint-other", listed(endpoint_id="endpoint-other"), NOW, RESYNC)
+        usable_cached_read(cached(), "endpoint-other", listed(endpoint_id="endpoint-other"), resync_due=False)
         is None
     )
 

@@ -23,7 +23,8 @@ def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> 
 
     assert config.namespaces == ()
     assert config.base_url == "https://api.together.ai/v1"
-    assert (config.poll_interval, config.transition_poll_interval, config.resync_interval) == (30, 5, 600)
+    assert (config.poll_interval, config.transition_poll_interval, config.resync_interval) == (30, 5, 60)
+    assert config.resync_budget == 1
     assert (config.stalled_retry_interval, config.transient_retry_interval) == (60, 10)
     assert (config.rate_limit, config.max_concurrent_calls) == (10, 16)
     assert (config.health_host, config.health_port) == ("0.0.0.0", 8080)
@@ -54,3 +55,9 @@ def test_the_api_key_never_shows_in_the_config_repr(monkeypatch: pytest.MonkeyPa
     assert config.api_key == "tok-very-secret"
     assert "tok-very-secret" not in repr(config)
     assert "tok-very-secret" not in str(config)
+
+
+@pytest.mark.parametrize("budget", ["0", "-1"])
+def test_a_resync_budget_of_no_reads_is_refused(budget: str) -> None:
+    with pytest.raises(SystemExit):
+        parse(f"--resync-budget={budget}")

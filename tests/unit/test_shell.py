@@ -11,7 +11,6 @@ from typing import Any
 from together_operator.core import CREATE_OUTCOME_WINDOW, KeepFinalizer, OtherResources, Released
 from together_operator.handlers import open_creates
 from together_operator.resource import ConditionType
-from together_operator.shell import ReconcilerSettings
 from together_operator.together.errors import NotFoundError, RateLimitedError, TransientError
 
 from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, NOW, endpoint
@@ -334,13 +333,24 @@ async def test_a_steady_endpoint_is_not_read_again_while_the_list_agrees() -> No
     assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
 
 
-async def test_a_steady_endpoint_is_read_again_at_the_resync() -> None:
+async def test_a_steady_endpoint_is_read_again_once_at_its_resync_turn() -> None:
     bed, body = await steady_bed()
-    bed.clock.advance(seconds=ReconcilerSettings(base_url="u").resync_interval)
+    bed.lists.resync_turns.add(ENDPOINT_ID)
 
+    await bed.reconcile(body)
     await bed.reconcile(body)
 
     assert bed.calls().count(f"GET /endpoints/{ENDPOINT_ID}") == 2
+    assert bed.lists.resync_turns == set()
+
+
+async def test_a_steady_endpoint_is_not_read_again_without_a_resync_turn_however_long_it_waits() -> None:
+    bed, body = await steady_bed()
+    bed.clock.advance(hours=24)
+
+    await bed.reconcile(body)
+
+    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
 
 
 async def test_a_change_the_list_shows_is_read_in_full() -> None:
