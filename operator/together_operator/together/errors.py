@@ -6,6 +6,7 @@
 - `RateLimitedError` (429): retry later, no earlier than `retry_after` when the server said.
 - `TransientError` (5xx, 408, timeouts, connection failures, unreadable responses): retry later. After
   a POST it also means "outcome unknown": the server may have acted on the request.
+  `UnexpectedResponseError` is its case of a 2xx whose body could not be read as documented.
 
 `str(error)` is a single line meant for Kubernetes conditions and events. No error ever holds the
 API key or the request headers.
@@ -15,6 +16,9 @@ import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Required, TypedDict, Unpack
+
+MESSAGE_LIMIT = 1000
+"""Longest message kept from an error (characters); longer ones are cut."""
 
 
 class _ErrorFields(TypedDict, total=False):
@@ -42,7 +46,9 @@ class TogetherError(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
-        self.message = " ".join(message.split())
+        text = " ".join(message.split())
+        # A proxy's error page or a runaway message must not reach a condition or an event whole.
+        self.message = text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "..."
         self.method = method
         self.path = path
         self.status_code = status_code
@@ -102,6 +108,17 @@ class TransientError(TogetherError):
     ) -> None:
         super().__init__(message, **fields)
         self.retry_after = retry_after
+
+
+class UnexpectedResponseError(TransientError):
+    """A 2xx answer whose body is not what the API documents. After a create the endpoint exists all the
+    same: `endpoint_id` is the id the body carried, when that much could be read."""
+
+    def __init__(
+        self, message: str, *, endpoint_id: str | None = None, **fields: Unpack[_ErrorFields]
+    ) -> None:
+        super().__init__(message, **fields)
+        self.endpoint_id = endpoint_id
 
 
 def error_for_status(
