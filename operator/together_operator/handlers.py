@@ -83,6 +83,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
+    metrics.watch_costs(memo.reconciler.hourly_costs)
     if config.metrics_port:
         try:
             metrics.serve(config.metrics_host, config.metrics_port)

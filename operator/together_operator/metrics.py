@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from together_operator.pricing import NamespaceCost
 from together_operator.resource import TogetherEndpointStatus
 
 _OPERATIONS = (
@@ -75,6 +76,10 @@ class OperatorMetrics:
     ) -> None:
         """Register the gauges read at scrape time from the running resources."""
         self.registry.register(_ResourceCollector(statuses, rate_limit_waited))
+
+    def watch_costs(self, costs: Callable[[], Iterable[NamespaceCost]]) -> None:
+        """Register the per-namespace cost gauge, read at scrape time."""
+        self.registry.register(_CostCollector(costs))
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
@@ -141,3 +146,19 @@ class _ResourceCollector(Collector):
         yield endpoints
         yield conditions
         yield waited
+
+
+class _CostCollector(Collector):
+    def __init__(self, costs: Callable[[], Iterable[NamespaceCost]]) -> None:
+        self._costs = costs
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        hourly = GaugeMetricFamily(
+            "together_operator_hourly_cost_dollars",
+            "USD per hour committed by the TogetherEndpoints of a namespace: each endpoint that is or is "
+            "about to be running, at its maximum replicas.",
+            labels=["namespace"],
+        )
+        for cost in self._costs():
+            hourly.add_metric([cost.namespace], float(cost.committed_hourly))
+        yield hourly

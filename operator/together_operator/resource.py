@@ -138,6 +138,16 @@ class CreateIntent(_CamelModel):
     sent by then, so the window in which its endpoint may still appear runs from here."""
 
 
+class Pricing(_CamelModel):
+    """USD as decimal strings (`pricing.py`): per replica-hour, and per hour at the replica bounds."""
+
+    per_replica_hour: str
+    min_hourly: str
+    max_hourly: str
+    hourly_range: str
+    """`min-max`, for the `$/h` printer column (a column shows one field)."""
+
+
 class TogetherEndpointStatus(_CamelModel):
     endpoint_id: str | None = None
     # Fingerprint (not the key) of the API key that created or first saw the endpoint: to any other key
@@ -155,6 +165,7 @@ class TogetherEndpointStatus(_CamelModel):
     # The API never reports inactive_timeout back, so the last value sent is kept to PATCH only changes.
     inactive_timeout: int | None = None
     auto_stopped: AutoStopRecord | None = None
+    pricing: Pricing | None = None
     # The ConfigMap last published for spec.connection, so a renamed or removed one is cleaned up.
     connection_config_map: str | None = None
     observed_generation: int | None = None

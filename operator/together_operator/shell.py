@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
-from together_operator import core
+from together_operator import core, pricing
 from together_operator.connection import Owner
 from together_operator.core import (
     Action,
@@ -51,6 +51,7 @@ from together_operator.credentials import ApiKey, CredentialsMissing
 from together_operator.hardware import HardwareCatalogue
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Wake
+from together_operator.pricing import KnownPrice, NamespaceCost
 from together_operator.resource import (
     PAUSED_ANNOTATION,
     RESTART_REQUESTED_ANNOTATION,
@@ -144,6 +145,8 @@ class _Resource:
     """The status last written, so a write is not repeated before the watch shows it."""
     create_answered: bool = False
     """The last create got a 4xx answer: no part of it is still in flight."""
+    price: KnownPrice | None = None
+    """The price of the hardware the resource is priced on, as last read."""
     reread: StoredResource | None = None
     """The resource read after a 409, used while the watch's copy is still at `stale_version`."""
     stale_version: str | None = None
@@ -174,8 +177,11 @@ class Reconciler:
         self._clock = clock
         self._jitter = jitter
         self._resources: dict[str, _Resource] = {}
-        self._hardware = HardwareCatalogue()
+        # On the reconciler's clock, so a test's clock ages the cache as it ages prices.
+        self._hardware = HardwareCatalogue(clock=lambda: self._clock().timestamp())
         self._latest: dict[str, TogetherEndpointStatus] = {}
+        self._namespaces: dict[str, str] = {}
+        """uid -> namespace, of the resources in `_latest`"""
         self._deletes_sent: dict[str, datetime] = {}
         """uid -> when a DELETE of its endpoint was last answered"""
 
@@ -200,6 +206,7 @@ class Reconciler:
             stop.cancel()
             self._resources.pop(uid, None)
             self._latest.pop(uid, None)
+            self._namespaces.pop(uid, None)
             self._poller.unwatch(uid)
 
     async def reconcile_once(self, body: Mapping[str, Any], others: OtherResources) -> float:
@@ -244,6 +251,10 @@ class Reconciler:
     def statuses(self) -> list[TogetherEndpointStatus]:
         """The last status written for each resource this process reconciles (for metrics)."""
         return list(self._latest.values())
+
+    def hourly_costs(self) -> list[NamespaceCost]:
+        """What each namespace's resources commit per hour, as last written (for metrics)."""
+        return pricing.namespace_costs((self._namespaces[uid], s) for uid, s in self._latest.items())
 
     def wants_wake(self, body: Mapping[str, Any]) -> bool:
         """Whether a watch event changed what a reconcile depends on: the spec or one of our annotations
@@ -311,6 +322,7 @@ class Reconciler:
                 return await self._fail(body, resource, observed, error, action=action)
         steps = core.connection_steps(observed, plan, self._settings.base_url)
         plan = core.with_connection(observed, plan, steps, await self._carry_out(body, steps))
+        plan = replace(plan, status=await self._priced(api, key, observed, plan.status, resource))
         await self._publish(body, resource, plan)
         resource.failures = 0
         return core.seconds_until_next_look(
@@ -358,6 +370,31 @@ class Reconciler:
             hardware = await self._hardware.offered(key.fingerprint, api, inputs.spec.model)
         # Planned as of now, after the reads: a create's intent is stamped as close to its POST as can be.
         return replace(inputs, remote=remote, hardware_options=hardware, now=self._clock())
+
+    async def _priced(
+        self,
+        api: EndpointsAPI,
+        key: ApiKey,
+        inputs: Inputs,
+        status: TogetherEndpointStatus,
+        resource: _Resource,
+    ) -> TogetherEndpointStatus:
+        """`status` with its pricing: the hardware's price is read again with the hardware cache at most
+        once per resync; a failed look-up keeps the last price (pricing never fails a reconcile)."""
+        spec = inputs.spec
+        hardware = pricing.priced_hardware(spec, status, inputs.hardware_options or ())
+        if inputs.hardware_options is not None:  # just read for a create
+            resource.price = pricing.known_price(hardware, inputs.hardware_options, inputs.now)
+        elif hardware is not None and pricing.price_look_up_due(
+            resource.price, hardware, inputs.now, timedelta(seconds=self._settings.resync_interval)
+        ):
+            try:
+                offered = await self._hardware.offered(key.fingerprint, api, spec.model)
+            except TogetherError as error:
+                _log.info("no price for %s/%s: %s", inputs.namespace, inputs.name, error)
+            else:
+                resource.price = pricing.known_price(hardware, offered, inputs.now)
+        return pricing.with_pricing(status, spec, resource.price)
 
     async def _recovery_candidates(
         self, api: EndpointsAPI, model: str, others: OtherResources, uid: str
@@ -470,6 +507,7 @@ class Reconciler:
             self._metrics.status_patches.inc()
         resource.written = status
         self._latest[meta["uid"]] = status
+        self._namespaces[meta["uid"]] = meta["namespace"]
 
     def _post_events(self, body: Mapping[str, Any], events: tuple[Event, ...]) -> None:
         for event in events:
