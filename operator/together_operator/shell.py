@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from together_operator import core, pricing
+from together_operator import schedule as schedules
 from together_operator.connection import Owner
 from together_operator.core import (
     Action,
@@ -325,11 +326,12 @@ class Reconciler:
         plan = replace(plan, status=await self._priced(api, key, observed, plan.status, resource))
         await self._publish(body, resource, plan)
         resource.failures = 0
-        return core.seconds_until_next_look(
+        delay = core.seconds_until_next_look(
             plan,
             resync_seconds=self._settings.resync_interval,
             transition_seconds=self._settings.transition_check,
         )
+        return schedules.seconds_until_transition(plan.status.schedule, observed.now, delay)
 
     def _stored(self, body: Mapping[str, Any], resource: _Resource) -> StoredResource:
         """The resource's status and version: the watch's copy, or what was read after a 409 while the

@@ -195,6 +195,8 @@ def test_only_status_kopf_preserves_unknown_fields() -> None:
         ("status.autoscaling", resource.ObservedAutoscaling),
         ("status.autoStopped", resource.AutoStopRecord),
         ("status.pricing", resource.Pricing),
+        ("spec.schedule", resource.ScheduleSpec),
+        ("status.schedule", resource.ScheduleStatus),
         ("status.conditions", Condition),
     ],
 )

@@ -1,0 +1,94 @@
+"""Cost guardrails with the real operator, apiserver and simulator (issue 15): the price in status and
+the cost gauge, running schedules on the real clock, and what admission refuses."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.integration.test_operator_lifecycle import TEP, calls, create_ready, endpoint_manifest, scrape
+from tests.support.controlplane import ControlPlane, KubectlError
+from tests.support.operator_fixtures import Kube, OperatorEnv, condition, has_condition
+
+pytestmark = pytest.mark.controlplane
+
+
+def test_status_shows_the_price_and_the_namespace_s_committed_cost_is_exported(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    # 2x H100 costs 11.2 cents a minute in the simulator's catalogue: 6.72 USD per replica-hour.
+    obj = create_ready(operator_env, kube, "priced", autoscaling={"minReplicas": 1, "maxReplicas": 2})
+
+    assert obj["status"]["pricing"] == {
+        "perReplicaHour": "6.72",
+        "minHourly": "6.72",
+        "maxHourly": "13.44",
+        "hourlyRange": "6.72-13.44",
+    }
+    columns = kube.kubectl("get", TEP, "priced").stdout.splitlines()
+    assert "$/H" in columns[0].split()  # kubectl upper-cases column names
+    assert "6.72-13.44" in columns[1].split()
+    assert (
+        scrape(operator_env)[("together_operator_hourly_cost_dollars", (("namespace", kube.namespace),))]
+        == 13.44
+    )
+
+
+def _minute(moment: datetime) -> str:
+    return moment.strftime("%H:%M")
+
+
+def _window(start: datetime, end: datetime) -> str:
+    return f"{start.strftime('%a')} {_minute(start)}-{_minute(end)}"
+
+
+def test_a_window_ending_stops_the_endpoint_and_the_next_one_starts_it(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """Windows from the test's clock: one running now and closing at the next-but-one minute, the
+    next opening a minute later."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    closes, opens = now + timedelta(minutes=2), now + timedelta(minutes=3)
+    running = [_window(now, closes), _window(opens, opens + timedelta(minutes=10))]
+    obj = create_ready(operator_env, kube, "office", schedule={"timeZone": "UTC", "running": running})
+    endpoint_id = obj["status"]["endpointId"]
+    assert obj["status"]["state"] == "STARTED"
+    assert obj["status"]["schedule"] == {
+        "active": True,
+        "nextTransition": closes.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+    stopped = kube.wait_for(TEP, "office", has_condition("Ready", reason="Scheduled"), timeout=240)
+    assert stopped["status"]["state"] == "STOPPED"
+    assert stopped["status"]["schedule"]["active"] is False
+    started = kube.wait_for(
+        TEP,
+        "office",
+        lambda o: (
+            (o["status"].get("schedule") or {}).get("active") is True
+            and o["status"].get("state") == "STARTED"
+        ),
+        timeout=240,
+    )
+    ready = condition(started, "Ready")
+    assert ready is not None
+    assert ready["reason"] == "Started"
+    reasons = [e["reason"] for e in kube.events("office")]
+    assert "RunningWindowClosed" in reasons
+    assert "RunningWindowOpened" in reasons
+    assert calls(operator_env, "PATCH", endpoint_id) == 2
+
+
+@pytest.mark.parametrize("window", ["Mon-Fri 8:00-20:00", "weekdays 08:00-20:00", "Mon-Fri 08:00-20:00 UTC"])
+def test_admission_refuses_a_malformed_window(
+    control_plane: ControlPlane, together_crd: str, namespace: str, window: str
+) -> None:
+    manifest = endpoint_manifest("refused", schedule={"running": [window]})
+    manifest["metadata"]["namespace"] = namespace
+
+    with pytest.raises(KubectlError) as refused:
+        control_plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    assert "spec.schedule.running[0]" in str(refused.value)
