@@ -88,6 +88,7 @@ class Reason(StrEnum):
     CREATE_INCOMPLETE = "CreateIncomplete"
     CONNECTION_CONFIG_MAP_CONFLICT = "ConnectionConfigMapConflict"
     ENDPOINT_OWNED_ELSEWHERE = "EndpointOwnedElsewhere"
+    BUDGET_EXCEEDED = "BudgetExceeded"
     # Condition is False: nothing to report.
     NOT_CREATED = "NotCreated"
     RECONCILED = "Reconciled"
@@ -478,6 +479,26 @@ def plan(inputs: Inputs) -> Plan:
         )
         return replace(decided, events=(*decided.events, notice))
     return decided
+
+
+def refused_by_budget(inputs: Inputs, decided: Plan, message: str) -> Plan:
+    """`decided` with its actions not sent: Stalled/BudgetExceeded, and nothing recorded that only
+    sending them would make true (a create's intent, an applied timeout). Not bound to the spec: the
+    next reconcile (a budget raised, an endpoint stopped) asks again."""
+    previous = inputs.previous
+    status = decided.status.model_copy(
+        update={
+            "create_requested_at": previous.create_requested_at,
+            "create_intent": previous.create_intent,
+            "inactive_timeout": previous.inactive_timeout,
+            "auto_stopped": previous.auto_stopped,
+        }
+    )
+    outcome = _Outcome(ready=False, reason=Reason.BUDGET_EXCEEDED, message=message, stalled=True)
+    refused = _render(inputs, status, outcome)
+    windows = (Reason.RUNNING_WINDOW_OPENED, Reason.RUNNING_WINDOW_CLOSED)
+    kept = tuple(event for event in decided.events if event.reason in windows)
+    return replace(refused, events=kept + refused.events)
 
 
 def _with_schedule(inputs: Inputs, decided: Plan) -> Plan:

@@ -16,12 +16,14 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
-from together_operator import core, pricing
+from together_operator import budget, core, pricing
 from together_operator import schedule as schedules
+from together_operator.budget import BudgetBook
 from together_operator.connection import Owner
 from together_operator.core import (
     Action,
@@ -166,6 +168,7 @@ class Reconciler:
         post_event: EventSink,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
         jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2),
+        budgets: BudgetBook | None = None,
     ) -> None:
         self._settings = settings
         self._credentials = credentials
@@ -182,7 +185,10 @@ class Reconciler:
         self._hardware = HardwareCatalogue(clock=lambda: self._clock().timestamp())
         self._latest: dict[str, TogetherEndpointStatus] = {}
         self._namespaces: dict[str, str] = {}
-        """uid -> namespace, of the resources in `_latest`"""
+        """uid -> namespace, of the resources in `_latest` or `_reserved`"""
+        self._budgets = budgets or BudgetBook()
+        self._reserved: dict[str, Decimal] = {}
+        """uid -> USD per hour a budget allowed it to commit, until its status shows that"""
         self._deletes_sent: dict[str, datetime] = {}
         """uid -> when a DELETE of its endpoint was last answered"""
 
@@ -208,6 +214,7 @@ class Reconciler:
             self._resources.pop(uid, None)
             self._latest.pop(uid, None)
             self._namespaces.pop(uid, None)
+            self._reserved.pop(uid, None)
             self._poller.unwatch(uid)
 
     async def reconcile_once(self, body: Mapping[str, Any], others: OtherResources) -> float:
@@ -256,6 +263,12 @@ class Reconciler:
     def hourly_costs(self) -> list[NamespaceCost]:
         """What each namespace's resources commit per hour, as last written (for metrics)."""
         return pricing.namespace_costs((self._namespaces[uid], s) for uid, s in self._latest.items())
+
+    def wake_namespace(self, namespace: str) -> None:
+        """Reconcile the namespace's resources now: its budgets changed."""
+        for uid, where in self._namespaces.items():
+            if where == namespace and uid in self._resources:
+                self._resources[uid].wake.set()
 
     def wants_wake(self, body: Mapping[str, Any]) -> bool:
         """Whether a watch event changed what a reconcile depends on: the spec or one of our annotations
@@ -314,6 +327,9 @@ class Reconciler:
             return await self._fail(body, resource, inputs, error, action=None)
 
         plan = core.plan(observed)
+        if plan.actions:
+            await self._look_up_price(api, key, observed, plan.status, resource)
+            plan = self._within_budget(observed, plan, resource, uid)
         for action in plan.actions:
             if self._hold(body) is not None:  # deletion began meanwhile: act no more
                 return 0.5
@@ -323,7 +339,8 @@ class Reconciler:
                 return await self._fail(body, resource, observed, error, action=action)
         steps = core.connection_steps(observed, plan, self._settings.base_url)
         plan = core.with_connection(observed, plan, steps, await self._carry_out(body, steps))
-        plan = replace(plan, status=await self._priced(api, key, observed, plan.status, resource))
+        await self._look_up_price(api, key, observed, plan.status, resource)
+        plan = replace(plan, status=pricing.with_pricing(plan.status, observed.spec, resource.price))
         await self._publish(body, resource, plan)
         resource.failures = 0
         delay = core.seconds_until_next_look(
@@ -373,16 +390,17 @@ class Reconciler:
         # Planned as of now, after the reads: a create's intent is stamped as close to its POST as can be.
         return replace(inputs, remote=remote, hardware_options=hardware, now=self._clock())
 
-    async def _priced(
+    async def _look_up_price(
         self,
         api: EndpointsAPI,
         key: ApiKey,
         inputs: Inputs,
         status: TogetherEndpointStatus,
         resource: _Resource,
-    ) -> TogetherEndpointStatus:
-        """`status` with its pricing: the hardware's price is read again with the hardware cache at most
-        once per resync; a failed look-up keeps the last price (pricing never fails a reconcile)."""
+    ) -> None:
+        """Keep `resource.price` current for the hardware `status` is priced on: read again with the
+        hardware cache at most once per resync; a failed look-up keeps the last price (pricing never
+        fails a reconcile)."""
         spec = inputs.spec
         hardware = pricing.priced_hardware(spec, status, inputs.hardware_options or ())
         if inputs.hardware_options is not None:  # just read for a create
@@ -396,7 +414,45 @@ class Reconciler:
                 _log.info("no price for %s/%s: %s", inputs.namespace, inputs.name, error)
             else:
                 resource.price = pricing.known_price(hardware, offered, inputs.now)
-        return pricing.with_pricing(status, spec, resource.price)
+
+    def _within_budget(self, inputs: Inputs, plan: Plan, resource: _Resource, uid: str) -> Plan:
+        """`plan`, or its refusal when a create, start or scale-up would exceed a budget of the namespace.
+
+        Nothing is awaited from the count to the reservation, so the event loop serialises every
+        decision: two resources cannot both take the last dollar. The reservation stands for what was
+        allowed until the resource's status shows it committed."""
+        budgets = self._budgets.in_namespace(inputs.namespace)
+        price = resource.price
+        asks = []
+        for action in plan.actions:
+            hardware = budget.ask_hardware(action, plan.status)
+            per_hour = price.per_replica_hour if price is not None and price.hardware == hardware else None
+            ask = budget.ask_for(action, plan.status, per_hour)
+            if ask is not None:
+                asks.append(ask)
+        if not budgets or not asks:
+            return plan
+        others = budget.committed(
+            (max(self._reserved.get(other, Decimal(0)), pricing.committed_hourly(status)), running)
+            for other, status, running in self._namespace_statuses(inputs.namespace)
+            if other != uid
+        )
+        for ask in asks:
+            verdict = budget.decide(budgets, ask, others)
+            if isinstance(verdict, budget.Exceeded):
+                return core.refused_by_budget(inputs, plan, verdict.message)
+        self._reserved[uid] = max(ask.hourly or Decimal(0) for ask in asks)
+        self._namespaces[uid] = inputs.namespace
+        return plan
+
+    def _namespace_statuses(self, namespace: str) -> list[tuple[str, TogetherEndpointStatus, bool]]:
+        """(uid, last status, whether it runs or was allowed to) of the namespace's resources."""
+        found = []
+        for uid, where in self._namespaces.items():
+            if where == namespace:
+                status = self._latest.get(uid, TogetherEndpointStatus())
+                found.append((uid, status, uid in self._reserved or status.state in pricing.BILLED_STATES))
+        return found
 
     async def _recovery_candidates(
         self, api: EndpointsAPI, model: str, others: OtherResources, uid: str
@@ -487,6 +543,10 @@ class Reconciler:
         return self._settings.retry.backoff(resource.failures, failure.retry_after, self._jitter())
 
     async def _publish(self, body: Mapping[str, Any], resource: _Resource, plan: Plan) -> None:
+        uid = body["metadata"]["uid"]
+        reserved = self._reserved.get(uid)
+        if reserved is not None and budget.reservation_settled(reserved, plan.status):
+            del self._reserved[uid]
         await self._write_status(body, resource, plan.status)
         self._post_events(body, plan.events)
         self._metrics.reconciles.labels(_outcome_reason(plan.status)).inc()
