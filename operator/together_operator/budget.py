@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
@@ -16,7 +17,13 @@ from pydantic import Field
 
 from together_operator.core import Action, CreateEndpoint, UpdateEndpoint
 from together_operator.pricing import BILLED_STATES, committed_hourly, dollars
-from together_operator.resource import Condition, ConditionType, TogetherEndpointStatus, _CamelModel
+from together_operator.resource import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    TogetherEndpointStatus,
+    _CamelModel,
+)
 
 GROUP = "together.ai"
 VERSION = "v1alpha1"
@@ -168,19 +175,71 @@ def reservation_settled(reserved: Decimal, status: TogetherEndpointStatus) -> bo
     return not in_flight or committed_hourly(status) >= reserved
 
 
+@dataclass(frozen=True)
+class BudgetRecord:
+    """A TogetherBudget as the watch last showed it."""
+
+    budget: Budget
+    generation: int
+    status: TogetherBudgetStatus | None
+
+
 class BudgetBook:
     """The TogetherBudgets of every namespace, as the watch last showed them."""
 
     def __init__(self) -> None:
-        self._specs: dict[str, dict[str, TogetherBudgetSpec]] = {}
+        self._records: dict[str, dict[str, BudgetRecord]] = {}
 
-    def put(self, namespace: str, name: str, spec: TogetherBudgetSpec | None) -> None:
-        """Record a budget; None: it was deleted."""
-        specs = self._specs.setdefault(namespace, {})
-        if spec is None:
-            specs.pop(name, None)
-        else:
-            specs[name] = spec
+    def put(self, namespace: str, name: str, record: BudgetRecord | None) -> bool:
+        """Record a budget (None: it was deleted); whether its limits changed (not only its status)."""
+        records = self._records.setdefault(namespace, {})
+        before = records.pop(name, None)
+        if record is not None:
+            records[name] = record
+        return (before.budget if before else None) != (record.budget if record else None)
 
     def in_namespace(self, namespace: str) -> list[Budget]:
-        return [Budget(name, spec) for name, spec in sorted(self._specs.get(namespace, {}).items())]
+        return [record.budget for _, record in sorted(self._records.get(namespace, {}).items())]
+
+    def records(self) -> list[tuple[str, BudgetRecord]]:
+        return [
+            (namespace, record) for namespace, records in self._records.items() for record in records.values()
+        ]
+
+
+def budget_status(
+    budget: Budget,
+    previous: TogetherBudgetStatus | None,
+    committed_now: Committed,
+    generation: int,
+    now: datetime,
+) -> TogetherBudgetStatus:
+    """The budget's status: what the namespace commits, and Ready while that is within every limit
+    (a budget lowered below what runs is OverBudget: running endpoints are not stopped for it)."""
+    spec = budget.spec
+    over = []
+    if spec.max_hourly_cost is not None and committed_now.hourly > spec.max_hourly_cost:
+        hourly, most = dollars(committed_now.hourly), dollars(spec.max_hourly_cost)
+        over.append(f"{hourly} USD/h committed, over the limit of {most}")
+    if spec.max_endpoints is not None and committed_now.endpoints > spec.max_endpoints:
+        over.append(f"{committed_now.endpoints} endpoints running, over the limit of {spec.max_endpoints}")
+    limit = f" of {dollars(spec.max_hourly_cost)}" if spec.max_hourly_cost is not None else ""
+    message = "; ".join(over) or f"{dollars(committed_now.hourly)} USD/h committed{limit}"
+    status: ConditionStatus = "False" if over else "True"
+    before = (
+        next((c for c in previous.conditions if c.type == ConditionType.READY), None) if previous else None
+    )
+    ready = Condition(
+        type=ConditionType.READY,
+        status=status,
+        reason="OverBudget" if over else "WithinBudget",
+        message=message,
+        observed_generation=generation,
+        last_transition_time=before.last_transition_time if before and before.status == status else now,
+    )
+    return TogetherBudgetStatus(
+        committed_hourly_cost=dollars(committed_now.hourly),
+        endpoints=committed_now.endpoints,
+        observed_generation=generation,
+        conditions=(ready,),
+    )

@@ -432,11 +432,7 @@ class Reconciler:
                 asks.append(ask)
         if not budgets or not asks:
             return plan
-        others = budget.committed(
-            (max(self._reserved.get(other, Decimal(0)), pricing.committed_hourly(status)), running)
-            for other, status, running in self._namespace_statuses(inputs.namespace)
-            if other != uid
-        )
+        others = self.committed(inputs.namespace, excluding=uid)
         for ask in asks:
             verdict = budget.decide(budgets, ask, others)
             if isinstance(verdict, budget.Exceeded):
@@ -444,6 +440,14 @@ class Reconciler:
         self._reserved[uid] = max(ask.hourly or Decimal(0) for ask in asks)
         self._namespaces[uid] = inputs.namespace
         return plan
+
+    def committed(self, namespace: str, excluding: str | None = None) -> budget.Committed:
+        """What the namespace's resources (but `excluding`) commit, or were just allowed to."""
+        return budget.committed(
+            (max(self._reserved.get(uid, Decimal(0)), pricing.committed_hourly(status)), running)
+            for uid, status, running in self._namespace_statuses(namespace)
+            if uid != excluding
+        )
 
     def _namespace_statuses(self, namespace: str) -> list[tuple[str, TogetherEndpointStatus, bool]]:
         """(uid, last status, whether it runs or was allowed to) of the namespace's resources."""

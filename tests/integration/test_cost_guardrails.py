@@ -92,3 +92,59 @@ def test_admission_refuses_a_malformed_window(
         control_plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     assert "spec.schedule.running[0]" in str(refused.value)
+
+
+def _budget(kube: Kube, **spec: object) -> None:
+    kube.apply(
+        {
+            "apiVersion": "together.ai/v1alpha1",
+            "kind": "TogetherBudget",
+            "metadata": {"name": "team"},
+            "spec": spec,
+        }
+    )
+
+
+def test_a_budget_blocks_the_endpoint_that_would_exceed_it_until_it_is_raised(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    _budget(kube, maxHourlyCost="10")
+    create_ready(operator_env, kube, "first")  # 6.72 USD/h
+    posts = calls(operator_env, "POST")
+
+    kube.apply(endpoint_manifest("second"))
+    blocked = kube.wait_for(TEP, "second", has_condition("Stalled", reason="BudgetExceeded"))
+
+    stalled = condition(blocked, "Stalled")
+    assert stalled is not None
+    assert stalled["message"] == (
+        "would cost 6.72 USD/h (from 0); 6.72 USD/h is committed by the namespace's other endpoints; "
+        "the limit of TogetherBudget team is 10 USD/h"
+    )
+    assert calls(operator_env, "POST") == posts  # nothing was sent
+    budget = kube.wait_for(
+        "tbudget", "team", lambda b: (b.get("status") or {}).get("committedHourlyCost") == "6.72"
+    )
+    assert budget["status"]["endpoints"] == 1
+
+    _budget(kube, maxHourlyCost="20")
+    kube.wait_for(TEP, "second", has_condition("Ready", reason="Started"), timeout=30)
+    assert calls(operator_env, "POST") == posts + 1
+
+
+def test_a_scale_up_over_budget_is_refused_while_a_scale_down_passes(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    _budget(kube, maxHourlyCost="15")
+    obj = create_ready(operator_env, kube, "scaled", autoscaling={"minReplicas": 1, "maxReplicas": 2})
+    endpoint_id = obj["status"]["endpointId"]
+    patches = calls(operator_env, "PATCH", endpoint_id)
+
+    kube.patch(TEP, "scaled", {"spec": {"autoscaling": {"maxReplicas": 3}}})
+    kube.wait_for(TEP, "scaled", has_condition("Stalled", reason="BudgetExceeded"))
+    assert calls(operator_env, "PATCH", endpoint_id) == patches
+    kube.patch(TEP, "scaled", {"spec": {"autoscaling": {"maxReplicas": 1}}})
+    scaled = kube.wait_for(TEP, "scaled", has_condition("Ready", reason="Started"))
+
+    assert scaled["status"]["autoscaling"]["maxReplicas"] == 1
+    assert calls(operator_env, "PATCH", endpoint_id) == patches + 1

@@ -6,13 +6,24 @@ from __future__ import annotations
 import asyncio
 import random
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from together_operator import budget
-from together_operator.budget import Allowed, Ask, Budget, Committed, Exceeded, TogetherBudgetSpec
+from together_operator.budget import (
+    Allowed,
+    Ask,
+    Budget,
+    BudgetRecord,
+    Committed,
+    Exceeded,
+    TogetherBudgetSpec,
+)
 from together_operator.core import AdoptEndpoint, CreateEndpoint, UpdateEndpoint
+from together_operator.pricing import dollars
 from together_operator.resource import ConditionType, ObservedAutoscaling, TogetherEndpointStatus
 from together_operator.together.models import (
     Autoscaling,
@@ -21,8 +32,10 @@ from together_operator.together.models import (
     UpdateEndpointRequest,
 )
 
-from .builders import ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, endpoint
+from .builders import ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, NOW, endpoint, later
 from .fakes import ShellBed
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def limit(**spec: object) -> list[Budget]:
@@ -162,10 +175,14 @@ def test_creates_starts_and_scale_ups_are_asked_about_and_nothing_else(
 # --- the shell's gate ------------------------------------------------------------------------------
 
 
+def record(spec: TogetherBudgetSpec) -> BudgetRecord:
+    return BudgetRecord(Budget("team", spec), generation=1, status=None)
+
+
 def budget_bed(*endpoints: DedicatedEndpoint, **spec: object) -> ShellBed:
     """A bed whose namespace has one budget; 2x H100 costs 3.252 USD per replica-hour (builders)."""
     bed = ShellBed(*endpoints)
-    bed.budgets.put(NAMESPACE, "team", TogetherBudgetSpec.model_validate(spec))
+    bed.budgets.put(NAMESPACE, "team", record(TogetherBudgetSpec.model_validate(spec)))
     return bed
 
 
@@ -191,7 +208,7 @@ async def test_raising_the_budget_lets_the_waiting_resource_proceed() -> None:
     await bed.reconcile(body)
     bed.watch_event(body)
 
-    bed.budgets.put(NAMESPACE, "team", TogetherBudgetSpec(max_hourly_cost=Decimal(4)))
+    bed.budgets.put(NAMESPACE, "team", record(TogetherBudgetSpec(max_hourly_cost=Decimal(4))))
     await bed.reconcile(body)
 
     assert bed.calls().count("POST /endpoints") == 1
@@ -247,3 +264,93 @@ async def test_many_resources_at_once_cannot_both_take_the_last_dollar() -> None
         if (c := w.condition(ConditionType.STALLED)) is not None and c.reason == "BudgetExceeded"
     ]
     assert len(refused) == 9
+
+
+# --- the budget's own status and CRD -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "committed_now", "ready", "message"),
+    [
+        (
+            {"maxHourlyCost": "20"},
+            Committed(Decimal("13.44"), 2),
+            ("True", "WithinBudget"),
+            "13.44 USD/h committed of 20",
+        ),
+        (
+            {"maxHourlyCost": "10"},
+            Committed(Decimal("13.44"), 2),
+            ("False", "OverBudget"),
+            "13.44 USD/h committed, over the limit of 10",
+        ),
+        (
+            {"maxEndpoints": 1},
+            Committed(Decimal("1"), 2),
+            ("False", "OverBudget"),
+            "2 endpoints running, over the limit of 1",
+        ),
+        ({}, Committed(Decimal(0), 0), ("True", "WithinBudget"), "0 USD/h committed"),
+    ],
+)
+def test_the_budget_status_shows_what_is_committed_against_the_limits(
+    spec: dict[str, object], committed_now: Committed, ready: tuple[str, str], message: str
+) -> None:
+    written = budget.budget_status(
+        Budget("team", TogetherBudgetSpec.model_validate(spec)), None, committed_now, 3, NOW
+    )
+
+    (condition,) = written.conditions
+    assert (condition.status, condition.reason, condition.message) == (*ready, message)
+    assert (written.committed_hourly_cost, written.endpoints, written.observed_generation) == (
+        dollars(committed_now.hourly),
+        committed_now.endpoints,
+        3,
+    )
+
+
+def test_the_budget_status_keeps_its_transition_time_while_ready_does_not_change() -> None:
+    team = Budget("team", TogetherBudgetSpec(max_hourly_cost=Decimal(20)))
+    first = budget.budget_status(team, None, Committed(Decimal(1), 1), 1, NOW)
+
+    again = budget.budget_status(team, first, Committed(Decimal(2), 1), 1, later(minutes=5))
+
+    assert again.conditions[0].last_transition_time == NOW
+
+
+def crd(folder: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(
+        (REPO_ROOT / folder / "togetherbudgets.together.ai.yaml").read_text()
+    )
+    return loaded
+
+
+def test_the_budget_crd_agrees_with_the_model() -> None:
+    (version,) = crd("crds")["spec"]["versions"]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]
+
+    assert crd("crds")["spec"]["names"]["shortNames"] == ["tbudget"]
+    assert (crd("crds")["spec"]["group"], version["name"]) == (budget.GROUP, budget.VERSION)
+    assert sorted(schema["spec"]["properties"]) == sorted(
+        str(f.alias) for f in TogetherBudgetSpec.model_fields.values()
+    )
+    assert sorted(schema["status"]["properties"]) == sorted(
+        str(f.alias) for f in budget.TogetherBudgetStatus.model_fields.values()
+    )
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["Committed"] == ".status.committedHourlyCost"
+    assert columns["Limit"] == ".spec.maxHourlyCost"
+
+
+def test_only_a_change_of_limits_wakes_the_namespace_not_a_status_write() -> None:
+    book = budget.BudgetBook()
+    team = Budget("team", TogetherBudgetSpec(max_hourly_cost=Decimal(10)))
+    written = budget.budget_status(team, None, Committed(Decimal(1), 1), 1, NOW)
+
+    assert book.put(NAMESPACE, "team", BudgetRecord(team, 1, None)) is True
+    assert book.put(NAMESPACE, "team", BudgetRecord(team, 1, written)) is False
+    raised = Budget("team", TogetherBudgetSpec(max_hourly_cost=Decimal(20)))
+    assert book.put(NAMESPACE, "team", BudgetRecord(raised, 2, written)) is True
+    assert book.put(NAMESPACE, "team", None) is True
+    assert book.in_namespace(NAMESPACE) == []
