@@ -201,6 +201,14 @@ class BudgetBook:
     def in_namespace(self, namespace: str) -> list[Budget]:
         return [record.budget for _, record in sorted(self._records.get(namespace, {}).items())]
 
+    def hourly_limits(self) -> list[tuple[str, str, Decimal]]:
+        """(namespace, budget name, maxHourlyCost) of every budget with a cost limit."""
+        return [
+            (namespace, record.budget.name, record.budget.spec.max_hourly_cost)
+            for namespace, record in self.records()
+            if record.budget.spec.max_hourly_cost is not None
+        ]
+
     def records(self) -> list[tuple[str, BudgetRecord]]:
         return [
             (namespace, record) for namespace, records in self._records.items() for record in records.values()

@@ -93,6 +93,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
     metrics.watch_costs(memo.reconciler.hourly_costs)
+    metrics.watch_budget_limits(memo.budgets.hourly_limits)
     memo.budget_statuses = asyncio.create_task(_write_budget_statuses(memo))
     if config.metrics_port:
         try:

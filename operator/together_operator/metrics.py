@@ -11,6 +11,7 @@ import re
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -80,6 +81,10 @@ class OperatorMetrics:
     def watch_costs(self, costs: Callable[[], Iterable[NamespaceCost]]) -> None:
         """Register the per-namespace cost gauge, read at scrape time."""
         self.registry.register(_CostCollector(costs))
+
+    def watch_budget_limits(self, limits: Callable[[], Iterable[tuple[str, str, Decimal]]]) -> None:
+        """Register the budgets' cost limit gauge, read at scrape time: (namespace, budget, USD/h)."""
+        self.registry.register(_BudgetLimitCollector(limits))
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
@@ -162,3 +167,18 @@ class _CostCollector(Collector):
         for cost in self._costs():
             hourly.add_metric([cost.namespace], float(cost.committed_hourly))
         yield hourly
+
+
+class _BudgetLimitCollector(Collector):
+    def __init__(self, limits: Callable[[], Iterable[tuple[str, str, Decimal]]]) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        limit = GaugeMetricFamily(
+            "together_operator_budget_hourly_cost_limit_dollars",
+            "spec.maxHourlyCost of each TogetherBudget that sets one, in USD per hour.",
+            labels=["namespace", "budget"],
+        )
+        for namespace, name, dollars in self._limits():
+            limit.add_metric([namespace, name], float(dollars))
+        yield limit

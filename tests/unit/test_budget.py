@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from together_operator import budget
 from together_operator.budget import (
@@ -23,6 +24,7 @@ from together_operator.budget import (
     TogetherBudgetSpec,
 )
 from together_operator.core import AdoptEndpoint, CreateEndpoint, UpdateEndpoint
+from together_operator.metrics import OperatorMetrics
 from together_operator.pricing import dollars
 from together_operator.resource import ConditionType, ObservedAutoscaling, TogetherEndpointStatus
 from together_operator.together.models import (
@@ -354,3 +356,22 @@ def test_only_a_change_of_limits_wakes_the_namespace_not_a_status_write() -> Non
     assert book.put(NAMESPACE, "team", BudgetRecord(raised, 2, written)) is True
     assert book.put(NAMESPACE, "team", None) is True
     assert book.in_namespace(NAMESPACE) == []
+
+
+def test_the_cost_limit_of_each_budget_is_exported() -> None:
+    book = budget.BudgetBook()
+    book.put(NAMESPACE, "team", record(TogetherBudgetSpec(max_hourly_cost=Decimal("12.5"))))
+    book.put(
+        NAMESPACE,
+        "count-only",
+        BudgetRecord(Budget("count-only", TogetherBudgetSpec(max_endpoints=3)), 1, None),
+    )
+    metrics = OperatorMetrics()
+    metrics.watch_budget_limits(book.hourly_limits)
+
+    scraped = generate_latest(metrics.registry).decode()
+
+    assert (
+        'together_operator_budget_hourly_cost_limit_dollars{budget="team",namespace="team-a"} 12.5' in scraped
+    )
+    assert 'budget="count-only"' not in scraped
