@@ -212,9 +212,11 @@ class Reconciler:
         finally:
             stop.cancel()
             self._resources.pop(uid, None)
-            self._latest.pop(uid, None)
-            self._namespaces.pop(uid, None)
+            released = self._latest.pop(uid, None)
+            namespace = self._namespaces.pop(uid, None)
             self._reserved.pop(uid, None)
+            if released is not None and namespace is not None and pricing.committed_hourly(released):
+                self.wake_namespace(namespace)  # budget freed: a resource waiting for it may proceed
             self._poller.unwatch(uid)
 
     async def reconcile_once(self, body: Mapping[str, Any], others: OtherResources) -> float:
@@ -572,8 +574,11 @@ class Reconciler:
         ):
             self._metrics.status_patches.inc()
         resource.written = status
+        before = self._latest.get(meta["uid"])
         self._latest[meta["uid"]] = status
         self._namespaces[meta["uid"]] = meta["namespace"]
+        if before is not None and pricing.committed_hourly(status) < pricing.committed_hourly(before):
+            self.wake_namespace(meta["namespace"])  # budget freed: a resource waiting for it may proceed
 
     def _post_events(self, body: Mapping[str, Any], events: tuple[Event, ...]) -> None:
         for event in events:

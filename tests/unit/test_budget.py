@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,17 @@ def record(spec: TogetherBudgetSpec) -> BudgetRecord:
     return BudgetRecord(Budget("team", spec), generation=1, status=None)
 
 
+def many_resources(bed: ShellBed) -> None:
+    """Let the bed's one status writer stand for many resources: each body's resourceVersion is its
+    own, so one resource's write does not make another's guarded write a conflict."""
+    guarded_write = bed.status.write
+
+    async def write_own_version(*args: Any, resource_version: str | None = None, **kwargs: Any) -> bool:
+        return await guarded_write(*args, **kwargs)
+
+    bed.status.write = write_own_version  # type: ignore[method-assign]
+
+
 def budget_bed(*endpoints: DedicatedEndpoint, **spec: object) -> ShellBed:
     """A bed whose namespace has one budget; 2x H100 costs 3.252 USD per replica-hour (builders)."""
     bed = ShellBed(*endpoints)
@@ -249,13 +261,7 @@ async def test_many_resources_at_once_cannot_both_take_the_last_dollar() -> None
     for i, body in enumerate(bodies):
         body["metadata"]["name"] = f"endpoint-{i}"
     shuffled.shuffle(bodies)
-    guarded_write = bed.status.write
-
-    async def write_own_version(*args: Any, resource_version: str | None = None, **kwargs: Any) -> bool:
-        # One writer stands for many resources here: each body's resourceVersion is its own.
-        return await guarded_write(*args, **kwargs)
-
-    bed.status.write = write_own_version  # type: ignore[method-assign]
+    many_resources(bed)
 
     await asyncio.gather(*(bed.reconcile(body) for body in bodies))
 
@@ -375,3 +381,35 @@ def test_the_cost_limit_of_each_budget_is_exported() -> None:
         'together_operator_budget_hourly_cost_limit_dollars{budget="team",namespace="team-a"} 12.5' in scraped
     )
     assert 'budget="count-only"' not in scraped
+
+
+async def settle(condition: Callable[[], bool]) -> bool:
+    """Let the event loop run until `condition` holds (False if it never does while anything runs)."""
+    for _ in range(1000):
+        if condition():
+            return True
+        await asyncio.sleep(0)
+    return condition()
+
+
+async def test_a_resource_waiting_for_budget_proceeds_by_itself_when_another_stops() -> None:
+    bed = budget_bed(endpoint(state="STARTED"), maxHourlyCost="4")
+    many_resources(bed)
+    running = bed.resource(
+        spec={"model": MODEL, "hardware": HARDWARE, "endpointId": ENDPOINT_ID}, uid="uid-1"
+    )
+    await bed.reconcile(running)
+    bed.watch_event(running)
+    waiting = bed.resource(uid="uid-waiting")
+    waiting["metadata"]["name"] = "waiting"
+    stop = asyncio.Event()
+    loop = asyncio.create_task(bed.reconciler.run(waiting, stop.wait(), bed.others))
+    assert await settle(lambda: "BudgetExceeded" in [e.reason for e in bed.events])
+
+    running["spec"]["state"] = "Stopped"
+    running["metadata"]["generation"] = 2
+    await bed.reconcile(running)
+
+    assert await settle(lambda: "POST /endpoints" in bed.calls())
+    stop.set()
+    await loop
