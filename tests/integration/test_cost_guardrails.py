@@ -148,3 +148,20 @@ def test_a_scale_up_over_budget_is_refused_while_a_scale_down_passes(
 
     assert scaled["status"]["autoscaling"]["maxReplicas"] == 1
     assert calls(operator_env, "PATCH", endpoint_id) == patches + 1
+
+
+@pytest.mark.parametrize("max_hourly_cost", ["12,50", "-5", "$10", "1e3"])
+def test_admission_refuses_a_budget_that_is_not_a_decimal_string(
+    control_plane: ControlPlane, together_crd: str, namespace: str, max_hourly_cost: str
+) -> None:
+    manifest = {
+        "apiVersion": "together.ai/v1alpha1",
+        "kind": "TogetherBudget",
+        "metadata": {"name": "refused", "namespace": namespace},
+        "spec": {"maxHourlyCost": max_hourly_cost},
+    }
+
+    with pytest.raises(KubectlError) as refused:
+        control_plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    assert "spec.maxHourlyCost" in str(refused.value)
