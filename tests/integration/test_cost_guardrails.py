@@ -165,3 +165,28 @@ def test_admission_refuses_a_budget_that_is_not_a_decimal_string(
         control_plane.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     assert "spec.maxHourlyCost" in str(refused.value)
+
+
+def test_many_endpoints_applied_at_once_cannot_overspend_a_budget(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """Room for two 2x H100 endpoints (6.72 USD/h each) and six applied in one kubectl call: exactly
+    two are created, the other four wait with BudgetExceeded."""
+    _budget(kube, maxHourlyCost="14")
+    posts = calls(operator_env, "POST")
+    names = [f"burst-{i}" for i in range(6)]
+    items = [
+        {**endpoint_manifest(name), "metadata": {"name": name, "namespace": kube.namespace}} for name in names
+    ]
+    kube.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+    def settled(obj: dict[str, object]) -> bool:
+        return has_condition("Ready", reason="Started")(obj) or has_condition(
+            "Stalled", reason="BudgetExceeded"
+        )(obj)
+
+    outcomes = [condition(kube.wait_for(TEP, name, settled), "Ready") for name in names]
+
+    started = [o for o in outcomes if o is not None and o["reason"] == "Started"]
+    assert len(started) == 2
+    assert calls(operator_env, "POST") == posts + 2
