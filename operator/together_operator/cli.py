@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -82,10 +82,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     get.add_argument("endpoint_id", metavar="ID")
     _add_api_argument(get)
     get.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    cost = commands.add_parser(
+        "cost",
+        help="per-namespace committed spend: the TogetherEndpoints that are or are about to be running, "
+        "at their maximum replicas (status.pricing)",
+    )
+    cost.add_argument("-n", "--namespace", help="one namespace (default: every namespace)")
+    cost.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    cost.add_argument("-o", "--output", choices=("table", "json"), default="table")
     args = parser.parse_args(args_list)
 
     if args.command == "run":
         return _run(args)
+    if args.command == "cost":
+        return _cost(args.kubeconfig, args.namespace, args.output)
     if args.command == "availability-zones":
         return _look_up(_client, lambda client: _availability_zones(client, args.output))
     if args.api == "v2":
@@ -319,6 +331,59 @@ async def _v2_get_endpoint(client: TogetherV2Client, endpoint_id: str, output: s
         for d in deployments
     ]
     _print_table(("DEPLOYMENT", "NAME", "STATE", "READY", "REPLICAS", "HARDWARE", "WEIGHT", "MESSAGE"), rows)
+    return 0
+
+
+def _cost(kubeconfig: str | None, namespace: str | None, output: str) -> int:
+    """Sum what the TogetherEndpoints' status says (the operator priced them), read through the kube API
+    with the caller's own credentials: no Together key is needed, and RBAC decides what is seen."""
+    import kubernetes
+    from kubernetes.client.exceptions import ApiException
+
+    from together_operator import pricing
+    from together_operator.resource import GROUP, PLURAL, VERSION
+    from together_operator.status_writer import StatusWriter
+
+    config: Any = kubernetes.config  # partly untyped
+    try:
+        client = config.new_client_from_config(config_file=kubeconfig)
+    except config.ConfigException:
+        if kubeconfig is not None:
+            raise
+        config.load_incluster_config()
+        client = kubernetes.client.ApiClient()
+    with client:
+        api: Any = kubernetes.client.CustomObjectsApi(client)  # answers are untyped JSON
+        try:
+            if namespace is None:
+                listed = api.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            else:
+                listed = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        except ApiException as error:
+            print(
+                f"together-operator: listing TogetherEndpoints: {error.status} {error.reason}",
+                file=sys.stderr,
+            )
+            return 1
+    costs = pricing.namespace_costs(
+        (item["metadata"]["namespace"], StatusWriter.parse(item.get("status"))) for item in listed["items"]
+    )
+    if output == "json":
+        rows = [
+            {
+                "namespace": c.namespace,
+                "endpoints": c.endpoints,
+                "running": c.running,
+                "committedHourly": pricing.dollars(c.committed_hourly),
+            }
+            for c in costs
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [
+        (c.namespace, str(c.endpoints), str(c.running), pricing.dollars(c.committed_hourly)) for c in costs
+    ]
+    _print_table(("NAMESPACE", "ENDPOINTS", "RUNNING", "COMMITTED $/H"), table)
     return 0
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from together_operator import schedule as schedules
 from together_operator.resource import (
     AutoStopRecord,
     Condition,
@@ -29,6 +30,7 @@ from together_operator.resource import (
     DesiredState,
     ManagementPolicy,
     ObservedAutoscaling,
+    ScheduleStatus,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
@@ -67,6 +69,9 @@ class Reason(StrEnum):
     STARTED = "Started"
     STOPPED = "Stopped"
     AUTO_STOPPED = "AutoStopped"
+    SCHEDULED = "Scheduled"
+    RUNNING_WINDOW_OPENED = "RunningWindowOpened"
+    RUNNING_WINDOW_CLOSED = "RunningWindowClosed"
     OBSERVING = "Observing"
     PROMPT_CACHE_IGNORED = "PromptCacheIgnored"
     RATE_LIMITED = "RateLimited"
@@ -84,6 +89,7 @@ class Reason(StrEnum):
     CONNECTION_CONFIG_MAP_CONFLICT = "ConnectionConfigMapConflict"
     ENDPOINT_OWNED_ELSEWHERE = "EndpointOwnedElsewhere"
     ADOPTION_REFUSED = "AdoptionRefused"
+    BUDGET_EXCEEDED = "BudgetExceeded"
     # Condition is False: nothing to report.
     NOT_CREATED = "NotCreated"
     RECONCILED = "Reconciled"
@@ -553,7 +559,7 @@ class _Outcome:
 
 def plan(inputs: Inputs) -> Plan:
     """Decide what to do about one TogetherEndpoint and what its status says."""
-    decided = _plan(inputs)
+    decided = _with_schedule(inputs, _plan(inputs))
     first_look_at_generation = inputs.previous.reconciled_generation != inputs.generation
     if inputs.spec.prompt_cache is not None and first_look_at_generation:
         notice = Event(
@@ -566,7 +572,68 @@ def plan(inputs: Inputs) -> Plan:
     return decided
 
 
+def refused_by_budget(inputs: Inputs, decided: Plan, message: str) -> Plan:
+    """`decided` with its actions not sent: Stalled/BudgetExceeded, and nothing recorded that only
+    sending them would make true (a create's intent, an applied timeout). Not bound to the spec: the
+    next reconcile (a budget raised, an endpoint stopped) asks again."""
+    previous = inputs.previous
+    status = decided.status.model_copy(
+        update={
+            "create_requested_at": previous.create_requested_at,
+            "create_intent": previous.create_intent,
+            "inactive_timeout": previous.inactive_timeout,
+            "auto_stopped": previous.auto_stopped,
+        }
+    )
+    outcome = _Outcome(ready=False, reason=Reason.BUDGET_EXCEEDED, message=message, stalled=True)
+    refused = _render(inputs, status, outcome)
+    windows = (Reason.RUNNING_WINDOW_OPENED, Reason.RUNNING_WINDOW_CLOSED)
+    kept = tuple(event for event in decided.events if event.reason in windows)
+    return replace(refused, events=kept + refused.events)
+
+
+def _with_schedule(inputs: Inputs, decided: Plan) -> Plan:
+    """status.schedule as of now, and a Normal event when a running window opened or closed."""
+    window = _window(inputs)
+    if isinstance(window, schedules.ScheduleError):
+        return decided
+    status = decided.status.model_copy(update={"schedule": window})
+    before = inputs.previous.schedule
+    if window is None or before is None or before.active == window.active:
+        return replace(decided, status=status)
+    until = f"until {window.next_transition.isoformat()}" if window.next_transition else "from now on"
+    if window.active:
+        event = Event(
+            EventType.NORMAL, Reason.RUNNING_WINDOW_OPENED, f"in a running window of spec.schedule {until}"
+        )
+    else:
+        event = Event(
+            EventType.NORMAL,
+            Reason.RUNNING_WINDOW_CLOSED,
+            f"outside every running window of spec.schedule {until}",
+        )
+    return replace(decided, status=status, events=(*decided.events, event))
+
+
+def _window(inputs: Inputs) -> ScheduleStatus | schedules.ScheduleError | None:
+    return schedules.status_of(inputs.spec.schedule, inputs.now)
+
+
+def _wanted_state(inputs: Inputs) -> DesiredState:
+    """spec.state, except Stopped outside every running window of spec.schedule."""
+    window = _window(inputs)
+    if isinstance(window, ScheduleStatus) and not window.active:
+        return DesiredState.STOPPED
+    return inputs.spec.state
+
+
 def _plan(inputs: Inputs) -> Plan:
+    window = _window(inputs)
+    if isinstance(window, schedules.ScheduleError):
+        outcome = _Outcome(
+            ready=False, reason=Reason.INVALID_SPEC, message=f"spec.schedule: {window}", stalled=True
+        )
+        return _render(inputs, inputs.previous, outcome)
     if inputs.endpoint_owned_by is not None:
         outcome = _Outcome(
             ready=False,
@@ -654,7 +721,7 @@ def _plan_create(inputs: Inputs) -> Plan:
         ),
         display_name=inputs.desired_display_name,
         disable_speculative_decoding=not spec.speculative_decoding,
-        state="STOPPED" if spec.state == DesiredState.STOPPED else "STARTED",
+        state="STOPPED" if _wanted_state(inputs) == DesiredState.STOPPED else "STARTED",
         inactive_timeout=spec.inactive_timeout or None,
         availability_zone=spec.availability_zone,
     )
@@ -801,7 +868,7 @@ def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
     status = status.model_copy(update={"auto_stopped": auto_stopped})
     target_state = (
         EndpointState.STOPPED
-        if spec.state == DesiredState.STOPPED or auto_stopped is not None
+        if _wanted_state(inputs) == DesiredState.STOPPED or auto_stopped is not None
         else EndpointState.STARTED
     )
 
@@ -833,6 +900,15 @@ def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
     if update is not None:
         return _with_update(inputs, status, endpoint, update)
     outcome = _observed_outcome(endpoint, target_state, auto_stopped, differences, observe_only=False)
+    window = _window(inputs)
+    if outcome.reason == Reason.STOPPED and spec.state == DesiredState.STARTED and window is not None:
+        opens = window.next_transition if isinstance(window, ScheduleStatus) else None
+        outcome = _Outcome(
+            ready=True,
+            reason=Reason.SCHEDULED,
+            message=f"endpoint {endpoint.id} is stopped outside every running window of spec.schedule"
+            + (f"; the next one opens at {opens.isoformat()}" if opens else ""),
+        )
     return _render(inputs, status, outcome)
 
 
@@ -864,7 +940,7 @@ def _auto_stop_record(inputs: Inputs, endpoint: DedicatedEndpoint) -> AutoStopRe
     and recorded; it is undone once the generation or `together.ai/restart-requested-at` moves on.
     """
     spec = inputs.spec
-    if spec.state != DesiredState.STARTED or not spec.auto_stop_enabled:
+    if _wanted_state(inputs) != DesiredState.STARTED or not spec.auto_stop_enabled:
         return None
     if endpoint.state not in (EndpointState.STOPPED, EndpointState.STOPPING):
         return None

@@ -6,12 +6,17 @@ our annotations changes; the delete handler holds the finalizer until the remote
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from kubernetes import client as kube_client
+from kubernetes.client.exceptions import ApiException
 
+from together_operator import budget
+from together_operator.budget import BudgetBook
 from together_operator.clients import TogetherClients
 from together_operator.connection import ConnectionPublisher
 from together_operator.core import Event, KeepFinalizer, OtherResources, RetryPolicy, secret_in_use
@@ -27,6 +32,9 @@ from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api,
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
 
+# Seconds between two looks at what a namespace commits, for its budgets' status.
+BUDGET_STATUS_INTERVAL = 10.0
+
 
 def _post_event(body: Any, event: Event) -> None:
     kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
@@ -41,6 +49,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     configure_kopf(settings)
     api = kubernetes_api()
     memo.api_client = api
+    memo.budgets = BudgetBook()
     metrics = OperatorMetrics()
     rate_limiter = RateLimiter(config.rate_limit, max_concurrent=config.max_concurrent_calls)
     memo.clients = TogetherClients(config.base_url, rate_limiter, transport=metrics.transport)
@@ -68,9 +77,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         _post_event,
         Ownership(kube_client.CoordinationV1Api(api), kube_client.CoreV1Api(api), config.claims_namespace),
         SecretGuard(kube_client.CoreV1Api(api)),
+        budgets=memo.budgets,
     )
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
+    metrics.watch_costs(memo.reconciler.hourly_costs)
+    metrics.watch_budget_limits(memo.budgets.hourly_limits)
+    memo.budget_statuses = asyncio.create_task(_write_budget_statuses(memo))
     if config.metrics_port:
         try:
             metrics.serve(config.metrics_host, config.metrics_port)
@@ -83,6 +96,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.budget_statuses.cancel()
     await memo.poller.close()
     await memo.clients.close()
     memo.api_client.close()
@@ -157,3 +171,58 @@ async def delete_endpoint(
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
     logger.info(outcome.message)
     kopf.event(body, type="Normal", reason="Deleted", message=outcome.message)
+
+
+# --- TogetherBudgets: read, never changed; only their status is written ---------------------------
+
+
+@kopf.on.event(budget.GROUP, budget.VERSION, budget.PLURAL)
+def budget_changed(
+    type: str, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """Keep the budget book current; when limits changed, wake the namespace's resources (one waiting
+    for budget may now proceed)."""
+    assert namespace is not None, "TogetherBudget is namespaced"
+    record = None
+    if type != "DELETED":
+        raw = body.get("status") or {}
+        record = budget.BudgetRecord(
+            budget.Budget(name, budget.TogetherBudgetSpec.model_validate(body.get("spec") or {})),
+            body["metadata"].get("generation", 1),
+            budget.TogetherBudgetStatus.model_validate(raw) if raw.get("conditions") else None,
+        )
+    if memo.budgets.put(namespace, name, record) and "reconciler" in memo:
+        memo.reconciler.wake_namespace(namespace)
+
+
+async def _write_budget_statuses(memo: kopf.Memo) -> None:
+    """Every few seconds, write what each namespace commits to its budgets' status, where that changed:
+    through the status subresource only (the operator may not change a budget, nor hold a finalizer
+    on one, which a kopf timer would)."""
+    api = kube_client.CustomObjectsApi(memo.api_client)
+    while True:
+        await asyncio.sleep(BUDGET_STATUS_INTERVAL)
+        now = datetime.now(UTC).replace(microsecond=0)
+        for namespace, record in memo.budgets.records():
+            status = budget.budget_status(
+                record.budget, record.status, memo.reconciler.committed(namespace), record.generation, now
+            )
+            if status == record.status:
+                continue
+            try:
+                await asyncio.to_thread(
+                    api.patch_namespaced_custom_object_status,
+                    budget.GROUP,
+                    budget.VERSION,
+                    namespace,
+                    budget.PLURAL,
+                    record.budget.name,
+                    {"status": status.model_dump(mode="json", exclude_none=True)},
+                )
+            except ApiException as error:  # deleted meanwhile, say: the next round sees
+                logging.getLogger(__name__).warning(
+                    "writing the status of TogetherBudget %s/%s failed: %s",
+                    namespace,
+                    record.budget.name,
+                    error.reason,
+                )

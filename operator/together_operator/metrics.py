@@ -11,12 +11,14 @@ import re
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from together_operator.pricing import NamespaceCost
 from together_operator.resource import TogetherEndpointStatus
 
 _OPERATIONS = (
@@ -75,6 +77,14 @@ class OperatorMetrics:
     ) -> None:
         """Register the gauges read at scrape time from the running resources."""
         self.registry.register(_ResourceCollector(statuses, rate_limit_waited))
+
+    def watch_costs(self, costs: Callable[[], Iterable[NamespaceCost]]) -> None:
+        """Register the per-namespace cost gauge, read at scrape time."""
+        self.registry.register(_CostCollector(costs))
+
+    def watch_budget_limits(self, limits: Callable[[], Iterable[tuple[str, str, Decimal]]]) -> None:
+        """Register the budgets' cost limit gauge, read at scrape time: (namespace, budget, USD/h)."""
+        self.registry.register(_BudgetLimitCollector(limits))
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
@@ -141,3 +151,34 @@ class _ResourceCollector(Collector):
         yield endpoints
         yield conditions
         yield waited
+
+
+class _CostCollector(Collector):
+    def __init__(self, costs: Callable[[], Iterable[NamespaceCost]]) -> None:
+        self._costs = costs
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        hourly = GaugeMetricFamily(
+            "together_operator_hourly_cost_dollars",
+            "USD per hour committed by the TogetherEndpoints of a namespace: each endpoint that is or is "
+            "about to be running, at its maximum replicas.",
+            labels=["namespace"],
+        )
+        for cost in self._costs():
+            hourly.add_metric([cost.namespace], float(cost.committed_hourly))
+        yield hourly
+
+
+class _BudgetLimitCollector(Collector):
+    def __init__(self, limits: Callable[[], Iterable[tuple[str, str, Decimal]]]) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        limit = GaugeMetricFamily(
+            "together_operator_budget_hourly_cost_limit_dollars",
+            "spec.maxHourlyCost of each TogetherBudget that sets one, in USD per hour.",
+            labels=["namespace", "budget"],
+        )
+        for namespace, name, dollars in self._limits():
+            limit.add_metric([namespace, name], float(dollars))
+        yield limit

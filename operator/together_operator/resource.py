@@ -70,6 +70,13 @@ class ConnectionSpec(_CamelModel):
     config_map_name: str | None = None
 
 
+class ScheduleSpec(_CamelModel):
+    """When a `Started` endpoint may run (`schedule.py`): outside every window it is stopped."""
+
+    time_zone: str = Field(default="UTC", min_length=1)
+    running: tuple[str, ...] = Field(min_length=1)
+
+
 class TogetherEndpointSpec(_CamelModel):
     """What the user asked for. Admission (the CRD's schema and CEL rules) has already validated it."""
 
@@ -88,6 +95,7 @@ class TogetherEndpointSpec(_CamelModel):
     endpoint_id: str | None = None
     api_key_secret_ref: SecretKeyRef | None = None
     connection: ConnectionSpec | None = None
+    schedule: ScheduleSpec | None = None
 
     @property
     def auto_stop_enabled(self) -> bool:
@@ -138,6 +146,23 @@ class CreateIntent(_CamelModel):
     sent by then, so the window in which its endpoint may still appear runs from here."""
 
 
+class Pricing(_CamelModel):
+    """USD as decimal strings (`pricing.py`): per replica-hour, and per hour at the replica bounds."""
+
+    per_replica_hour: str
+    min_hourly: str
+    max_hourly: str
+    hourly_range: str
+    """`min-max`, for the `$/h` printer column (a column shows one field)."""
+
+
+class ScheduleStatus(_CamelModel):
+    active: bool
+    """In a running window now."""
+    next_transition: datetime | None = None
+    """When a window next opens or closes; None: never."""
+
+
 class TogetherEndpointStatus(_CamelModel):
     endpoint_id: str | None = None
     # Fingerprint (not the key) of the API key that created or first saw the endpoint: to any other key
@@ -155,6 +180,8 @@ class TogetherEndpointStatus(_CamelModel):
     # The API never reports inactive_timeout back, so the last value sent is kept to PATCH only changes.
     inactive_timeout: int | None = None
     auto_stopped: AutoStopRecord | None = None
+    pricing: Pricing | None = None
+    schedule: ScheduleStatus | None = None
     # The ConfigMap last published for spec.connection, so a renamed or removed one is cleaned up.
     connection_config_map: str | None = None
     observed_generation: int | None = None

@@ -15,12 +15,15 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
-from together_operator import core
+from together_operator import budget, core, pricing
+from together_operator import schedule as schedules
+from together_operator.budget import BudgetBook
 from together_operator.connection import Owner
 from together_operator.core import (
     Action,
@@ -52,6 +55,7 @@ from together_operator.credentials import ApiKey, CredentialsMissing
 from together_operator.hardware import HardwareCatalogue
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Wake
+from together_operator.pricing import KnownPrice, NamespaceCost
 from together_operator.resource import (
     PAUSED_ANNOTATION,
     RESTART_REQUESTED_ANNOTATION,
@@ -171,6 +175,8 @@ class _Resource:
     """The last create got a 4xx answer: no part of it is still in flight."""
     secret_in_use: str | None = None
     """The Secret this resource last needed (`core.secret_in_use`), to release it once it does not."""
+    price: KnownPrice | None = None
+    """The price of the hardware the resource is priced on, as last read."""
     reread: StoredResource | None = None
     """The resource read after a 409, used while the watch's copy is still at `stale_version`."""
     stale_version: str | None = None
@@ -191,6 +197,7 @@ class Reconciler:
         secrets: SecretFinalizers,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
         jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2),
+        budgets: BudgetBook | None = None,
     ) -> None:
         self._settings = settings
         self._credentials = credentials
@@ -205,8 +212,14 @@ class Reconciler:
         self._clock = clock
         self._jitter = jitter
         self._resources: dict[str, _Resource] = {}
-        self._hardware = HardwareCatalogue()
+        # On the reconciler's clock, so a test's clock ages the cache as it ages prices.
+        self._hardware = HardwareCatalogue(clock=lambda: self._clock().timestamp())
         self._latest: dict[str, TogetherEndpointStatus] = {}
+        self._namespaces: dict[str, str] = {}
+        """uid -> namespace, of the resources in `_latest` or `_reserved`"""
+        self._budgets = budgets or BudgetBook()
+        self._reserved: dict[str, Decimal] = {}
+        """uid -> USD per hour a budget allowed it to commit, until its status shows that"""
         self._deletes_sent: dict[str, datetime] = {}
         """uid -> when a DELETE of its endpoint was last answered"""
 
@@ -230,7 +243,11 @@ class Reconciler:
         finally:
             stop.cancel()
             self._resources.pop(uid, None)
-            self._latest.pop(uid, None)
+            released = self._latest.pop(uid, None)
+            namespace = self._namespaces.pop(uid, None)
+            self._reserved.pop(uid, None)
+            if released is not None and namespace is not None and pricing.committed_hourly(released):
+                self.wake_namespace(namespace)  # budget freed: a resource waiting for it may proceed
             self._poller.unwatch(uid)
 
     async def reconcile_once(self, body: Mapping[str, Any], others: OtherResources) -> float:
@@ -275,6 +292,16 @@ class Reconciler:
     def statuses(self) -> list[TogetherEndpointStatus]:
         """The last status written for each resource this process reconciles (for metrics)."""
         return list(self._latest.values())
+
+    def hourly_costs(self) -> list[NamespaceCost]:
+        """What each namespace's resources commit per hour, as last written (for metrics)."""
+        return pricing.namespace_costs((self._namespaces[uid], s) for uid, s in self._latest.items())
+
+    def wake_namespace(self, namespace: str) -> None:
+        """Reconcile the namespace's resources now: its budgets changed."""
+        for uid, where in self._namespaces.items():
+            if where == namespace and uid in self._resources:
+                self._resources[uid].wake.set()
 
     def wants_wake(self, body: Mapping[str, Any]) -> bool:
         """Whether a watch event changed what a reconcile depends on: the spec or one of our annotations
@@ -336,6 +363,9 @@ class Reconciler:
         if claim is not None:
             observed = replace(observed, adoption_claim=await self._ownership.claim(claim, _owner(body)))
         plan = core.plan(observed)
+        if plan.actions:
+            await self._look_up_price(api, key, observed, plan.status, resource)
+            plan = self._within_budget(observed, plan, resource, uid)
         in_use = core.secret_in_use(spec, plan.status)
         if in_use is not None:  # before a create: deletion must find the key whenever an endpoint exists
             await self._secrets.hold(namespace, in_use)
@@ -353,13 +383,16 @@ class Reconciler:
                 return await self._fail(body, resource, observed, error, action=action)
         steps = core.connection_steps(observed, plan, self._settings.base_url)
         plan = core.with_connection(observed, plan, steps, await self._carry_out(body, steps))
+        await self._look_up_price(api, key, observed, plan.status, resource)
+        plan = replace(plan, status=pricing.with_pricing(plan.status, observed.spec, resource.price))
         await self._publish(body, resource, plan)
         resource.failures = 0
-        return core.seconds_until_next_look(
+        delay = core.seconds_until_next_look(
             plan,
             resync_seconds=self._settings.steady_look_interval,
             transition_seconds=self._settings.transition_check,
         )
+        return schedules.seconds_until_transition(plan.status.schedule, observed.now, delay)
 
     def _stored(self, body: Mapping[str, Any], resource: _Resource) -> StoredResource:
         """The resource's status and version: the watch's copy, or what was read after a 409 while the
@@ -409,6 +442,74 @@ class Reconciler:
             namespace_allows_adoption=allows_adoption,
             now=self._clock(),
         )
+
+    async def _look_up_price(
+        self,
+        api: EndpointsAPI,
+        key: ApiKey,
+        inputs: Inputs,
+        status: TogetherEndpointStatus,
+        resource: _Resource,
+    ) -> None:
+        """Keep `resource.price` current for the hardware `status` is priced on: read again with the
+        hardware cache at most once per steady look interval; a failed look-up keeps the last price
+        (pricing never fails a reconcile)."""
+        spec = inputs.spec
+        hardware = pricing.priced_hardware(spec, status, inputs.hardware_options or ())
+        if inputs.hardware_options is not None:  # just read for a create
+            resource.price = pricing.known_price(hardware, inputs.hardware_options, inputs.now)
+        elif hardware is not None and pricing.price_look_up_due(
+            resource.price, hardware, inputs.now, timedelta(seconds=self._settings.steady_look_interval)
+        ):
+            try:
+                offered = await self._hardware.offered(key.fingerprint, api, spec.model)
+            except TogetherError as error:
+                _log.info("no price for %s/%s: %s", inputs.namespace, inputs.name, error)
+            else:
+                resource.price = pricing.known_price(hardware, offered, inputs.now)
+
+    def _within_budget(self, inputs: Inputs, plan: Plan, resource: _Resource, uid: str) -> Plan:
+        """`plan`, or its refusal when a create, start or scale-up would exceed a budget of the namespace.
+
+        Nothing is awaited from the count to the reservation, so the event loop serialises every
+        decision: two resources cannot both take the last dollar. The reservation stands for what was
+        allowed until the resource's status shows it committed."""
+        budgets = self._budgets.in_namespace(inputs.namespace)
+        price = resource.price
+        asks = []
+        for action in plan.actions:
+            hardware = budget.ask_hardware(action, plan.status)
+            per_hour = price.per_replica_hour if price is not None and price.hardware == hardware else None
+            ask = budget.ask_for(action, plan.status, per_hour)
+            if ask is not None:
+                asks.append(ask)
+        if not budgets or not asks:
+            return plan
+        others = self.committed(inputs.namespace, excluding=uid)
+        for ask in asks:
+            verdict = budget.decide(budgets, ask, others)
+            if isinstance(verdict, budget.Exceeded):
+                return core.refused_by_budget(inputs, plan, verdict.message)
+        self._reserved[uid] = max(ask.hourly or Decimal(0) for ask in asks)
+        self._namespaces[uid] = inputs.namespace
+        return plan
+
+    def committed(self, namespace: str, excluding: str | None = None) -> budget.Committed:
+        """What the namespace's resources (but `excluding`) commit, or were just allowed to."""
+        return budget.committed(
+            (max(self._reserved.get(uid, Decimal(0)), pricing.committed_hourly(status)), running)
+            for uid, status, running in self._namespace_statuses(namespace)
+            if uid != excluding
+        )
+
+    def _namespace_statuses(self, namespace: str) -> list[tuple[str, TogetherEndpointStatus, bool]]:
+        """(uid, last status, whether it runs or was allowed to) of the namespace's resources."""
+        found = []
+        for uid, where in self._namespaces.items():
+            if where == namespace:
+                status = self._latest.get(uid, TogetherEndpointStatus())
+                found.append((uid, status, uid in self._reserved or status.state in pricing.BILLED_STATES))
+        return found
 
     async def _recovery_candidates(
         self, api: EndpointsAPI, model: str, others: OtherResources, uid: str
@@ -501,6 +602,10 @@ class Reconciler:
         return self._settings.retry.backoff(resource.failures, failure.retry_after, self._jitter())
 
     async def _publish(self, body: Mapping[str, Any], resource: _Resource, plan: Plan) -> None:
+        uid = body["metadata"]["uid"]
+        reserved = self._reserved.get(uid)
+        if reserved is not None and budget.reservation_settled(reserved, plan.status):
+            del self._reserved[uid]
         await self._write_status(body, resource, plan.status)
         self._post_events(body, plan.events)
         self._metrics.reconciles.labels(_outcome_reason(plan.status)).inc()
@@ -522,7 +627,11 @@ class Reconciler:
         ):
             self._metrics.status_patches.inc()
         resource.written = status
+        before = self._latest.get(meta["uid"])
         self._latest[meta["uid"]] = status
+        self._namespaces[meta["uid"]] = meta["namespace"]
+        if before is not None and pricing.committed_hourly(status) < pricing.committed_hourly(before):
+            self.wake_namespace(meta["namespace"])  # budget freed: a resource waiting for it may proceed
 
     def _post_events(self, body: Mapping[str, Any], events: tuple[Event, ...]) -> None:
         for event in events:

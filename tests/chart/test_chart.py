@@ -47,6 +47,9 @@ NAMESPACED_RULES = {
     ("together.ai", "togetherendpoints", "watch"),
     ("together.ai", "togetherendpoints", "patch"),
     ("together.ai", "togetherendpoints/status", "patch"),
+    ("together.ai", "togetherbudgets", "list"),
+    ("together.ai", "togetherbudgets", "watch"),
+    ("together.ai", "togetherbudgets/status", "patch"),
     ("", "events", "create"),
     ("", "secrets", "get"),
     ("", "secrets", "patch"),
@@ -146,12 +149,15 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 # what the chart is made of
 
 
-def test_the_chart_ships_the_crd_byte_for_byte() -> None:
+def test_the_chart_ships_the_crds_byte_for_byte() -> None:
     shipped = sorted((CHART / "crds").iterdir())
-    assert [p.name for p in shipped] == [CRD_FILE.name]
-    assert shipped[0].read_bytes() == CRD_FILE.read_bytes(), (
-        "edit crds/, then: cp crds/togetherendpoints.together.ai.yaml charts/together-operator/crds/"
-    )
+    sources = sorted(CRD_FILE.parent.glob("*.together.ai.yaml"))
+    assert [p.name for p in shipped] == [p.name for p in sources]
+    assert CRD_FILE in sources
+    for copy, source in zip(shipped, sources, strict=True):
+        assert copy.read_bytes() == source.read_bytes(), (
+            f"edit crds/, then: cp crds/{source.name} {CHART}/crds/"
+        )
 
 
 def test_the_readme_is_generated_from_the_documented_values(tmp_path: Path) -> None:

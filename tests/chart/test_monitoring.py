@@ -219,7 +219,7 @@ def test_the_dashboard_queries_only_metrics_the_operator_exports() -> None:
     assert used - exported == set(), f"not exported by the operator: {sorted(used - exported)}"
     # ... and every metric the operator exports has a panel (its _created timestamps aside).
     families = {f.name for f in text_string_to_metric_families(scrape) if not f.name.endswith("_created")}
-    assert len(families) == 8
+    assert len(families) == 10
     unshown = {f for f in families if not any(name.startswith(f) for name in used)}
     assert unshown == set()
 

@@ -155,6 +155,7 @@ def test_the_operator_runs_a_full_lifecycle_with_exactly_the_charts_permissions(
     objects = tools.render(values, release="together", namespace=release_namespace, include_crds=True)
     cp.kubectl("apply", "--server-side", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))
     cp.kubectl("wait", "--for=condition=Established", "crd/togetherendpoints.together.ai")
+    cp.kubectl("wait", "--for=condition=Established", "crd/togetherbudgets.together.ai")
     service_account = one(objects, "ServiceAccount")["metadata"]["name"]
     token = cp.kubectl("create", "token", service_account, "-n", release_namespace).stdout.strip()
     kubeconfig = cp.write_token_kubeconfig(tmp_path / "operator.kubeconfig", token, release_namespace)
@@ -219,6 +220,10 @@ def _lifecycle(tools: Tools, kube: Kube, simulator: RunningSimulator) -> None:
     assert remote.owner == "team", "created with the key from the team's Secret"
     config_map = kube.wait_for("configmap", "chat-connection", lambda c: "TOGETHER_MODEL" in c["data"])
     assert config_map["data"]["TOGETHER_ENDPOINT_ID"] == endpoint_id
+    # A team budget is read, and its status says what the team commits (2x H100: 6.72 USD/h).
+    budget = {"apiVersion": "together.ai/v1alpha1", "kind": "TogetherBudget", "metadata": {"name": "team"}}
+    kube.kubectl("apply", "-f", "-", input=json.dumps({**budget, "spec": {"maxHourlyCost": "100"}}))
+    kube.wait_for("tbudget", "team", lambda b: (b.get("status") or {}).get("committedHourlyCost") == "6.72")
 
     # A hand edit of the published ConfigMap is put back.
     kube.kubectl(

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prometheus_client import generate_latest
 
 from tests.support.controlplane import REPO_ROOT, ControlPlane, expected_k8s_version
 from together_operator.metrics import OperatorMetrics
+from together_operator.pricing import NamespaceCost
 from together_operator.resource import Condition, ConditionType, TogetherEndpointStatus
 
 CHART = REPO_ROOT / "charts" / "together-operator"
@@ -181,6 +183,10 @@ def operator_scrape() -> str:
         ),
     )
     metrics.watch_resources(lambda: [status], lambda: 1.5)
+    metrics.watch_costs(
+        lambda: [NamespaceCost("team-a", endpoints=1, running=1, committed_hourly=Decimal("6.72"))]
+    )
+    metrics.watch_budget_limits(lambda: [("team-a", "team", Decimal(50))])
     return generate_latest(metrics.registry).decode()
 
 

@@ -25,6 +25,8 @@ from together_operator.resource import (
     Condition,
     ConditionType,
     ObservedAutoscaling,
+    Pricing,
+    ScheduleStatus,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
@@ -493,6 +495,10 @@ def _status(now: dt.datetime) -> TogetherEndpointStatus:
         create_requested_at=now,
         inactive_timeout=60,
         auto_stopped=AutoStopRecord(generation=1, restart_requested_at="2026-01-01T00:00:00Z"),
+        pricing=Pricing(
+            per_replica_hour="6.72", min_hourly="6.72", max_hourly="13.44", hourly_range="6.72-13.44"
+        ),
+        schedule=ScheduleStatus(active=True, next_transition=now),
         observed_generation=1,
         last_sync_time=now,
         conditions=conditions,
@@ -523,9 +529,28 @@ def test_status_from_the_model_round_trips_and_fills_the_columns(
     assert stored["metadata"]["generation"] == 1, "a status write is not a spec change"
 
     table = control_plane.kubectl("get", "tep", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "MODEL", "HARDWARE", "DESIRED", "STATE", "READY", "ENDPOINT", "AGE"]
+    assert table[0].split() == [
+        "NAME",
+        "MODEL",
+        "HARDWARE",
+        "DESIRED",
+        "STATE",
+        "READY",
+        "ENDPOINT",
+        "$/H",
+        "AGE",
+    ]
     row = table[1].split()
-    assert row[:7] == ["mixtral", MODEL, HARDWARE, "Started", "STARTED", "True", f"devuser/{MODEL}-bb04c904"]
+    assert row[:8] == [
+        "mixtral",
+        MODEL,
+        HARDWARE,
+        "Started",
+        "STARTED",
+        "True",
+        f"devuser/{MODEL}-bb04c904",
+        "6.72-13.44",
+    ]
 
 
 def test_spec_cannot_be_changed_through_the_status_subresource(

@@ -163,6 +163,13 @@ def test_every_dashboard_query_and_alert_expression_runs_on_a_real_prometheus(
         [{"fault": "server_error", "status": 503, "method": "GET", "path": "/v1/endpoints$", "times": 3}]
     )
     try:
+        # A budget the served endpoint (6.72 USD/h) fills to 96%: the budget alert has a case.
+        budget = {
+            "apiVersion": "together.ai/v1alpha1",
+            "kind": "TogetherBudget",
+            "metadata": {"name": "team"},
+        }
+        kube.apply({**budget, "spec": {"maxHourlyCost": "7"}})
         kube.apply(endpoint_manifest("served"))
         kube.apply(endpoint_manifest("unofferable", model="no-such-org/no-such-model"))
         kube.wait_for(TEP, "served", has_condition("Ready"))
@@ -177,6 +184,7 @@ def test_every_dashboard_query_and_alert_expression_runs_on_a_real_prometheus(
     panels = [_panel_query(q) for q in dashboard_queries(dashboard) if q not in variables]
     alerts = {rule["alert"]: rule["expr"] for group in alert_rules for rule in group["rules"]}
     stalled_alert = alerts["TogetherEndpointStalled"]
+    budget_alert = alerts["TogetherBudgetNearlySpent"]
 
     # The job variable offers the scraped job; the panels, on it, all show series, the error ratio too
     # (the failed lists); the Stalled alert's expression counts the stalled resource under its reason.
@@ -185,11 +193,16 @@ def test_every_dashboard_query_and_alert_expression_runs_on_a_real_prometheus(
     lists = f'together_operator_api_calls_total{{job="{SCRAPE_JOB}", operation="list_endpoints", code="200"}}'
     listed = f"increase({lists}[1m]) > 0"
     results = _until_all_return_series(
-        prometheus, [*(_variable_query(q) for q in variables), *panels, stalled_alert, listed]
+        prometheus, [*(_variable_query(q) for q in variables), *panels, stalled_alert, budget_alert, listed]
     )
     for variable in variables:
         assert {s["metric"]["job"] for s in results[_variable_query(variable)]} == {SCRAPE_JOB}
     assert [(s["metric"]["reason"], s["value"][1]) for s in results[stalled_alert]] == [(reason, "1")]
+    spent = [
+        (s["metric"]["exported_namespace"], s["metric"]["budget"], s["value"][1])
+        for s in results[budget_alert]
+    ]
+    assert spent == [(kube.namespace, "team", "0.96")]
     # Every alert expression parses and evaluates; a running operator that lists is neither down nor
     # out of sync (and `absent(up{...})` being empty shows the alerts select the scraped series).
     for expr in alerts.values():

@@ -135,20 +135,23 @@ def has_condition(
     return check
 
 
-CRD_PATH = REPO_ROOT / "crds" / "togetherendpoints.together.ai.yaml"
+CRDS_DIR = REPO_ROOT / "crds"
 CRD_NAME = f"{PLURAL}.{GROUP}"
+BUDGET_CRD_NAME = f"togetherbudgets.{GROUP}"
 
 
 def install_crd(kubectl: Callable[..., object], field_manager: str = "together-operator-tests") -> str:
-    """Install crds/togetherendpoints.together.ai.yaml (server-side apply) with `kubectl` (e.g.
-    `ControlPlane.kubectl`) and wait until the API server serves it. Returns the CRD's name."""
+    """Install the operator's CRDs (crds/: TogetherEndpoint and TogetherBudget, server-side apply) with
+    `kubectl` (e.g. `ControlPlane.kubectl`) and wait until the API server serves them. Returns the
+    TogetherEndpoint CRD's name."""
     kubectl(
         "apply",
         "--server-side",
         "--force-conflicts",
         f"--field-manager={field_manager}",
         "-f",
-        str(CRD_PATH),
+        str(CRDS_DIR),
     )
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+    for name in (CRD_NAME, BUDGET_CRD_NAME):
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
     return CRD_NAME

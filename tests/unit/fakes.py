@@ -13,6 +13,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from together_operator.budget import BudgetBook
 from together_operator.connection import Owner
 from together_operator.core import AdoptionClaim, Event, OtherResources
 from together_operator.credentials import ApiKey, CredentialsMissing
@@ -135,7 +136,8 @@ class FakeTogether:
 
     async def update_endpoint(self, endpoint_id: str, request: UpdateEndpointRequest) -> DedicatedEndpoint:
         await self._call(f"PATCH /endpoints/{endpoint_id}")
-        changed = self._get(endpoint_id, "PATCH").model_copy(update=request.model_dump(exclude_none=True))
+        before = self._get(endpoint_id, "PATCH").model_dump()
+        changed = DedicatedEndpoint.model_validate({**before, **request.model_dump(exclude_none=True)})
         self.endpoints[endpoint_id] = changed
         return changed
 
@@ -250,12 +252,13 @@ class FakeConnections:
 
 class FakeOwnership:
     """Claims held per endpoint id (uid, namespace/name), as the apiserver's create-once keeps them;
-    and which namespaces carry the adoption label."""
+    and which namespaces carry the adoption label: the bed's own does, so tests that adopt with the
+    operator-wide key need not say so (a test of that rule empties `allowing`)."""
 
     def __init__(self, log: Log) -> None:
         self.log = log
         self.claims: dict[str, tuple[str, str]] = {}
-        self.allowing: set[str] = set()
+        self.allowing: set[str] = {NAMESPACE}
 
     async def claim(self, endpoint_id: str, owner: Owner) -> AdoptionClaim:
         self.log.append(f"claim {endpoint_id}")
@@ -323,6 +326,7 @@ class ShellBed:
         self.credentials = FakeCredentials()
         self.events: list[Event] = []
         self.others = OtherResources()
+        self.budgets = BudgetBook()
         self.reconciler = Reconciler(
             settings or ReconcilerSettings(base_url="https://api.together.ai/v1"),
             self.credentials,
@@ -336,6 +340,7 @@ class ShellBed:
             self.secrets,
             clock=self.clock,
             jitter=lambda: 1.0,
+            budgets=self.budgets,
         )
 
     def _post_event(self, body: Mapping[str, Any], event: Event) -> None:

@@ -202,3 +202,19 @@ def test_an_adopted_endpoint_is_deleted_with_the_operator_key_only_where_the_nam
     else:
         assert isinstance(then, Released)
         assert "left running" in then.message
+
+
+async def test_with_the_operator_key_in_a_namespace_that_does_not_allow_it_nothing_is_claimed_or_sent() -> (
+    None
+):
+    bed = ShellBed(endpoint(min_replicas=3, max_replicas=3))
+    bed.ownership.allowing.clear()
+    body = bed.resource(spec=ADOPTING)
+
+    await bed.reconcile(body)
+    bed.watch_event(body)
+    await bed.reconciler.delete(body, bed.others)
+
+    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
+    assert bed.ownership.claims == {}
+    assert [e.reason for e in bed.events] == ["AdoptionRefused"]

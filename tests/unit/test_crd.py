@@ -154,13 +154,14 @@ def test_one_served_storage_version_with_status_subresource() -> None:
 
 def test_printer_columns_match_the_contract() -> None:
     columns = {c["name"]: c for c in VERSION["additionalPrinterColumns"]}
-    assert list(columns) == ["Model", "Hardware", "Desired", "State", "Ready", "Endpoint", "Age"]
+    assert list(columns) == ["Model", "Hardware", "Desired", "State", "Ready", "Endpoint", "$/h", "Age"]
     assert columns["Model"]["jsonPath"] == ".spec.model"
     assert columns["Hardware"]["jsonPath"] == ".status.hardware"
     assert columns["Desired"]["jsonPath"] == ".spec.state"
     assert columns["State"]["jsonPath"] == ".status.state"
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Endpoint"]["jsonPath"] == ".status.endpointName"
+    assert columns["$/h"]["jsonPath"] == ".status.pricing.hourlyRange"
     assert columns["Age"] == {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
@@ -193,6 +194,9 @@ def test_only_status_kopf_preserves_unknown_fields() -> None:
         ("spec.connection", resource.ConnectionSpec),
         ("status.autoscaling", resource.ObservedAutoscaling),
         ("status.autoStopped", resource.AutoStopRecord),
+        ("status.pricing", resource.Pricing),
+        ("spec.schedule", resource.ScheduleSpec),
+        ("status.schedule", resource.ScheduleStatus),
         ("status.conditions", Condition),
     ],
 )

@@ -13,7 +13,7 @@ from together_operator.handlers import open_creates
 from together_operator.resource import ConditionType
 from together_operator.together.errors import NotFoundError, RateLimitedError, TransientError
 
-from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, NOW, endpoint
+from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NOW, endpoint
 from .fakes import ShellBed
 
 
@@ -311,16 +311,17 @@ async def test_a_404_to_a_changed_api_key_does_not_release_the_resource() -> Non
 
 
 async def steady_bed() -> tuple[ShellBed, dict[str, Any]]:
-    """An endpoint in sync with its resource, reconciled once (one GET), the list showing it."""
+    """An endpoint in sync with its resource, reconciled once (one GET, and its hardware's price), the
+    list showing it; the log starts empty after that."""
     bed = ShellBed(endpoint())
     bed.lists.show(endpoint())
-    bed.ownership.allowing.add(NAMESPACE)
     body = bed.resource(
         spec={"model": endpoint().model, "hardware": endpoint().hardware, "endpointId": ENDPOINT_ID}
     )
     await bed.reconcile(body)
     bed.watch_event(body)
-    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
+    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}", f"GET /hardware?model={endpoint().model}"]
+    bed.log.clear()
     return bed, body
 
 
@@ -330,7 +331,7 @@ async def test_a_steady_endpoint_is_not_read_again_while_the_list_agrees() -> No
 
     await bed.reconcile(body)
 
-    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
+    assert bed.calls() == []
 
 
 async def test_a_steady_endpoint_is_read_again_once_at_its_resync_turn() -> None:
@@ -340,7 +341,7 @@ async def test_a_steady_endpoint_is_read_again_once_at_its_resync_turn() -> None
     await bed.reconcile(body)
     await bed.reconcile(body)
 
-    assert bed.calls().count(f"GET /endpoints/{ENDPOINT_ID}") == 2
+    assert bed.calls().count(f"GET /endpoints/{ENDPOINT_ID}") == 1
     assert bed.lists.resync_turns == set()
 
 
@@ -350,7 +351,7 @@ async def test_a_steady_endpoint_is_not_read_again_without_a_resync_turn_however
 
     await bed.reconcile(body)
 
-    assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
+    assert f"GET /endpoints/{ENDPOINT_ID}" not in bed.calls()
 
 
 async def test_a_change_the_list_shows_is_read_in_full() -> None:
@@ -360,7 +361,7 @@ async def test_a_change_the_list_shows_is_read_in_full() -> None:
 
     await bed.reconcile(body)
 
-    assert bed.calls()[1] == f"GET /endpoints/{ENDPOINT_ID}"
+    assert bed.calls()[0] == f"GET /endpoints/{ENDPOINT_ID}"
 
 
 async def test_the_answer_to_our_own_patch_is_read_again_next_time() -> None:
@@ -373,7 +374,7 @@ async def test_the_answer_to_our_own_patch_is_read_again_next_time() -> None:
     bed.lists.show(bed.together.endpoints[ENDPOINT_ID])
     await bed.reconcile(body)
 
-    assert bed.calls()[1:] == [f"PATCH /endpoints/{ENDPOINT_ID}", f"GET /endpoints/{ENDPOINT_ID}"]
+    assert bed.calls() == [f"PATCH /endpoints/{ENDPOINT_ID}", f"GET /endpoints/{ENDPOINT_ID}"]
 
 
 async def test_two_creates_of_one_model_share_one_hardware_look_up() -> None:

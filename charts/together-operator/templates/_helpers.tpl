@@ -71,6 +71,14 @@ or watch of Secrets (each one is read by name, on use), no wildcard.
 - apiGroups: [together.ai]
   resources: [togetherendpoints/status]
   verbs: [patch]
+# TogetherBudgets are read (the limits a create, start or scale-up must fit), never changed; the
+# operator writes only their status (what the namespace commits).
+- apiGroups: [together.ai]
+  resources: [togetherbudgets]
+  verbs: [list, watch]
+- apiGroups: [together.ai]
+  resources: [togetherbudgets/status]
+  verbs: [patch]
 # Events on TogetherEndpoints (Creating, Started, Stalled reasons, ...), posted by kopf.
 - apiGroups: [""]
   resources: [events]
