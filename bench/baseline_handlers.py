@@ -1,7 +1,7 @@
 """The benchmark's baseline: the same reconcile core, but every resource polls its own endpoint.
 
 Used only by the benchmark (`python -m kopf run --standalone bench/baseline_handlers.py`), never
-shipped. One kopf daemon per TogetherEndpoint runs the product's pure `reconcile.plan` and its
+shipped. One kopf daemon per TogetherEndpoint runs the product's pure `core.plan` and its
 `StatusWriter` (which skips no-op patches), so the only difference from `together-operator run` is
 how the remote side is observed: a `GET /endpoints/{id}` per resource per poll interval (the
 transition interval while the endpoint changes state) instead of one shared list per credential.
@@ -26,8 +26,8 @@ import kopf
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
-from together_operator import reconcile
-from together_operator.reconcile import CreateEndpoint, Found, Gone, Inputs, NotCreated, RemoteView
+from together_operator import core
+from together_operator.core import CreateEndpoint, Found, Gone, Inputs, NotCreated, RemoteView
 from together_operator.resource import (
     GROUP,
     PLURAL,
@@ -119,25 +119,25 @@ async def _reconcile_once(
         restart_requested_at=(meta.get("annotations") or {}).get(RESTART_REQUESTED_ANNOTATION),
         hardware_options=hardware,
     )
-    plan = reconcile.plan(inputs)
+    plan = core.plan(inputs)
     for action in plan.actions:
         if isinstance(action, CreateEndpoint):
             await _write(memo, body, plan.status)
             _post(body, plan.events)  # as the operator does: "Creating" before the POST
             endpoint = await api.create_endpoint(action.request)
             previous = plan.status.model_copy(update={"endpoint_id": endpoint.id})
-        elif isinstance(action, reconcile.UpdateEndpoint):
+        elif isinstance(action, core.UpdateEndpoint):
             endpoint = await api.update_endpoint(action.endpoint_id, action.request)
         else:
             endpoint = await api.get_endpoint(action.endpoint_id)
-        plan = reconcile.plan(replace(inputs, previous=previous, remote=Found(endpoint)))
+        plan = core.plan(replace(inputs, previous=previous, remote=Found(endpoint)))
     if plan.status != written:  # the watch may not have brought our last write back yet
         await _write(memo, body, plan.status)
     _post(body, plan.events)
     return plan.status, plan.in_transition
 
 
-def _post(body: kopf.Body, events: tuple[reconcile.Event, ...]) -> None:
+def _post(body: kopf.Body, events: tuple[core.Event, ...]) -> None:
     for event in events:
         kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from kubernetes.client import CoreV1Api, V1ConfigMap, V1ObjectMeta, V1OwnerReference
 from kubernetes.client.exceptions import ApiException
 
-from together_operator.resource import GROUP, KIND, VERSION, TogetherEndpointSpec, TogetherEndpointStatus
+from together_operator.resource import GROUP, KIND, VERSION
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "together-operator"}
 
@@ -32,21 +32,6 @@ class Owner:
             controller=True,
             block_owner_deletion=False,
         )
-
-
-def connection_data(
-    spec: TogetherEndpointSpec, status: TogetherEndpointStatus, base_url: str
-) -> dict[str, str] | None:
-    """The ConfigMap's data, or None while there is nothing to publish (no endpoint yet)."""
-    if spec.connection is None or spec.connection.config_map_name is None:
-        return None
-    if status.endpoint_name is None or status.endpoint_id is None:
-        return None
-    return {
-        "TOGETHER_MODEL": status.endpoint_name,
-        "TOGETHER_BASE_URL": base_url,
-        "TOGETHER_ENDPOINT_ID": status.endpoint_id,
-    }
 
 
 class ConnectionPublisher:

@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from together_operator.reconcile import CredentialsMissing
 from together_operator.resource import SecretKeyRef
+
+
+@dataclass(frozen=True)
+class CredentialsMissing:
+    """The API key could not be read: a missing Secret or key, or no operator-wide key."""
+
+    message: str
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""kopf handlers: thin adapters from kopf's callbacks to the `Reconciler`.
+"""kopf handlers: thin adapters from kopf's callbacks to the `Reconciler` (shell.py).
 
 One daemon per TogetherEndpoint runs its reconcile loop; watch events wake it when the spec or one of
 our annotations changes; the delete handler holds the finalizer until the remote endpoint is gone.
@@ -13,14 +13,15 @@ import kopf
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
+from together_operator.clients import TogetherClients
 from together_operator.connection import ConnectionPublisher
+from together_operator.core import Event, KeepFinalizer, OtherResources, RetryPolicy
 from together_operator.credentials import CredentialResolver
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Poller, PollIntervals
-from together_operator.reconcile import Event, RetryPolicy
-from together_operator.reconciler import Reconciler, ReconcilerSettings, TogetherClients
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_operator.settings import OperatorConfig
+from together_operator.shell import Reconciler, ReconcilerSettings
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
 
@@ -108,11 +109,28 @@ def endpoint_owners(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str]]:
     return {endpoint_id: (meta["uid"], f"{meta['namespace']}/{meta['name']}")} if endpoint_id else {}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def open_creates(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    """(model, hardware, display name) a create sent -> (uid, namespace/name, createRequestedAt) of every
+    TogetherEndpoint whose create is open (intent recorded, no endpoint id): no two resources that sent
+    the same create may adopt one endpoint."""
+    status = body.get("status") or {}
+    intent, requested_at = status.get("createIntent"), status.get("createRequestedAt")
+    if not intent or not requested_at or status.get("endpointId"):
+        return {}
+    meta = body["metadata"]
+    key = (intent.get("model", ""), intent.get("hardware", ""), intent.get("displayName", ""))
+    return {key: (meta["uid"], f"{meta['namespace']}/{meta['name']}", requested_at)}
+
+
+def _others(kwargs: dict[str, Any]) -> OtherResources:
+    # kopf passes each index as a keyword named after its function.
+    return OtherResources(owners=kwargs["endpoint_owners"], open_creates=kwargs["open_creates"])
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def run_endpoint(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
-    # kopf passes each index as a keyword named after its function.
-    owners: kopf.Index[str, tuple[str, str]] = kwargs["endpoint_owners"]
-    await memo.reconciler.run(body, stopped.wait(), owners)
+    await memo.reconciler.run(body, stopped.wait(), _others(kwargs))
 
 
 def _changed_for_reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
@@ -127,10 +145,13 @@ def wake_reconciler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 async def delete_endpoint(
-    body: kopf.Body, memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **kwargs: Any,
 ) -> None:
-    outcome = await memo.reconciler.delete(body)
-    if not outcome.done:
+    outcome = await memo.reconciler.delete(body, _others(kwargs))
+    if isinstance(outcome, KeepFinalizer):
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
     logger.info(outcome.message)
     kopf.event(body, type="Normal", reason="Deleted", message=outcome.message)

@@ -3,8 +3,8 @@
 Every TogetherEndpoint registers the endpoint id it watches under its credential. The poller lists
 the account's endpoints once per interval (sooner while any watched endpoint is PENDING, STARTING or
 STOPPING, jittered), keeps the latest list item of each, and wakes only the resources whose item
-changed or vanished. The list lacks display name, hardware and autoscaling: the reconciler reads a
-single endpoint only when it needs those (see `Reconciler`).
+changed or vanished. The list lacks display name, hardware and autoscaling: the shell reads a
+single endpoint only when it needs those (see `core.usable_cached_read`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from together_operator.reconcile import TRANSITIONAL_STATES
 from together_operator.together import EndpointsAPI, TogetherError
-from together_operator.together.models import ListEndpoint
+from together_operator.together.models import TRANSITIONAL_STATES, ListEndpoint
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class Poller:
         return account.listed.get(endpoint_id)
 
     def poll_soon(self, credential: str) -> None:
-        """List again now, e.g. after a change the reconciler made, instead of after the full interval."""
+        """List again now, e.g. after a change the shell made, instead of after the full interval."""
         account = self._accounts.get(credential)
         if account is not None:
             account.kick.set()

@@ -126,8 +126,23 @@ class AutoStopRecord(_CamelModel):
     restart_requested_at: str | None = None
 
 
+class CreateIntent(_CamelModel):
+    """What the one create call sent, recorded with the intent before sending it: an interrupted create
+    is found again by this, not by the spec as it is now (which may have changed meanwhile)."""
+
+    model: str
+    hardware: str
+    display_name: str
+    outcome_unknown_since: datetime | None = None
+    """When the create got no verdict (a timeout, a lost connection, a 5xx, an unreadable 2xx): it was
+    sent by then, so the window in which its endpoint may still appear runs from here."""
+
+
 class TogetherEndpointStatus(_CamelModel):
     endpoint_id: str | None = None
+    # Fingerprint (not the key) of the API key that created or first saw the endpoint: to any other key
+    # a 404 may only mean "not visible to this key", never "deleted".
+    api_key_fingerprint: str | None = None
     endpoint_name: str | None = None
     state: str | None = None
     hardware: str | None = None
@@ -136,6 +151,7 @@ class TogetherEndpointStatus(_CamelModel):
     created_at: datetime | None = None
     # Intent recorded before the one POST of a create, so a crash before endpointId is written is found.
     create_requested_at: datetime | None = None
+    create_intent: CreateIntent | None = None
     # The API never reports inactive_timeout back, so the last value sent is kept to PATCH only changes.
     inactive_timeout: int | None = None
     auto_stopped: AutoStopRecord | None = None

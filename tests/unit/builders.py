@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from together_operator.reconcile import (
+from together_operator.core import (
     Found,
     Inputs,
     Plan,

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from together_operator.reconcile import (
+from together_operator.core import (
     CREATE_OUTCOME_WINDOW,
     AdoptEndpoint,
     CreateEndpoint,

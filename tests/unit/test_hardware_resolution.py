@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from together_operator.reconcile import (
+from together_operator.core import (
     CreateEndpoint,
     HardwareRejected,
     HardwareResolved,

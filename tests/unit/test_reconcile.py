@@ -12,17 +12,16 @@ import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
-from together_operator.reconcile import (
+from together_operator.core import (
     CREATE_CLOCK_SKEW,
     STATE_CHANGE_GRACE,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
-    CredentialsMissing,
     Event,
     FailurePlan,
     Found,
@@ -36,6 +35,7 @@ from together_operator.reconcile import (
     plan,
     plan_failure,
 )
+from together_operator.credentials import CredentialsMissing
 from together_operator.resource import AutoStopRecord, ConditionType, TogetherEndpointStatus
 from together_operator.together.errors import (
     AuthError,
@@ -1282,121 +1282,156 @@ def _http(cls: type[TogetherError], code: int, **extra: Any) -> TogetherError:
 NOT_READY = "not ready"
 
 
+class FailureCase(NamedTuple):
+    error: TogetherError | CredentialsMissing
+    action: UpdateEndpoint | None
+    """The action that failed; None: only looking failed."""
+    reason: str
+    ready: str
+    """KEPT or NOT_READY."""
+    stalled: bool
+    reconciling: bool
+    retry_after: float
+
+
 @pytest.mark.parametrize(
-    ("error", "action", "reason", "ready", "stalled", "reconciling", "retry_after"),
+    "case",
     [
-        pytest.param(_http(AuthError, 401), None, "Unauthorized", NOT_READY, True, False, 120.0, id="401"),
         pytest.param(
-            _http(AuthError, 403),
-            AN_UPDATE,
-            "Unauthorized",
-            NOT_READY,
-            True,
-            False,
-            120.0,
+            FailureCase(
+                error=_http(AuthError, 401),
+                action=None,
+                reason="Unauthorized",
+                ready=NOT_READY,
+                stalled=True,
+                reconciling=False,
+                retry_after=120.0,
+            ),
+            id="401",
+        ),
+        pytest.param(
+            FailureCase(
+                error=_http(AuthError, 403),
+                action=AN_UPDATE,
+                reason="Unauthorized",
+                ready=NOT_READY,
+                stalled=True,
+                reconciling=False,
+                retry_after=120.0,
+            ),
             id="403-on-update",
         ),
         pytest.param(
-            _http(RateLimitedError, 429, retry_after=42.0),
-            AN_UPDATE,
-            "RateLimited",
-            NOT_READY,
-            False,
-            True,
-            42.0,
+            FailureCase(
+                error=_http(RateLimitedError, 429, retry_after=42.0),
+                action=AN_UPDATE,
+                reason="RateLimited",
+                ready=NOT_READY,
+                stalled=False,
+                reconciling=True,
+                retry_after=42.0,
+            ),
             id="429-on-update-retry-after-honoured",
         ),
         pytest.param(
-            _http(RateLimitedError, 429),
-            None,
-            "RateLimited",
-            KEPT,
-            False,
-            True,
-            10.0,
+            FailureCase(
+                error=_http(RateLimitedError, 429),
+                action=None,
+                reason="RateLimited",
+                ready=KEPT,
+                stalled=False,
+                reconciling=True,
+                retry_after=10.0,
+            ),
             id="429-while-observing-default-wait",
         ),
         pytest.param(
-            _http(TransientError, 503),
-            AN_UPDATE,
-            "ApiUnavailable",
-            NOT_READY,
-            False,
-            True,
-            10.0,
+            FailureCase(
+                error=_http(TransientError, 503),
+                action=AN_UPDATE,
+                reason="ApiUnavailable",
+                ready=NOT_READY,
+                stalled=False,
+                reconciling=True,
+                retry_after=10.0,
+            ),
             id="503-on-update",
         ),
         pytest.param(
-            _http(TransientError, 503, retry_after=7.0),
-            None,
-            "ApiUnavailable",
-            KEPT,
-            False,
-            True,
-            7.0,
+            FailureCase(
+                error=_http(TransientError, 503, retry_after=7.0),
+                action=None,
+                reason="ApiUnavailable",
+                ready=KEPT,
+                stalled=False,
+                reconciling=True,
+                retry_after=7.0,
+            ),
             id="503-while-observing-retry-after-honoured",
         ),
         pytest.param(
-            TransientError("timed out", method="GET", path="endpoints"),
-            None,
-            "ApiUnavailable",
-            KEPT,
-            False,
-            True,
-            10.0,
+            FailureCase(
+                error=TransientError("timed out", method="GET", path="endpoints"),
+                action=None,
+                reason="ApiUnavailable",
+                ready=KEPT,
+                stalled=False,
+                reconciling=True,
+                retry_after=10.0,
+            ),
             id="timeout-while-observing",
         ),
         pytest.param(
-            _http(PermanentError, 400),
-            AN_UPDATE,
-            "InvalidSpec",
-            NOT_READY,
-            True,
-            False,
-            120.0,
+            FailureCase(
+                error=_http(PermanentError, 400),
+                action=AN_UPDATE,
+                reason="InvalidSpec",
+                ready=NOT_READY,
+                stalled=True,
+                reconciling=False,
+                retry_after=120.0,
+            ),
             id="400-on-update",
         ),
         pytest.param(
-            _http(PermanentError, 422),
-            AN_UPDATE,
-            "InvalidSpec",
-            NOT_READY,
-            True,
-            False,
-            120.0,
+            FailureCase(
+                error=_http(PermanentError, 422),
+                action=AN_UPDATE,
+                reason="InvalidSpec",
+                ready=NOT_READY,
+                stalled=True,
+                reconciling=False,
+                retry_after=120.0,
+            ),
             id="422-on-update",
         ),
         pytest.param(
-            _http(NotFoundError, 404),
-            AN_UPDATE,
-            "RemoteDeleted",
-            NOT_READY,
-            True,
-            False,
-            120.0,
+            FailureCase(
+                error=_http(NotFoundError, 404),
+                action=AN_UPDATE,
+                reason="RemoteDeleted",
+                ready=NOT_READY,
+                stalled=True,
+                reconciling=False,
+                retry_after=120.0,
+            ),
             id="404-on-update",
         ),
         pytest.param(
-            CredentialsMissing("Secret team-a/together not found"),
-            None,
-            "CredentialsNotFound",
-            NOT_READY,
-            True,
-            False,
-            60.0,
+            FailureCase(
+                error=CredentialsMissing("Secret team-a/together not found"),
+                action=None,
+                reason="CredentialsNotFound",
+                ready=NOT_READY,
+                stalled=True,
+                reconciling=False,
+                retry_after=60.0,
+            ),
             id="credentials-missing",
         ),
     ],
 )
-def test_a_failure_becomes_a_condition_and_a_retry_time(
-    error: TogetherError | CredentialsMissing,
-    action: UpdateEndpoint | None,
-    reason: str,
-    ready: str,
-    stalled: bool,
-    reconciling: bool,
-    retry_after: float,
-) -> None:
+def test_a_failure_becomes_a_condition_and_a_retry_time(case: FailureCase) -> None:
     """Generation 2 asks for a new display name (AN_UPDATE) of an endpoint Ready at generation 1. A
     failure makes Ready False with its reason (NOT_READY), except a transient one while only looking:
     that keeps Ready and Serving as they were (KEPT), so GitOps health does not flap on every 429."""
@@ -1404,19 +1439,19 @@ def test_a_failure_becomes_a_condition_and_a_retry_time(
     before = step.previous
     assert verdict(before)["Ready"] == ("True", "Started")
 
-    failure = plan_failure(step, error, action=action)
+    failure = plan_failure(step, case.error, action=case.action)
 
     result = verdict(failure.status)
-    if ready == KEPT:
+    if case.ready == KEPT:
         for kept in (ConditionType.READY, ConditionType.SERVING):
             assert failure.status.condition(kept) == before.condition(kept)
         moved = {ConditionType.RECONCILING, ConditionType.STALLED}
     else:
-        assert result["Ready"] == ("False", reason)
+        assert result["Ready"] == ("False", case.reason)
         moved = set(ConditionType)
-    assert result["Stalled"] == (("True", reason) if stalled else ("False", "NotStalled"))
-    assert result["Reconciling"] == (("True", reason) if reconciling else ("False", "Reconciled"))
-    assert failure.retry_after == retry_after
+    assert result["Stalled"] == (("True", case.reason) if case.stalled else ("False", "NotStalled"))
+    assert result["Reconciling"] == (("True", case.reason) if case.reconciling else ("False", "Reconciled"))
+    assert failure.retry_after == case.retry_after
     assert failure.status.observed_generation == 2
     assert {c.observed_generation for c in failure.status.conditions if c.type in moved} == {2}
 

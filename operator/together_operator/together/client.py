@@ -12,6 +12,7 @@ on the way back may belong to an endpoint that now exists, and a second POST wou
 """
 
 import asyncio
+import json
 import logging
 import random
 import re
@@ -29,6 +30,7 @@ from .errors import (
     RateLimitedError,
     TogetherError,
     TransientError,
+    UnexpectedResponseError,
     error_for_status,
     parse_retry_after,
 )
@@ -261,11 +263,12 @@ class TogetherClient(EndpointsAPI):
                 try:
                     return parse(response.content)
                 except ValidationError as exc:
-                    raise TransientError(
+                    raise UnexpectedResponseError(
                         f"unexpected response body: {_summarise(exc)}",
                         method=method,
                         path=path,
                         status_code=response.status_code,
+                        endpoint_id=_id_in(response.content),
                     ) from exc
             except TogetherError as error:
                 delay = retry_delay(retries_done, error)
@@ -364,6 +367,17 @@ def _body_excerpt(response: httpx.Response, limit: int = 200) -> str:
     if not text:
         return response.reason_phrase or "no details"
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _id_in(body: bytes) -> str | None:
+    """The `id` of a JSON object body, if it has a string one: what little of an unreadable answer
+    still matters."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    found = parsed.get("id") if isinstance(parsed, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def _summarise(error: ValidationError) -> str:

@@ -6,6 +6,7 @@
 - `RateLimitedError` (429): retry later, no earlier than `retry_after` when the server said.
 - `TransientError` (5xx, 408, timeouts, connection failures, unreadable responses): retry later. After
   a POST it also means "outcome unknown": the server may have acted on the request.
+  `UnexpectedResponseError` is its case of a 2xx whose body could not be read as documented.
 
 `str(error)` is a single line meant for Kubernetes conditions and events. No error ever holds the
 API key or the request headers.
@@ -102,6 +103,17 @@ class TransientError(TogetherError):
     ) -> None:
         super().__init__(message, **fields)
         self.retry_after = retry_after
+
+
+class UnexpectedResponseError(TransientError):
+    """A 2xx answer whose body is not what the API documents. After a create the endpoint exists all the
+    same: `endpoint_id` is the id the body carried, when that much could be read."""
+
+    def __init__(
+        self, message: str, *, endpoint_id: str | None = None, **fields: Unpack[_ErrorFields]
+    ) -> None:
+        super().__init__(message, **fields)
+        self.endpoint_id = endpoint_id
 
 
 def error_for_status(

@@ -32,6 +32,15 @@ class EndpointState:
     KNOWN: Final = frozenset({PENDING, STARTING, STARTED, STOPPING, STOPPED, ERROR})
 
 
+TRANSITIONAL_STATES: Final = frozenset(
+    {EndpointState.PENDING, EndpointState.STARTING, EndpointState.STOPPING}
+)
+"""States an endpoint leaves by itself: worth looking at again soon."""
+
+RUNNING_STATES: Final = frozenset({EndpointState.STARTED, EndpointState.STOPPING})
+"""States of an endpoint that is running (serving, or on its way down)."""
+
+
 class _Response(BaseModel):
     """Base of everything parsed from the server: immutable, and tolerant of new fields."""
 

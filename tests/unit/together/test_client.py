@@ -24,6 +24,7 @@ from together_operator.together import (
     UpdateEndpointRequest,
 )
 from together_operator.together.client import retry_delay
+from together_operator.together.errors import UnexpectedResponseError
 
 API_KEY = "tok-unit-0123456789"
 
@@ -374,3 +375,15 @@ def test_retry_after_is_honoured_never_early_and_at_most_ten_percent_late(
 
 def test_permanent_errors_get_no_retry_delay() -> None:
     assert retry_delay(0, PermanentError("bad", method="GET", path="endpoints", status_code=400)) is None
+
+
+async def test_an_unreadable_create_answer_carries_the_endpoint_id_it_names() -> None:
+    """The endpoint exists: its id is all the operator needs to find it, so it is kept if readable."""
+    server = Server(httpx.Response(200, json={"id": "endpoint-made", "state": "PENDING"}))
+
+    async with server.client() as client:
+        with pytest.raises(UnexpectedResponseError) as raised:
+            await client.create_endpoint(CREATE_REQUEST)
+
+    assert raised.value.endpoint_id == "endpoint-made"
+    assert raised.value.status_code == 200

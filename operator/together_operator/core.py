@@ -1,22 +1,31 @@
-"""The reconcile core: desired spec + observed endpoint -> API actions + status. Pure: no I/O, no kopf.
+"""The pure core: every decision about a TogetherEndpoint, as functions of typed inputs. No I/O, no kopf.
 
-The handlers gather the inputs (the resource, what the Together API showed, the clock), call `plan`,
-carry out the actions, and write the status. When an action fails, `plan_failure` turns the error into
-the status to write. Both are deterministic functions of their inputs, which is what the unit tests pin.
+The shell (`shell.py`) gathers the inputs and carries out what these functions return:
+- `what_to_observe` and `usable_cached_read`: what to read before planning, and whether a cached read
+  will do;
+- `plan`: desired spec + observed endpoint -> API actions + status + events; `plan_after_action` folds
+  in what an action answered; `connection_steps` / `with_connection` decide the connection ConfigMap;
+- `plan_failure`: a failed call -> status + when to try again (`RetryPolicy.backoff`: the one backoff);
+- `plan_deletion`: one step of deleting the remote endpoint at a time (policy, what to read or delete
+  next, when to stop waiting, the messages).
+All are deterministic functions of their inputs, which is what the unit tests pin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from together_operator.resource import (
     AutoStopRecord,
     Condition,
     ConditionStatus,
     ConditionType,
+    CreateIntent,
+    DeletionPolicy,
     DesiredState,
     ManagementPolicy,
     ObservedAutoscaling,
@@ -29,16 +38,23 @@ from together_operator.together.errors import (
     PermanentError,
     RateLimitedError,
     TogetherError,
+    UnexpectedResponseError,
 )
 from together_operator.together.models import (
+    RUNNING_STATES,
+    TRANSITIONAL_STATES,
     Autoscaling,
     CreateEndpointRequest,
     DedicatedEndpoint,
     EndpointState,
     HardwareWithStatus,
+    ListEndpoint,
     UpdateEndpointRequest,
 )
 from together_operator.together.models import DesiredState as RequestedState
+
+if TYPE_CHECKING:  # a value type only: the core never reads a Secret
+    from together_operator.credentials import CredentialsMissing
 
 
 class Reason(StrEnum):
@@ -93,9 +109,9 @@ CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # server may take as long again to finish what it received. Until this long after the intent, finding
 # nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
 CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
+# A DELETE Together answered, whose endpoint is still there this long after, is sent again.
+DELETE_RESEND_AFTER = timedelta(minutes=2)
 
-TRANSITIONAL_STATES = frozenset({EndpointState.PENDING, EndpointState.STARTING, EndpointState.STOPPING})
-RUNNING_STATES = frozenset({EndpointState.STARTED, EndpointState.STOPPING})
 # A start or stop the API accepted but does not show yet is not asked for again before this.
 STATE_CHANGE_GRACE = timedelta(minutes=2)
 _REMOTE_STATE_REASONS = {
@@ -159,6 +175,10 @@ class Inputs:
     # This process saw the server answer the last create with an error status: whatever that request
     # did is done and listed, so an interrupted create need not wait out CREATE_OUTCOME_WINDOW.
     create_answered: bool = False
+    # Other resources whose open create sent what this resource's interrupted create sent.
+    rival_creates: tuple[OpenCreate, ...] = ()
+    # Fingerprint of the API key in use (`credentials.ApiKey.fingerprint`), never the key.
+    credential_fingerprint: str | None = None
 
     @property
     def desired_display_name(self) -> str:
@@ -217,6 +237,152 @@ class Plan:
         """Whether the remote side is expected to move soon, so it is worth looking again sooner."""
         condition = self.status.condition(ConditionType.RECONCILING)
         return bool(self.actions) or (condition is not None and condition.status == "True")
+
+
+# --- what to read -----------------------------------------------------------------------------------
+
+Owners = Mapping[str, Collection[tuple[str, str]]]
+"""endpoint id -> (uid, namespace/name) of every TogetherEndpoint whose status recorded it."""
+
+OpenCreates = Mapping[tuple[str, str, str], Collection[tuple[str, str, str]]]
+"""(model, hardware, display name) a create sent -> (uid, namespace/name, createRequestedAt) of every
+TogetherEndpoint with that create open: its intent recorded, no endpoint id yet."""
+
+
+@dataclass(frozen=True)
+class OtherResources:
+    """What the other TogetherEndpoints recorded (kopf indexes), so no two take one endpoint."""
+
+    owners: Owners = field(default_factory=dict)
+    open_creates: OpenCreates = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpenCreate:
+    """Another resource's open create that sent what this resource's create sent."""
+
+    uid: str
+    name: str
+    requested_at: datetime
+
+
+def rival_creates(index: OpenCreates, intent: CreateIntent | None, uid: str) -> tuple[OpenCreate, ...]:
+    """The other resources whose open create sent the same model, hardware and display name."""
+    if intent is None:
+        return ()
+    same = index.get((intent.model, intent.hardware, intent.display_name), ())
+    rivals = [OpenCreate(u, name, datetime.fromisoformat(at)) for u, name, at in same if u != uid]
+    return tuple(sorted(rivals, key=lambda rival: rival.name))
+
+
+def _rivals_for(endpoint: DedicatedEndpoint, rivals: Sequence[OpenCreate]) -> list[str]:
+    """The rivals whose create may have made `endpoint` (sent before it appeared, give or take skew)."""
+    return [r.name for r in rivals if endpoint.created_at >= r.requested_at - CREATE_CLOCK_SKEW]
+
+
+def other_owners(owners: Owners, endpoint_id: str, uid: str) -> list[str]:
+    """`namespace/name` of the resources other than `uid` that recorded `endpoint_id` as theirs."""
+    return sorted(name for owner_uid, name in owners.get(endpoint_id, ()) if owner_uid != uid)
+
+
+def adoption_conflict(
+    spec: TogetherEndpointSpec, previous: TogetherEndpointStatus, owners: Owners, uid: str
+) -> str | None:
+    """Who already owns the endpoint spec.endpointId names, if this resource has not adopted it yet."""
+    if spec.endpoint_id is None or previous.endpoint_id is not None:
+        return None
+    others = other_owners(owners, spec.endpoint_id, uid)
+    return others[0] if others else None
+
+
+def recovery_candidate_ids(listed: Sequence[ListEndpoint], model: str, owners: Owners, uid: str) -> list[str]:
+    """The listed endpoints that may be this resource's interrupted create: of the model it sent (see
+    `interrupted_create_model`), and owned by no other resource. Each is read in full next, for its
+    display name and hardware."""
+    return [item.id for item in listed if item.model == model and not other_owners(owners, item.id, uid)]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What to read before planning."""
+
+    endpoint_id: str | None
+    """The endpoint to read (its list item, or a GET where that is not enough)."""
+    find_interrupted_create: bool
+    """List the account's endpoints for a create whose endpoint id was never recorded."""
+    hardware: bool
+    """Read the hardware offered for the model (`GET /hardware?model=`): a create may follow."""
+
+
+def what_to_observe(inputs: Inputs) -> Observation:
+    """What this reconcile needs to know of the remote side (`inputs.remote` is not read)."""
+    previous, spec = inputs.previous, inputs.spec
+    endpoint_id = previous.endpoint_id or spec.endpoint_id
+    if endpoint_id is not None:
+        return Observation(endpoint_id=endpoint_id, find_interrupted_create=False, hardware=False)
+    return Observation(
+        endpoint_id=None,
+        find_interrupted_create=previous.create_requested_at is not None,
+        hardware=spec.management_policy == ManagementPolicy.FULL and not stalled_for_this_generation(inputs),
+    )
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """The endpoint as this process last read it in full: a GET, or the answer to its own POST/PATCH."""
+
+    endpoint: DedicatedEndpoint
+    read_at: datetime
+    answers_our_change: bool
+    """The answer to our own POST or PATCH, which may not show the change yet: read again next time."""
+
+
+def usable_cached_read(
+    cached: CachedRead | None,
+    endpoint_id: str,
+    listed: ListEndpoint | None,
+    now: datetime,
+    resync: timedelta,
+) -> DedicatedEndpoint | None:
+    """The cached endpoint, if it may stand in for a GET: fresher than `resync` (drift of fields the
+    list lacks is seen at least that often), not the answer to our own change, and the poller's list
+    shows it in the same, settled state. None: GET it."""
+    if cached is None or cached.endpoint.id != endpoint_id or cached.answers_our_change:
+        return None
+    if now - cached.read_at >= resync:
+        return None
+    if listed is None or listed.state != cached.endpoint.state or listed.state in TRANSITIONAL_STATES:
+        return None
+    return cached.endpoint
+
+
+@dataclass(frozen=True)
+class Hold:
+    """No Together call and no status write in this reconcile; look again after `seconds`."""
+
+    seconds: float
+    reason: str
+
+
+def hold(*, finalizer_held: bool, paused: bool, deleting: bool, resync_seconds: float) -> Hold | None:
+    """Whether this reconcile must not touch anything, and for how long."""
+    if deleting:
+        # Only what deletion needs from here on (`plan_deletion`): no create, start or update.
+        return Hold(resync_seconds, "being deleted: no create, start or update")
+    if not finalizer_held:
+        # kopf adds its finalizer right after the resource appears; writing before then only loses
+        # the race (a 409 on the create intent), and nothing may be created unguarded.
+        return Hold(0.5, "waiting for the finalizer")
+    if paused:
+        return Hold(resync_seconds, "paused: no Together calls until the annotation is removed")
+    return None
+
+
+def seconds_until_next_look(plan_: Plan, *, resync_seconds: float, transition_seconds: float) -> float:
+    """After a reconcile without failure: soon while the endpoint is expected to move, else at resync."""
+    if plan_.stalled or not plan_.in_transition:
+        return resync_seconds
+    return transition_seconds
 
 
 # --- hardware pre-flight --------------------------------------------------------------------------
@@ -322,6 +488,15 @@ def _plan(inputs: Inputs) -> Plan:
         return _plan_create(inputs)
     if isinstance(remote, CreateInFlight):
         return _plan_recover_create(inputs, remote)
+    if isinstance(remote, Gone) and _created_with_another_key(inputs.previous, inputs.credential_fingerprint):
+        outcome = _Outcome(
+            ready=False,
+            reason=Reason.UNAUTHORIZED,
+            message=f"endpoint {remote.endpoint_id} was created with another API key and is not visible to "
+            f"this one ({_key_source(inputs.spec)}): restore the key it was created with",
+            stalled=True,
+        )
+        return _render(inputs, inputs.previous.model_copy(update={"state": None}), outcome)
     if isinstance(remote, Gone):
         outcome = _Outcome(
             ready=False,
@@ -370,41 +545,74 @@ def _plan_create(inputs: Inputs) -> Plan:
         reconciling=True,
     )
     status = inputs.previous.model_copy(
-        update={"inactive_timeout": spec.inactive_timeout, "create_requested_at": inputs.now}
+        update={
+            "inactive_timeout": spec.inactive_timeout,
+            "create_requested_at": inputs.now,
+            "create_intent": _intent_of(request),
+        }
     )
     plan_ = _render(inputs, status, outcome)
     return Plan(status=plan_.status, actions=(CreateEndpoint(request),), events=plan_.events)
 
 
+def _intent_of(request: CreateEndpointRequest) -> CreateIntent:
+    return CreateIntent(
+        model=request.model,
+        hardware=request.hardware,
+        display_name=request.display_name or "",
+    )
+
+
 def interrupted_create_matches(
     inputs: Inputs, candidates: Sequence[DedicatedEndpoint]
 ) -> list[DedicatedEndpoint]:
-    """The candidates that may be the endpoint of this resource's interrupted create: same model, its
-    display name, created after the intent (give or take clock skew)."""
+    """The candidates that may be the endpoint of this resource's interrupted create: the model, hardware
+    and display name the create sent (recorded with its intent; the spec may have changed since),
+    created after the intent (give or take clock skew)."""
     requested_at = inputs.previous.create_requested_at
+    intent = inputs.previous.create_intent
     return [
         c
         for c in candidates
-        if c.model == inputs.spec.model
-        and c.display_name == inputs.desired_display_name
+        if c.model == interrupted_create_model(inputs.spec, inputs.previous)
+        and c.display_name == (intent.display_name if intent else inputs.desired_display_name)
+        and (intent is None or c.hardware == intent.hardware)
         and (requested_at is None or c.created_at >= requested_at - CREATE_CLOCK_SKEW)
     ]
 
 
+def interrupted_create_model(spec: TogetherEndpointSpec, previous: TogetherEndpointStatus) -> str:
+    """The model an interrupted create sent (a status from before intents were recorded: the spec's)."""
+    return previous.create_intent.model if previous.create_intent is not None else spec.model
+
+
 def create_may_still_land(inputs: Inputs) -> bool:
-    """Whether an interrupted create (intent recorded, no endpoint id) may yet make its endpoint."""
+    """Whether an interrupted create (intent recorded, no endpoint id) may yet make its endpoint: until a
+    window after it was last known in flight (the intent, or when its answer was found missing), unless
+    a 4xx answer proved it made nothing."""
     requested_at = inputs.previous.create_requested_at
-    return (
-        requested_at is not None
-        and not inputs.create_answered
-        and inputs.now - requested_at < CREATE_OUTCOME_WINDOW
-    )
+    if requested_at is None or inputs.create_answered:
+        return False
+    intent = inputs.previous.create_intent
+    in_doubt_since = intent.outcome_unknown_since if intent is not None else None
+    window_start = max(requested_at, in_doubt_since) if in_doubt_since is not None else requested_at
+    return inputs.now - window_start < CREATE_OUTCOME_WINDOW
 
 
 def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
     """Find the endpoint of a create whose response was never recorded; create again only if none."""
     spec = inputs.spec
     matches = interrupted_create_matches(inputs, remote.candidates)
+    rivals = _rivals_for(matches[0], inputs.rival_creates) if len(matches) == 1 else []
+    if rivals:
+        outcome = _Outcome(
+            ready=False,
+            reason=Reason.CREATE_INCOMPLETE,
+            message=_rival_message(matches[0].id, rivals)
+            + ": set spec.endpointId on the resource it belongs to, and recreate the other",
+            stalled=True,
+        )
+        return _render(inputs, inputs.previous, outcome)
     if len(matches) == 1:
         outcome = _Outcome(
             ready=False,
@@ -440,11 +648,24 @@ def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
     return _render(inputs, inputs.previous, outcome)
 
 
+def _rival_message(endpoint_id: str, rivals: Sequence[str]) -> str:
+    return (
+        f"endpoint {endpoint_id} may be the interrupted create of this resource or of "
+        f"{', '.join(rivals)} (the same model, hardware and display name were sent)"
+    )
+
+
+def _created_with_another_key(previous: TogetherEndpointStatus, credential_fingerprint: str | None) -> bool:
+    recorded = previous.api_key_fingerprint
+    return recorded is not None and credential_fingerprint is not None and recorded != credential_fingerprint
+
+
 def _plan_found(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan:
     spec = inputs.spec
     status = inputs.previous.model_copy(
         update={
             "endpoint_id": endpoint.id,
+            "api_key_fingerprint": inputs.previous.api_key_fingerprint or inputs.credential_fingerprint,
             "endpoint_name": endpoint.name,
             "state": endpoint.state,
             "hardware": endpoint.hardware,
@@ -661,6 +882,63 @@ def _previous_outcome(inputs: Inputs) -> _Outcome:
     return _Outcome(ready=False, reason=Reason(stalled.reason), message=stalled.message, stalled=True)
 
 
+def plan_after_action(inputs: Inputs, before: Plan, action: Action, answer: DedicatedEndpoint) -> Plan:
+    """The plan again from what an action answered. A create's events were posted with its intent, and
+    its endpoint id is recorded from the answer (the shell writes it at once)."""
+    previous, events = before.status, before.events
+    if isinstance(action, CreateEndpoint):
+        previous, events = previous.model_copy(update={"endpoint_id": answer.id}), ()
+    after = plan(replace(inputs, previous=previous, remote=Found(answer)))
+    return Plan(status=after.status, events=events + after.events)
+
+
+def connection_data(
+    spec: TogetherEndpointSpec, status: TogetherEndpointStatus, base_url: str
+) -> dict[str, str] | None:
+    """The connection ConfigMap's data, or None while there is nothing to publish (no endpoint yet)."""
+    if spec.connection is None or spec.connection.config_map_name is None:
+        return None
+    if status.endpoint_name is None or status.endpoint_id is None:
+        return None
+    return {
+        "TOGETHER_MODEL": status.endpoint_name,
+        "TOGETHER_BASE_URL": base_url,
+        "TOGETHER_ENDPOINT_ID": status.endpoint_id,
+    }
+
+
+@dataclass(frozen=True)
+class ConnectionSteps:
+    withdraw: str | None
+    """A ConfigMap published before under another name (or no longer wanted): delete it if ours."""
+    publish: str | None
+    """The ConfigMap to create or update with `data`."""
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+def connection_steps(inputs: Inputs, decided: Plan, base_url: str) -> ConnectionSteps:
+    """What to do about the connection ConfigMap after this plan: publish it once there is an endpoint."""
+    wanted = inputs.spec.connection.config_map_name if inputs.spec.connection else None
+    published = decided.status.connection_config_map
+    withdraw = published if published is not None and published != wanted else None
+    data = connection_data(inputs.spec, decided.status, base_url)
+    if wanted is None or data is None:
+        return ConnectionSteps(withdraw=withdraw, publish=None)
+    return ConnectionSteps(withdraw=withdraw, publish=wanted, data=data)
+
+
+def with_connection(inputs: Inputs, decided: Plan, steps: ConnectionSteps, conflict: str | None) -> Plan:
+    """The plan with `status.connectionConfigMap` as the steps left it; `conflict`: the publisher's
+    message when the ConfigMap's name is taken by someone else."""
+    if steps.withdraw is not None:
+        decided = replace(decided, status=decided.status.model_copy(update={"connection_config_map": None}))
+    if steps.publish is None:
+        return decided
+    if conflict is not None:
+        return with_connection_conflict(inputs, decided, conflict)
+    return replace(decided, status=decided.status.model_copy(update={"connection_config_map": steps.publish}))
+
+
 def with_connection_conflict(inputs: Inputs, decided: Plan, message: str) -> Plan:
     """The plan's status, stalled because the connection ConfigMap's name is taken by someone else.
 
@@ -682,7 +960,10 @@ class FailurePlan:
     status: TogetherEndpointStatus
     events: tuple[Event, ...]
     retry_after: float
-    """Seconds until this resource is worth another try."""
+    """Seconds until this resource is worth another try (before `RetryPolicy.backoff`)."""
+    create_answered: bool = False
+    """The failed call was the create and a 4xx answered it: it made nothing, and nothing of it is
+    still in flight."""
 
 
 @dataclass(frozen=True)
@@ -707,13 +988,27 @@ def plan_failure(
     *,
     action: Action | None,
     retry: RetryPolicy = RetryPolicy(),
+    failed_at: datetime | None = None,
 ) -> FailurePlan:
-    """The status after a failed call (`action` None: while observing), and when to try again."""
+    """The status after a failed call (`action` None: while observing), and when to try again.
+
+    `failed_at`: when the failure was seen (default `inputs.now`); a create without a verdict may still
+    make its endpoint for a window after that."""
     status = inputs.previous
+    answered = False
     if isinstance(action, CreateEndpoint):
-        # The intent was recorded before the POST; an unknown outcome must not erase it.
-        status = status.model_copy(update={"create_requested_at": inputs.now})
-    if isinstance(error, CredentialsMissing):
+        # The intent was recorded before the POST; an unknown outcome must not erase it. Only a 4xx
+        # (429 included) proves nothing was made: a 5xx may come from a proxy after the server acted.
+        code = error.status_code if isinstance(error, TogetherError) else None
+        answered = code is not None and 400 <= code < 500
+        intent = _intent_of(action.request)
+        if not answered:
+            intent = intent.model_copy(update={"outcome_unknown_since": failed_at or inputs.now})
+        status = status.model_copy(update={"create_requested_at": inputs.now, "create_intent": intent})
+        if isinstance(error, UnexpectedResponseError) and error.endpoint_id is not None:
+            # A 2xx whose body could not be read: the endpoint exists, and its id is known.
+            status = status.model_copy(update={"endpoint_id": error.endpoint_id})
+    if not isinstance(error, TogetherError):  # CredentialsMissing
         outcome = _Outcome(
             ready=False, reason=Reason.CREDENTIALS_NOT_FOUND, message=error.message, stalled=True
         )
@@ -753,7 +1048,7 @@ def plan_failure(
             status=_keep_conditions(failed.status, inputs.previous),
             events=() if repeated else (Event(EventType.NORMAL, outcome.reason, outcome.message),),
         )
-    return _failure(failed, wait)
+    return _failure(failed, wait, create_answered=answered)
 
 
 def _keep_conditions(
@@ -764,8 +1059,10 @@ def _keep_conditions(
     return status.model_copy(update={"conditions": conditions})
 
 
-def _failure(plan_: Plan, wait: float) -> FailurePlan:
-    return FailurePlan(status=plan_.status, events=plan_.events, retry_after=wait)
+def _failure(plan_: Plan, wait: float, *, create_answered: bool = False) -> FailurePlan:
+    return FailurePlan(
+        status=plan_.status, events=plan_.events, retry_after=wait, create_answered=create_answered
+    )
 
 
 def _key_source(spec: TogetherEndpointSpec) -> str:
@@ -775,11 +1072,197 @@ def _key_source(spec: TogetherEndpointSpec) -> str:
     return f"key {ref.key!r} of Secret {ref.name!r}"
 
 
+# --- deletion -------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class CredentialsMissing:
-    """The API key could not be read: a missing Secret or key, or no operator-wide key."""
+class DeletionInputs:
+    """What one deletion step knows so far; the shell fills in what `plan_deletion` asks for next."""
+
+    spec: TogetherEndpointSpec
+    status: TogetherEndpointStatus
+    """As recorded on the resource."""
+    generation: int
+    namespace: str
+    name: str
+    now: datetime
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    key_resolved: bool = False
+    key_missing: CredentialsMissing | None = None
+    candidates: tuple[DedicatedEndpoint, ...] | None = None
+    """The endpoints that may be an interrupted create's (see `recovery_candidate_ids`); None: not
+    looked for yet."""
+    credential_fingerprint: str | None = None
+    endpoint_exists: bool | None = None
+    """What the last read of the endpoint to delete said; None: not read since the last step."""
+    delete_sent_at: datetime | None = None
+    """When a DELETE of it was last answered (in this step or an earlier one)."""
+    error: TogetherError | None = None
+    """The last call failed so."""
+    rival_creates: tuple[OpenCreate, ...] = ()
+
+    @property
+    def resource(self) -> Inputs:
+        return Inputs(
+            spec=self.spec,
+            generation=self.generation,
+            namespace=self.namespace,
+            name=self.name,
+            previous=self.status,
+            remote=NotCreated(),
+            now=self.now,
+        )
+
+
+@dataclass(frozen=True)
+class ResolveKey:
+    """Read the API key the resource names."""
+
+
+@dataclass(frozen=True)
+class FindInterruptedCreate:
+    """List the account's endpoints that may be the resource's interrupted create, each read in full."""
+
+
+@dataclass(frozen=True)
+class ReadEndpoint:
+    """GET the endpoint: does it still exist?"""
+
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class SendDelete:
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class Released:
+    """Done: the finalizer may go."""
 
     message: str
+    withdraw_connection: str | None = None
+    """The connection ConfigMap to delete with the resource."""
+
+
+@dataclass(frozen=True)
+class KeepFinalizer:
+    """Not done: keep the finalizer, say why, and try again after `retry_after` seconds."""
+
+    message: str
+    retry_after: float
+
+
+DeletionStep = ResolveKey | FindInterruptedCreate | ReadEndpoint | SendDelete | Released | KeepFinalizer
+
+
+def plan_deletion(inputs: DeletionInputs) -> DeletionStep:
+    """The next step of deleting a resource's remote endpoint: what to read or send, or the outcome.
+
+    Only the endpoint this resource recorded (or the one its interrupted create made) is deleted: a
+    spec.endpointId that was never adopted may belong to another resource. DELETE, then keep the
+    finalizer until GET answers 404."""
+    spec, status = inputs.spec, inputs.status
+    endpoint_id = status.endpoint_id
+    if endpoint_id is None and status.create_requested_at is None:
+        return _released(inputs, "no remote endpoint was created")
+    if (
+        spec.deletion_policy == DeletionPolicy.ORPHAN
+        or spec.management_policy == ManagementPolicy.OBSERVE_ONLY
+    ):
+        return _released(inputs, f"endpoint {endpoint_id} left running (orphaned)")
+    if not inputs.key_resolved:
+        return ResolveKey()
+    if inputs.key_missing is not None:
+        return KeepFinalizer(
+            f"cannot delete endpoint {endpoint_id or '(interrupted create)'}: {inputs.key_missing.message}; "
+            "or set deletionPolicy: Orphan to leave it running",
+            inputs.retry.credentials_seconds,
+        )
+    target: str | Released | KeepFinalizer | None = endpoint_id
+    if target is None and inputs.candidates is not None:
+        target = _interrupted_create_target(inputs, inputs.candidates)
+    if isinstance(target, Released | KeepFinalizer):
+        return target
+    if inputs.error is not None:
+        return _deletion_failed(inputs, target, inputs.error)
+    if target is None:
+        return FindInterruptedCreate()
+    if inputs.endpoint_exists is None:
+        return ReadEndpoint(target)
+    if not inputs.endpoint_exists:
+        return _gone(inputs, target)
+    sent_at = inputs.delete_sent_at
+    if sent_at is None or inputs.now - sent_at >= DELETE_RESEND_AFTER:
+        return SendDelete(target)
+    return KeepFinalizer(f"waiting for endpoint {target} to be gone", _deletion_check(inputs.retry))
+
+
+def _gone(inputs: DeletionInputs, endpoint_id: str | None) -> Released | KeepFinalizer:
+    """A 404 for the endpoint to delete: deleted, unless it is the recorded endpoint and the key in use is
+    not the one it was created with (then it may only be invisible to this key)."""
+    if endpoint_id == inputs.status.endpoint_id and _created_with_another_key(
+        inputs.status, inputs.credential_fingerprint
+    ):
+        return KeepFinalizer(
+            f"endpoint {endpoint_id} was created with another API key and is not visible to this one "
+            f"({_key_source(inputs.spec)}): restore that key to delete it, or set deletionPolicy: Orphan",
+            inputs.retry.auth_seconds,
+        )
+    return _released(inputs, f"endpoint {endpoint_id} deleted")
+
+
+def _interrupted_create_target(
+    inputs: DeletionInputs, candidates: Sequence[DedicatedEndpoint]
+) -> str | Released | KeepFinalizer:
+    """The endpoint an interrupted create made, so deleting the resource does not leave it running (and
+    billed); an outcome instead when there is none or no telling which."""
+    matches = interrupted_create_matches(inputs.resource, candidates)
+    rivals = _rivals_for(matches[0], inputs.rival_creates) if len(matches) == 1 else []
+    if rivals:
+        return KeepFinalizer(
+            _rival_message(matches[0].id, rivals) + ": delete it with the together CLI if it is this "
+            "resource's, or set deletionPolicy: Orphan",
+            inputs.retry.auth_seconds,
+        )
+    if len(matches) == 1:
+        return matches[0].id
+    if len(matches) > 1:
+        ids = ", ".join(sorted(m.id for m in matches))
+        return KeepFinalizer(
+            f"several endpoints may be this resource's interrupted create ({ids}): delete the "
+            "right one with the together CLI, or set deletionPolicy: Orphan",
+            inputs.retry.auth_seconds,
+        )
+    if create_may_still_land(inputs.resource):
+        return KeepFinalizer(
+            "waiting for the outcome of the interrupted create before releasing the resource: its "
+            "endpoint may yet show up",
+            _deletion_check(inputs.retry),
+        )
+    return _released(inputs, "the interrupted create made no endpoint")
+
+
+def _deletion_failed(inputs: DeletionInputs, endpoint_id: str | None, error: TogetherError) -> DeletionStep:
+    if isinstance(error, NotFoundError):
+        return _gone(inputs, endpoint_id)
+    if isinstance(error, AuthError):
+        return KeepFinalizer(
+            f"cannot delete endpoint {endpoint_id}: {error}; fix the API key, "
+            "or set deletionPolicy: Orphan to leave it running",
+            inputs.retry.auth_seconds,
+        )
+    retry_after = getattr(error, "retry_after", None) or inputs.retry.transient_seconds
+    return KeepFinalizer(str(error), retry_after)
+
+
+def _deletion_check(retry: RetryPolicy) -> float:
+    """Longest wait between two looks at an endpoint being deleted (or an interrupted create's outcome)."""
+    return min(5.0, retry.transient_seconds)
+
+
+def _released(inputs: DeletionInputs, message: str) -> Released:
+    return Released(message, withdraw_connection=inputs.status.connection_config_map)
 
 
 # --- rendering ------------------------------------------------------------------------------------

@@ -1,0 +1,536 @@
+"""The I/O shell around the pure core (`core`): for one TogetherEndpoint it gathers the inputs, asks the
+core, carries out what the core returned, in order, and writes the status the core decided.
+
+One reconcile, in controller-runtime's shape: read (the credential; the remote endpoint from the
+poller's list, with a GET only where `core.usable_cached_read` says so; the hardware offered when a
+create may follow) -> `core.plan` -> act in order (a create: its intent written first, guarded by
+resourceVersion, then the POST, then the endpoint id at once) -> the connection ConfigMap -> one status
+write and the events. Deletion runs `core.plan_deletion` the same way, one read or call per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
+
+from together_operator import core
+from together_operator.connection import Owner
+from together_operator.core import (
+    Action,
+    AdoptEndpoint,
+    CachedRead,
+    ConnectionSteps,
+    CreateEndpoint,
+    CreateInFlight,
+    DeletionInputs,
+    Event,
+    FindInterruptedCreate,
+    Found,
+    Gone,
+    Inputs,
+    KeepFinalizer,
+    NotCreated,
+    Observation,
+    OtherResources,
+    Plan,
+    ReadEndpoint,
+    Released,
+    RemoteView,
+    ResolveKey,
+    RetryPolicy,
+    SendDelete,
+)
+from together_operator.credentials import ApiKey, CredentialsMissing
+from together_operator.hardware import HardwareCatalogue
+from together_operator.metrics import OperatorMetrics
+from together_operator.poller import Wake
+from together_operator.resource import (
+    PAUSED_ANNOTATION,
+    RESTART_REQUESTED_ANNOTATION,
+    ConditionType,
+    SecretKeyRef,
+    TogetherEndpointSpec,
+    TogetherEndpointStatus,
+)
+from together_operator.status_writer import StatusWriter
+from together_operator.together import (
+    DedicatedEndpoint,
+    EndpointsAPI,
+    ListEndpoint,
+    NotFoundError,
+    TogetherError,
+)
+
+_log = logging.getLogger(__name__)
+
+EventSink = Callable[[Mapping[str, Any], Event], None]
+"""Posts a Kubernetes event about the resource (kopf.event in the operator)."""
+
+
+class Credentials(Protocol):
+    async def resolve(self, namespace: str, ref: SecretKeyRef | None) -> ApiKey | CredentialsMissing: ...
+
+
+class EndpointLists(Protocol):
+    """The shared poller (`poller.Poller`): who watches which endpoint, and the latest list."""
+
+    def watch(self, credential: str, api: EndpointsAPI, endpoint_id: str, uid: str, wake: Wake) -> None: ...
+
+    def unwatch(self, uid: str) -> None: ...
+
+    def listed(self, credential: str, endpoint_id: str) -> ListEndpoint | None: ...
+
+    def poll_soon(self, credential: str) -> None: ...
+
+
+class Clients(Protocol):
+    def for_key(self, key: ApiKey) -> EndpointsAPI: ...
+
+
+class StatusSink(Protocol):
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        current: Mapping[str, Any] | None,
+        status: TogetherEndpointStatus,
+        *,
+        resource_version: str | None = None,
+    ) -> bool: ...
+
+
+class Connections(Protocol):
+    async def publish(self, owner: Owner, config_map: str, data: Mapping[str, str]) -> str | None: ...
+
+    async def withdraw(self, owner: Owner, config_map: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReconcilerSettings:
+    base_url: str
+    """The Together API base URL, published to applications in connection ConfigMaps."""
+    resync_interval: float = 600.0
+    """Seconds between full GETs of a steady endpoint, to see drift the list cannot show."""
+    transition_check: float = 30.0
+    """Longest wait between two looks at a resource while its endpoint is changing state."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    finalizer: str = "together.ai/finalizer"
+    """kopf's finalizer: a resource is reconciled only once it holds it, so its deletion waits for us."""
+
+
+@dataclass
+class _Resource:
+    """One resource's loop: what wakes it, and what it remembers between reconciles (lost on restart,
+    which is fine)."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    seen: tuple[object, ...] = ()
+    """What a user can change (see `_trigger_key`) as of the last reconcile."""
+    cached_read: CachedRead | None = None
+    held: str | None = None
+    """Why the last reconcile touched nothing (logged once per reason)."""
+    failures: int = 0
+    """Reconciles in a row that failed, for the backoff."""
+    written: TogetherEndpointStatus | None = None
+    """The status last written, so a write is not repeated before the watch shows it."""
+    create_answered: bool = False
+    """The last create got an HTTP answer (an error): no part of it is still in flight."""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: ReconcilerSettings,
+        credentials: Credentials,
+        clients: Clients,
+        poller: EndpointLists,
+        status_writer: StatusSink,
+        connections: Connections,
+        metrics: OperatorMetrics,
+        post_event: EventSink,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
+        jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2),
+    ) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._clients = clients
+        self._poller = poller
+        self._status = status_writer
+        self._connections = connections
+        self._metrics = metrics
+        self._post_event = post_event
+        self._clock = clock
+        self._jitter = jitter
+        self._resources: dict[str, _Resource] = {}
+        self._hardware = HardwareCatalogue()
+        self._latest: dict[str, TogetherEndpointStatus] = {}
+        self._deletes_sent: dict[str, datetime] = {}
+        """uid -> when a DELETE of its endpoint was last answered"""
+
+    # --- the per-resource loop ------------------------------------------------------------------
+
+    async def run(self, body: Mapping[str, Any], stopped: Awaitable[object], others: OtherResources) -> None:
+        """Reconcile `body` (a live view kept current by kopf) until `stopped` resolves.
+
+        `others` (kopf indexes) names what the other resources recorded: an interrupted create or a
+        spec.endpointId never takes another resource's endpoint.
+        """
+        uid = body["metadata"]["uid"]
+        resource = self._resources[uid] = _Resource()
+        stop = asyncio.ensure_future(stopped)
+        try:
+            while not stop.done():
+                delay = await self.reconcile_once(body, others)
+                waiter = asyncio.ensure_future(resource.wake.wait())
+                await asyncio.wait({waiter, stop}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+        finally:
+            stop.cancel()
+            self._resources.pop(uid, None)
+            self._latest.pop(uid, None)
+            self._poller.unwatch(uid)
+
+    async def reconcile_once(self, body: Mapping[str, Any], others: OtherResources) -> float:
+        """One reconcile of `body`; the seconds until the next one is due."""
+        resource = self._resources.setdefault(body["metadata"]["uid"], _Resource())
+        resource.wake.clear()
+        resource.seen = _trigger_key(body)
+        try:
+            return await self._reconcile(body, resource, others)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            # Our view of the resource was stale (kopf or a user wrote it meanwhile): look again.
+            _log.info("%s changed while reconciling; reconciling again", _name(body))
+            resource.written = None
+            return 0.5
+        except Exception:
+            # A bug or an unexpected answer: back off instead of spinning.
+            resource.failures += 1
+            retry = self._settings.retry
+            delay = retry.backoff(resource.failures, retry.transient_seconds, self._jitter())
+            _log.exception("reconciling %s failed; retrying in %.0f s", _name(body), delay)
+            return delay
+
+    def statuses(self) -> list[TogetherEndpointStatus]:
+        """The last status written for each resource this process reconciles (for metrics)."""
+        return list(self._latest.values())
+
+    def wants_wake(self, body: Mapping[str, Any]) -> bool:
+        """Whether a watch event changed what a reconcile depends on: the spec or one of our annotations
+        (not the status, which we write ourselves)."""
+        resource = self._resources.get(body["metadata"]["uid"])
+        return resource is not None and _trigger_key(body) != resource.seen
+
+    def wake(self, body: Mapping[str, Any]) -> None:
+        resource = self._resources.get(body["metadata"]["uid"])
+        if resource is not None:
+            resource.wake.set()
+
+    async def _reconcile(self, body: Mapping[str, Any], resource: _Resource, others: OtherResources) -> float:
+        meta = body["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        annotations = meta.get("annotations") or {}
+        held = self._hold(body)
+        if held is not None:
+            if resource.held != held.reason:
+                _log.info("%s: %s", _name(body), held.reason)
+            resource.held = held.reason
+            return held.seconds
+        resource.held = None
+        spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
+        # The watch brings our own status writes back with a delay; until then, what we wrote is newer.
+        previous = resource.written or StatusWriter.parse(body.get("status"))
+        inputs = Inputs(
+            spec=spec,
+            generation=meta.get("generation", 1),
+            namespace=namespace,
+            name=name,
+            previous=previous,
+            remote=NotCreated(),
+            now=self._clock(),
+            restart_requested_at=annotations.get(RESTART_REQUESTED_ANNOTATION),
+            endpoint_owned_by=core.adoption_conflict(spec, previous, others.owners, uid),
+            create_answered=resource.create_answered,
+            rival_creates=core.rival_creates(others.open_creates, previous.create_intent, uid),
+        )
+        key = await self._credentials.resolve(namespace, spec.api_key_secret_ref)
+        if isinstance(key, CredentialsMissing):
+            return await self._fail(body, resource, inputs, key, action=None)
+        try:
+            api = self._clients.for_key(key)
+        except ValueError as error:  # a key that cannot be sent as a header; the message omits it
+            return await self._fail(body, resource, inputs, CredentialsMissing(str(error)), action=None)
+
+        inputs = replace(inputs, credential_fingerprint=key.fingerprint)
+        observation = core.what_to_observe(inputs)
+        if observation.endpoint_id is not None:
+            self._poller.watch(key.fingerprint, api, observation.endpoint_id, uid, resource.wake.set)
+        try:
+            observed = await self._observe(api, key, inputs, observation, resource, others, uid)
+        except TogetherError as error:
+            return await self._fail(body, resource, inputs, error, action=None)
+
+        plan = core.plan(observed)
+        for action in plan.actions:
+            if self._hold(body) is not None:  # deletion began meanwhile: act no more
+                return 0.5
+            try:
+                plan = await self._act(body, resource, api, key, observed, plan, action)
+            except TogetherError as error:
+                return await self._fail(body, resource, observed, error, action=action)
+        steps = core.connection_steps(observed, plan, self._settings.base_url)
+        plan = core.with_connection(observed, plan, steps, await self._carry_out(body, steps))
+        await self._publish(body, resource, plan)
+        resource.failures = 0
+        return core.seconds_until_next_look(
+            plan,
+            resync_seconds=self._settings.resync_interval,
+            transition_seconds=self._settings.transition_check,
+        )
+
+    def _hold(self, body: Mapping[str, Any]) -> core.Hold | None:
+        meta = body["metadata"]
+        return core.hold(
+            finalizer_held=self._settings.finalizer in (meta.get("finalizers") or ()),
+            paused=(meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true",
+            deleting=meta.get("deletionTimestamp") is not None,
+            resync_seconds=self._settings.resync_interval,
+        )
+
+    async def _observe(
+        self,
+        api: EndpointsAPI,
+        key: ApiKey,
+        inputs: Inputs,
+        observation: Observation,
+        resource: _Resource,
+        others: OtherResources,
+        uid: str,
+    ) -> Inputs:
+        remote: RemoteView = NotCreated()
+        if observation.endpoint_id is not None:
+            remote = await self._read_endpoint(api, key, observation.endpoint_id, inputs.now, resource)
+        elif observation.find_interrupted_create:
+            model = core.interrupted_create_model(inputs.spec, inputs.previous)
+            remote = CreateInFlight(await self._recovery_candidates(api, model, others, uid))
+        hardware = None
+        if observation.hardware:
+            hardware = await self._hardware.offered(key.fingerprint, api, inputs.spec.model)
+        # Planned as of now, after the reads: a create's intent is stamped as close to its POST as can be.
+        return replace(inputs, remote=remote, hardware_options=hardware, now=self._clock())
+
+    async def _recovery_candidates(
+        self, api: EndpointsAPI, model: str, others: OtherResources, uid: str
+    ) -> tuple[DedicatedEndpoint, ...]:
+        listed = await api.list_endpoints(type="dedicated", mine=True)
+        found = []
+        for endpoint_id in core.recovery_candidate_ids(listed, model, others.owners, uid):
+            try:
+                found.append(await api.get_endpoint(endpoint_id))
+            except NotFoundError:
+                continue  # gone since the list: not this create's endpoint, and no sign of anything
+        return tuple(found)
+
+    async def _read_endpoint(
+        self, api: EndpointsAPI, key: ApiKey, endpoint_id: str, now: datetime, resource: _Resource
+    ) -> RemoteView:
+        listed = self._poller.listed(key.fingerprint, endpoint_id)
+        resync = timedelta(seconds=self._settings.resync_interval)
+        cached = core.usable_cached_read(resource.cached_read, endpoint_id, listed, now, resync)
+        if cached is not None:
+            return Found(cached)
+        try:
+            endpoint = await api.get_endpoint(endpoint_id)
+        except NotFoundError:
+            resource.cached_read = None
+            return Gone(endpoint_id)
+        resource.cached_read = CachedRead(endpoint, now, answers_our_change=False)
+        return Found(endpoint)
+
+    async def _act(
+        self,
+        body: Mapping[str, Any],
+        resource: _Resource,
+        api: EndpointsAPI,
+        key: ApiKey,
+        inputs: Inputs,
+        plan: Plan,
+        action: Action,
+    ) -> Plan:
+        """Carry out one action and plan again from what the API answered."""
+        meta = body["metadata"]
+        if isinstance(action, CreateEndpoint):
+            # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
+            # with a conflict instead of creating twice.
+            await self._write_status(
+                body, resource, plan.status, resource_version=meta.get("resourceVersion")
+            )
+            self._post_events(body, plan.events)
+            resource.create_answered = False
+            answer = await api.create_endpoint(action.request)
+            self._poller.watch(key.fingerprint, api, answer.id, meta["uid"], resource.wake.set)
+        elif isinstance(action, AdoptEndpoint):
+            answer = await api.get_endpoint(action.endpoint_id)
+        else:
+            answer = await api.update_endpoint(action.endpoint_id, action.request)
+        resource.cached_read = CachedRead(answer, inputs.now, answers_our_change=True)
+        self._poller.poll_soon(key.fingerprint)
+        after = core.plan_after_action(inputs, plan, action, answer)
+        if isinstance(action, CreateEndpoint):
+            # status.endpointId is written the moment the create returns, before anything else.
+            await self._write_status(body, resource, after.status)
+        return after
+
+    async def _carry_out(self, body: Mapping[str, Any], steps: ConnectionSteps) -> str | None:
+        """Withdraw and publish the connection ConfigMap; the publisher's conflict message, if any."""
+        if steps.withdraw is not None:
+            await self._connections.withdraw(_owner(body), steps.withdraw)
+        if steps.publish is None:
+            return None
+        return await self._connections.publish(_owner(body), steps.publish, steps.data)
+
+    async def _fail(
+        self,
+        body: Mapping[str, Any],
+        resource: _Resource,
+        inputs: Inputs,
+        error: TogetherError | CredentialsMissing,
+        *,
+        action: Action | None,
+    ) -> float:
+        if isinstance(error, TogetherError):
+            _log.warning("%s: %s", _name(body), error)
+        failure = core.plan_failure(
+            inputs, error, action=action, retry=self._settings.retry, failed_at=self._clock()
+        )
+        resource.create_answered |= failure.create_answered
+        await self._publish(body, resource, Plan(status=failure.status, events=failure.events))
+        resource.failures += 1
+        return self._settings.retry.backoff(resource.failures, failure.retry_after, self._jitter())
+
+    async def _publish(self, body: Mapping[str, Any], resource: _Resource, plan: Plan) -> None:
+        await self._write_status(body, resource, plan.status)
+        self._post_events(body, plan.events)
+        self._metrics.reconciles.labels(_outcome_reason(plan.status)).inc()
+
+    async def _write_status(
+        self,
+        body: Mapping[str, Any],
+        resource: _Resource,
+        status: TogetherEndpointStatus,
+        *,
+        resource_version: str | None = None,
+    ) -> None:
+        meta = body["metadata"]
+        if resource_version is None and status == resource.written:
+            return  # the watch has not brought our last write back yet
+        if await self._status.write(
+            meta["namespace"], meta["name"], body.get("status"), status, resource_version=resource_version
+        ):
+            self._metrics.status_patches.inc()
+        resource.written = status
+        self._latest[meta["uid"]] = status
+
+    def _post_events(self, body: Mapping[str, Any], events: tuple[Event, ...]) -> None:
+        for event in events:
+            self._post_event(body, event)
+
+    # --- deletion -------------------------------------------------------------------------------
+
+    async def delete(self, body: Mapping[str, Any], others: OtherResources) -> Released | KeepFinalizer:
+        """One attempt at deleting the remote endpoint: `Released` once the finalizer may go."""
+        meta = body["metadata"]
+        status = StatusWriter.parse(body.get("status"))
+        known = DeletionInputs(
+            spec=TogetherEndpointSpec.model_validate(body.get("spec") or {}),
+            status=status,
+            generation=meta.get("generation", 1),
+            namespace=meta["namespace"],
+            name=meta["name"],
+            now=self._clock(),
+            retry=self._settings.retry,
+            delete_sent_at=self._deletes_sent.get(meta["uid"]),
+            rival_creates=core.rival_creates(others.open_creates, status.create_intent, meta["uid"]),
+        )
+        api: EndpointsAPI | None = None
+        step = core.plan_deletion(known)
+        while not isinstance(step, Released | KeepFinalizer):
+            if isinstance(step, ResolveKey):
+                key = await self._credentials.resolve(known.namespace, known.spec.api_key_secret_ref)
+                if isinstance(key, CredentialsMissing):
+                    known = replace(known, key_resolved=True, key_missing=key)
+                else:
+                    api = self._clients.for_key(key)
+                    known = replace(known, key_resolved=True, credential_fingerprint=key.fingerprint)
+            else:
+                assert api is not None, "plan_deletion resolves the key before any call"
+                try:
+                    known = await self._deletion_call(api, step, known, meta["uid"], others)
+                except TogetherError as error:
+                    known = replace(known, error=error)
+            step = core.plan_deletion(known)
+        if isinstance(step, Released):
+            self._deletes_sent.pop(meta["uid"], None)
+            if step.withdraw_connection is not None:
+                await self._connections.withdraw(_owner(body), step.withdraw_connection)
+        return step
+
+    async def _deletion_call(
+        self,
+        api: EndpointsAPI,
+        step: FindInterruptedCreate | ReadEndpoint | SendDelete,
+        known: DeletionInputs,
+        uid: str,
+        others: OtherResources,
+    ) -> DeletionInputs:
+        if isinstance(step, FindInterruptedCreate):
+            model = core.interrupted_create_model(known.spec, known.status)
+            return replace(known, candidates=await self._recovery_candidates(api, model, others, uid))
+        if isinstance(step, ReadEndpoint):
+            try:
+                await api.get_endpoint(step.endpoint_id)
+            except NotFoundError:
+                return replace(known, endpoint_exists=False)
+            return replace(known, endpoint_exists=True)
+        await api.delete_endpoint(step.endpoint_id)
+        self._deletes_sent[uid] = known.now
+        return replace(known, delete_sent_at=known.now, endpoint_exists=None)
+
+
+def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:
+    """What a user can change that needs a reconcile: the spec (generation) and our annotations."""
+    meta = body["metadata"]
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("generation"),
+        annotations.get(PAUSED_ANNOTATION),
+        annotations.get(RESTART_REQUESTED_ANNOTATION),
+    )
+
+
+def _outcome_reason(status: TogetherEndpointStatus) -> str:
+    """The reason a reconcile ended with: what is stuck, else what is in flight, else the verdict."""
+    for kind in (ConditionType.STALLED, ConditionType.RECONCILING):
+        condition = status.condition(kind)
+        if condition is not None and condition.status == "True":
+            return condition.reason
+    ready = status.condition(ConditionType.READY)
+    return ready.reason if ready is not None else "Unknown"
+
+
+def _owner(body: Mapping[str, Any]) -> Owner:
+    meta = body["metadata"]
+    return Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
+
+
+def _name(body: Mapping[str, Any]) -> str:
+    meta = body["metadata"]
+    return f"{meta.get('namespace')}/{meta.get('name')}"

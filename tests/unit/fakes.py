@@ -1,0 +1,309 @@
+"""In-memory stand-ins for everything the shell (`shell.Reconciler`) and the poller talk to, for fast
+tests of their I/O order: a Together account, the poller's list, the status subresource, the connection
+ConfigMaps, the events and a fixed clock. Every call lands in one shared `Log`, so a test can assert
+the order of what was sent, e.g. the create intent before the POST."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from together_operator.connection import Owner
+from together_operator.core import Event, OtherResources
+from together_operator.credentials import ApiKey, CredentialsMissing
+from together_operator.metrics import OperatorMetrics
+from together_operator.poller import Wake
+from together_operator.resource import SecretKeyRef, TogetherEndpointStatus
+from together_operator.shell import Reconciler, ReconcilerSettings
+from together_operator.together.errors import NotFoundError, TogetherError
+from together_operator.together.models import (
+    CreateEndpointRequest,
+    DedicatedEndpoint,
+    HardwareWithStatus,
+    ListEndpoint,
+    UpdateEndpointRequest,
+)
+
+from .builders import HARDWARE, MODEL, NAME, NAMESPACE, NOW, OFFERED, endpoint
+
+Log = list[str]
+
+
+def list_item(of: DedicatedEndpoint) -> ListEndpoint:
+    """The endpoint as `GET /endpoints` shows it (without display name, hardware, autoscaling)."""
+    return ListEndpoint.model_validate(
+        {k: v for k, v in of.model_dump().items() if k not in ("display_name", "hardware", "autoscaling")}
+    )
+
+
+class FixedClock:
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class FakeTogether:
+    """A Together account in memory (an `EndpointsAPI`). `fail` queues errors for the next calls of an
+    operation; `lose_create_answer` makes the next POST create its endpoint, then raise (a lost
+    response)."""
+
+    def __init__(
+        self, *endpoints: DedicatedEndpoint, log: Log | None = None, clock: FixedClock | None = None
+    ) -> None:
+        self.endpoints = {e.id: e for e in endpoints}
+        self.log: Log = log if log is not None else []
+        self.clock = clock
+        self.takes: dict[str, float] = {}
+        """operation -> seconds it takes on `clock` (which it moves on) before it answers"""
+        self.meanwhile: dict[str, Callable[[], None]] = {}
+        """operation -> what else happens while it is in flight"""
+        self.hardware: list[HardwareWithStatus] = list(OFFERED)
+        self.failures: dict[str, list[Exception]] = {}
+        self.deletes_take_effect = True
+        """False: a DELETE is accepted (2xx) but the endpoint stays, as while Together tears it down."""
+        self.lost_create_answer: TogetherError | None = None
+        self.created_at = NOW
+        self.lists = 0
+        self.listed = asyncio.Event()
+        self._created = 0
+
+    def fail(self, operation: str, *errors: Exception) -> None:
+        """Raise `errors`, one per call, on the next calls of `operation` (e.g. "POST /endpoints")."""
+        self.failures.setdefault(operation, []).extend(errors)
+
+    async def _call(self, operation: str) -> None:
+        await asyncio.sleep(0)  # a call yields to the event loop, as I/O does
+        self.log.append(operation)
+        if self.clock is not None:
+            self.clock.advance(seconds=self.takes.get(operation, 0.0))
+        if operation in self.meanwhile:
+            self.meanwhile[operation]()
+        queued = self.failures.get(operation)
+        if queued:
+            raise queued.pop(0)
+
+    def _get(self, endpoint_id: str, method: str) -> DedicatedEndpoint:
+        found = self.endpoints.get(endpoint_id)
+        if found is None:
+            raise NotFoundError(
+                "endpoint not found", method=method, path=f"endpoints/{endpoint_id}", status_code=404
+            )
+        return found
+
+    async def list_endpoints(
+        self, *, type: str | None = "dedicated", usage_type: str | None = None, mine: bool | None = True
+    ) -> list[ListEndpoint]:
+        assert (type, mine) == ("dedicated", True)
+        await self._call("GET /endpoints")
+        self.lists += 1
+        self.listed.set()
+        return [list_item(e) for e in self.endpoints.values()]
+
+    async def get_endpoint(self, endpoint_id: str) -> DedicatedEndpoint:
+        await self._call(f"GET /endpoints/{endpoint_id}")
+        return self._get(endpoint_id, "GET")
+
+    async def create_endpoint(self, request: CreateEndpointRequest) -> DedicatedEndpoint:
+        await self._call("POST /endpoints")
+        self._created += 1
+        made = endpoint(
+            id=f"endpoint-{self._created}",
+            model=request.model,
+            hardware=request.hardware,
+            display_name=request.display_name,
+            min_replicas=request.autoscaling.min_replicas,
+            max_replicas=request.autoscaling.max_replicas,
+            state="PENDING",
+            created_at=self.created_at,
+        )
+        self.endpoints[made.id] = made
+        if self.lost_create_answer is not None:
+            error, self.lost_create_answer = self.lost_create_answer, None
+            raise error
+        return made
+
+    async def update_endpoint(self, endpoint_id: str, request: UpdateEndpointRequest) -> DedicatedEndpoint:
+        await self._call(f"PATCH /endpoints/{endpoint_id}")
+        changed = self._get(endpoint_id, "PATCH").model_copy(update=request.model_dump(exclude_none=True))
+        self.endpoints[endpoint_id] = changed
+        return changed
+
+    async def delete_endpoint(self, endpoint_id: str) -> None:
+        await self._call(f"DELETE /endpoints/{endpoint_id}")
+        self._get(endpoint_id, "DELETE")
+        if self.deletes_take_effect:
+            del self.endpoints[endpoint_id]
+
+    async def list_hardware(self, model: str | None = None) -> list[HardwareWithStatus]:
+        await self._call(f"GET /hardware?model={model}")
+        return list(self.hardware)
+
+    async def list_availability_zones(self) -> list[str]:
+        await self._call("GET /clusters/availability-zones")
+        return []
+
+
+class FakeLists:
+    """The shared poller as the shell sees it: `items` is its latest list, set by the test."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, ListEndpoint] = {}
+        self.watched: dict[str, set[str]] = {}
+        """uid -> endpoint ids it watches"""
+        self.kicks = 0
+
+    def show(self, *endpoints: DedicatedEndpoint) -> None:
+        """A poll cycle listed exactly these endpoints."""
+        self.items = {e.id: list_item(e) for e in endpoints}
+
+    def watch(self, credential: str, api: Any, endpoint_id: str, uid: str, wake: Wake) -> None:
+        self.watched.setdefault(uid, set()).add(endpoint_id)
+
+    def unwatch(self, uid: str) -> None:
+        self.watched.pop(uid, None)
+
+    def listed(self, credential: str, endpoint_id: str) -> ListEndpoint | None:
+        return self.items.get(endpoint_id)
+
+    def poll_soon(self, credential: str) -> None:
+        self.kicks += 1
+
+
+class FakeStatusWriter:
+    """The status subresource of one apiserver. A write guarded by a resourceVersion other than the
+    stored object's fails with 409, as the apiserver's does; every write moves the version on."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.writes: list[TogetherEndpointStatus] = []
+        self.resource_version = 1
+        self.stored: dict[str, Any] | None = None
+
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        current: Mapping[str, Any] | None,
+        status: TogetherEndpointStatus,
+        *,
+        resource_version: str | None = None,
+    ) -> bool:
+        if resource_version is not None and resource_version != str(self.resource_version):
+            self.log.append("status write refused: 409")
+            raise ApiException(status=409, reason="Conflict")
+        self.log.append("status write (guarded)" if resource_version is not None else "status write")
+        self.writes.append(status)
+        self.stored = status.to_patch()
+        self.resource_version += 1
+        return True
+
+
+class FakeConnections:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.config_maps: dict[str, Mapping[str, str]] = {}
+        self.taken: set[str] = set()
+
+    async def publish(self, owner: Owner, config_map: str, data: Mapping[str, str]) -> str | None:
+        self.log.append(f"publish ConfigMap {config_map}")
+        if config_map in self.taken:
+            return f"ConfigMap {config_map} is not ours"
+        self.config_maps[config_map] = dict(data)
+        return None
+
+    async def withdraw(self, owner: Owner, config_map: str) -> None:
+        self.log.append(f"withdraw ConfigMap {config_map}")
+        self.config_maps.pop(config_map, None)
+
+
+@dataclass
+class FakeCredentials:
+    key: ApiKey | CredentialsMissing = field(default_factory=lambda: ApiKey("test-key-0123456789"))
+
+    async def resolve(self, namespace: str, ref: SecretKeyRef | None) -> ApiKey | CredentialsMissing:
+        return self.key
+
+
+@dataclass
+class FakeClients:
+    api: FakeTogether
+
+    def for_key(self, key: ApiKey) -> FakeTogether:
+        return self.api
+
+
+FINALIZER = "together.ai/finalizer"
+
+
+class ShellBed:
+    """A `Reconciler` wired to the fakes, and one TogetherEndpoint body as kopf would pass it."""
+
+    def __init__(self, *endpoints: DedicatedEndpoint, settings: ReconcilerSettings | None = None) -> None:
+        self.log: Log = []
+        self.clock = FixedClock()
+        self.together = FakeTogether(*endpoints, log=self.log, clock=self.clock)
+        self.lists = FakeLists()
+        self.status = FakeStatusWriter(self.log)
+        self.connections = FakeConnections(self.log)
+        self.credentials = FakeCredentials()
+        self.events: list[Event] = []
+        self.others = OtherResources()
+        self.reconciler = Reconciler(
+            settings or ReconcilerSettings(base_url="https://api.together.ai/v1"),
+            self.credentials,
+            FakeClients(self.together),
+            self.lists,
+            self.status,
+            self.connections,
+            OperatorMetrics(),
+            self._post_event,
+            clock=self.clock,
+            jitter=lambda: 1.0,
+        )
+
+    def _post_event(self, body: Mapping[str, Any], event: Event) -> None:
+        self.events.append(event)
+        self.log.append(f"event {event.type} {event.reason}")
+
+    def resource(
+        self,
+        spec: Mapping[str, Any] | None = None,
+        status: Mapping[str, Any] | None = None,
+        uid: str = "uid-1",
+    ) -> dict[str, Any]:
+        """A body kopf would pass: finalizer held, generation 1, at the writer's resourceVersion."""
+        return {
+            "metadata": {
+                "namespace": NAMESPACE,
+                "name": NAME,
+                "uid": uid,
+                "generation": 1,
+                "resourceVersion": str(self.status.resource_version),
+                "finalizers": [FINALIZER],
+            },
+            "spec": dict(spec if spec is not None else {"model": MODEL, "hardware": HARDWARE}),
+            "status": dict(status or {}),
+        }
+
+    def watch_event(self, body: dict[str, Any]) -> None:
+        """The watch brings the stored object back: the body shows the last write and its version."""
+        body["status"] = dict(self.status.stored or {})
+        body["metadata"]["resourceVersion"] = str(self.status.resource_version)
+
+    async def reconcile(self, body: Mapping[str, Any]) -> float:
+        return await self.reconciler.reconcile_once(body, self.others)
+
+    def calls(self) -> list[str]:
+        """The Together calls in the log, in order."""
+        methods = ("GET ", "POST ", "PATCH ", "DELETE ")
+        return [entry for entry in self.log if entry.startswith(methods)]
