@@ -888,8 +888,45 @@ def plan_after_action(inputs: Inputs, before: Plan, action: Action, answer: Dedi
     previous, events = before.status, before.events
     if isinstance(action, CreateEndpoint):
         previous, events = previous.model_copy(update={"endpoint_id": answer.id}), ()
-    after = plan(replace(inputs, previous=previous, remote=Found(answer)))
+    after_inputs = replace(inputs, previous=previous, remote=Found(answer))
+    normalised = _normalised(action, inputs.remote, answer) if isinstance(action, UpdateEndpoint) else []
+    if normalised:
+        # PATCHing the spec's value again would change nothing but the bill for calls: say what to set.
+        outcome = _Outcome(
+            ready=False,
+            reason=Reason.INVALID_SPEC,
+            message="Together stored another value than the one sent: " + "; ".join(normalised),
+            stalled=True,
+        )
+        after = _render(after_inputs, _plan_found(after_inputs, answer).status, outcome)
+    else:
+        after = plan(after_inputs)
     return Plan(status=after.status, events=events + after.events)
+
+
+def _normalised(action: UpdateEndpoint, seen: RemoteView, answer: DedicatedEndpoint) -> list[str]:
+    """The fields a PATCH set that the answer shows changed, but to another value than the one sent:
+    the API normalised them (trimmed a name, clamped replicas). A field the answer shows unchanged may
+    simply not be visible yet."""
+    before = seen.endpoint if isinstance(seen, Found) else None
+    request = action.request
+    # (what, spec field, value sent, value answered, value before the PATCH)
+    fields: list[tuple[str, str, object, object, object]] = []
+    if request.display_name is not None:
+        previous_name = before.display_name if before else None
+        fields.append(
+            ("display name", "spec.displayName", request.display_name, answer.display_name, previous_name)
+        )
+    if request.autoscaling is not None:
+        previous_scale = before.autoscaling if before else None
+        fields.append(
+            ("autoscaling", "spec.autoscaling", request.autoscaling, answer.autoscaling, previous_scale)
+        )
+    return [
+        f"{what} {stored!r} for {sent!r}: set {spec_field} to what Together stores"
+        for what, spec_field, sent, stored, previous in fields
+        if stored != sent and stored != previous
+    ]
 
 
 def connection_data(
@@ -974,6 +1011,13 @@ class RetryPolicy:
     max_backoff_seconds: float = 300.0
     """Cap of the per-resource exponential backoff over consecutive failed reconciles."""
 
+    def transient_wait(self, error: TogetherError) -> float:
+        """The wait after a failure that may pass by itself: the server's Retry-After when it asks for
+        longer, never less than `transient_seconds` (a Retry-After of 0 or a date in the past included),
+        so that no resource hammers the API."""
+        asked = getattr(error, "retry_after", None)
+        return max(self.transient_seconds, asked or 0.0)
+
     def backoff(self, consecutive_failures: int, suggested: float, jitter: float) -> float:
         """Seconds to wait after the n-th failure in a row: the error's own wait (Retry-After, or the
         policy's interval for its kind), doubled per repeat up to the cap, times `jitter` (~0.8..1.2)
@@ -1023,7 +1067,7 @@ def plan_failure(
         wait = retry.auth_seconds
     elif isinstance(error, RateLimitedError):
         outcome = _Outcome(ready=False, reason=Reason.RATE_LIMITED, message=str(error), reconciling=True)
-        wait = error.retry_after if error.retry_after is not None else retry.transient_seconds
+        wait = retry.transient_wait(error)
     elif isinstance(error, NotFoundError) and isinstance(action, UpdateEndpoint):
         return _failure(plan(replace(inputs, remote=Gone(action.endpoint_id))), retry.auth_seconds)
     elif isinstance(error, PermanentError):
@@ -1036,8 +1080,7 @@ def plan_failure(
         wait = retry.auth_seconds
     else:
         outcome = _Outcome(ready=False, reason=Reason.API_UNAVAILABLE, message=str(error), reconciling=True)
-        retry_after = getattr(error, "retry_after", None)
-        wait = retry_after if retry_after is not None else retry.transient_seconds
+        wait = retry.transient_wait(error)
     failed = _render(inputs, status, outcome, failed=True)
     if outcome.reconciling and action is None:
         # Only looking failed, for a moment: what Ready and Serving said is still the best knowledge,
@@ -1252,8 +1295,7 @@ def _deletion_failed(inputs: DeletionInputs, endpoint_id: str | None, error: Tog
             "or set deletionPolicy: Orphan to leave it running",
             inputs.retry.auth_seconds,
         )
-    retry_after = getattr(error, "retry_after", None) or inputs.retry.transient_seconds
-    return KeepFinalizer(str(error), retry_after)
+    return KeepFinalizer(str(error), inputs.retry.transient_wait(error))
 
 
 def _deletion_check(retry: RetryPolicy) -> float:

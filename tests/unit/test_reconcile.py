@@ -1359,13 +1359,13 @@ class FailureCase(NamedTuple):
         ),
         pytest.param(
             FailureCase(
-                error=_http(TransientError, 503, retry_after=7.0),
+                error=_http(TransientError, 503, retry_after=17.0),
                 action=None,
                 reason="ApiUnavailable",
                 ready=KEPT,
                 stalled=False,
                 reconciling=True,
-                retry_after=7.0,
+                retry_after=17.0,
             ),
             id="503-while-observing-retry-after-honoured",
         ),

@@ -106,12 +106,13 @@ def retry_delay(retries_done: int, error: TogetherError) -> float | None:
     """
     if not isinstance(error, RateLimitedError | TransientError):
         return None
+    backoff = min(_BACKOFF_BASE * 2.0**retries_done, MAX_RETRY_DELAY)
     if error.retry_after is not None:
         if error.retry_after > MAX_RETRY_DELAY:
             return None
-        # Up to 10% later than asked, so clients told the same moment do not all return at once.
-        return error.retry_after * random.uniform(1.0, 1.1)
-    backoff = min(_BACKOFF_BASE * 2**retries_done, MAX_RETRY_DELAY)
+        # Never sooner than the backoff (a Retry-After of 0 would have every client hammer the API), and
+        # up to 10% later than asked, so clients told the same moment do not all return at once.
+        return max(error.retry_after, backoff) * random.uniform(1.0, 1.1)
     return random.uniform(backoff / 2, backoff)
 
 
