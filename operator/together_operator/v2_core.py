@@ -1,0 +1,565 @@
+"""The pure core for Together v2 (CONTRACT section 6): a TogetherEndpoint on `api: v2` is one named
+endpoint in the key's project with one deployment taking all of its traffic. No I/O, no kopf.
+
+- `resolve_target`: model + hardware/gpu (or `v2.config`) -> the model and config revision to deploy,
+  from the v2 catalogue (supported models and their certified deployment profiles);
+- `plan_v2`: the endpoint found by name in the project's list + the resolved target -> the next call
+  (create the endpoint, create the deployment, put it in the traffic split, set its autoscaling), the
+  status and the conditions. Every name is ours, so a lost answer or a crash is resolved by reading the
+  name back: no create intent window as on v1, and a name held by an endpoint this resource did not
+  create is Stalled/NameTaken;
+- `plan_v2_deletion`: the platform's order (0/0, out of the split, delete the deployment once STOPPED,
+  delete the endpoint), one idempotent step at a time, until the endpoint is gone.
+One call per plan: the shell carries it out and plans again with what it answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from together_operator.core import Event, EventType, HardwareRejected, Reason
+from together_operator.resource import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    DeletionPolicy,
+    DesiredState,
+    ManagementPolicy,
+    ObservedAutoscaling,
+    TogetherAPI,
+    TogetherEndpointSpec,
+    TogetherEndpointStatus,
+)
+from together_operator.together.v2_models import (
+    Autoscaling,
+    CreateDeploymentRequest,
+    DeploymentState,
+    DeploymentSummary,
+    Endpoint,
+    SupportedModel,
+    TrafficSplitEntry,
+)
+
+ENDPOINT_NAME_MAX = 63
+_STATE_PREFIX = "DEPLOYMENT_STATE_"
+# Interconnect suffixes of v1 hardware ids, which v2 instance type names leave out.
+_INTERCONNECTS = ("sxm", "pcie", "nvl", "nvlink")
+
+
+class V2Reason:
+    """Reasons only v2 has (the rest are `core.Reason`)."""
+
+    NAME_TAKEN = "NameTaken"
+    DEGRADED = "Degraded"
+    PROVISIONING = "Provisioning"
+    SCALING = "Scaling"
+    ROLLOUT_NOT_SUPPORTED = "RolloutNotSupported"
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+
+def endpoint_name(spec: TogetherEndpointSpec, namespace: str, name: str) -> str:
+    """`spec.v2.endpointName`, else `<namespace>-<name>`, cut to 63 with a short hash when longer."""
+    if spec.v2 is not None and spec.v2.endpoint_name:
+        return spec.v2.endpoint_name
+    full = f"{namespace}-{name}"
+    if len(full) <= ENDPOINT_NAME_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{full[: ENDPOINT_NAME_MAX - 9].rstrip('-')}-{digest}"
+
+
+def short_state(state: str) -> str:
+    """`DEPLOYMENT_STATE_READY` -> `READY`, what status.state shows; unknown values kept as they come."""
+    return state.removeprefix(_STATE_PREFIX)
+
+
+def v2_hardware(hardware: str) -> str:
+    """A v1 hardware id in v2's form: `2x_nvidia_h100_80gb_sxm` -> `2xnvidia-h100-80gb`; a v2 name as is."""
+    count, _, rest = hardware.partition("x")
+    if not rest.startswith("_"):
+        return hardware
+    parts = [part for part in rest[1:].split("_") if part]
+    if parts and parts[-1] in _INTERCONNECTS:
+        parts = parts[:-1]
+    return f"{count}x{'-'.join(parts)}"
+
+
+# --- what to deploy ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentTarget:
+    """The model and config revision a deployment of the spec runs, and its instance type name."""
+
+    model: str
+    config: str
+    hardware: str | None
+
+    def deployment_name(self, availability_zone: str | None) -> str:
+        """Ours and deterministic: the same target is the same name, so a create is found again by it."""
+        key = "\n".join((self.model, self.config, availability_zone or ""))
+        return f"d-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def resolve_target(
+    spec: TogetherEndpointSpec, supported: Sequence[SupportedModel]
+) -> DeploymentTarget | HardwareRejected:
+    """The catalogue entry of `spec.model` and the one certified profile offering the spec's hardware.
+
+    `v2.config` names the config revision outright; otherwise `hardware` (either form) or `gpu` picks
+    among the model's profiles: none or several is a stall that lists what is offered."""
+    entry = next((m for m in supported if spec.model in (m.name, m.base_model)), None)
+    explicit_config = spec.v2.config if spec.v2 is not None else None
+    if entry is None:
+        if explicit_config is not None and spec.model.startswith("projects/"):
+            return DeploymentTarget(model=spec.model, config=explicit_config, hardware=None)
+        return HardwareRejected(
+            Reason.MODEL_NOT_SUPPORTED,
+            f"model {spec.model!r} is not in the v2 catalogue of supported models: check spec.model "
+            "(`together-operator hardware --model M --api v2`)",
+        )
+    profiles = entry.deployment_profiles
+    if explicit_config is not None:
+        named = next((p for p in profiles if p.config == explicit_config), None)
+        model = named.model if named is not None else (profiles[0].model if profiles else entry.base_model)
+        return DeploymentTarget(
+            model=model, config=explicit_config, hardware=named.hardware if named else None
+        )
+    offered = ", ".join(sorted({p.hardware for p in profiles})) or "none"
+    if spec.hardware is not None:
+        wanted = v2_hardware(spec.hardware)
+        matches = [p for p in profiles if p.hardware == wanted]
+        asked = f"spec.hardware {spec.hardware!r}"
+    elif spec.gpu is not None:
+        gpu_type = spec.gpu.type.lower()
+        matches = [
+            p for p in profiles if p.gpu_count == spec.gpu.count and gpu_type in p.gpu_type.lower().split("-")
+        ]
+        asked = f"spec.gpu {spec.gpu.count}x {spec.gpu.type}"
+    else:
+        return HardwareRejected(Reason.INVALID_SPEC, "set exactly one of spec.hardware or spec.gpu")
+    if not matches:
+        return HardwareRejected(
+            Reason.HARDWARE_NOT_SUPPORTED,
+            f"{asked} is not offered for model {spec.model!r}; offered: {offered}",
+        )
+    if len({p.config for p in matches}) > 1:
+        configs = ", ".join(sorted(p.config for p in matches))
+        return HardwareRejected(
+            Reason.HARDWARE_AMBIGUOUS,
+            f"{asked} matches several certified configs ({configs}): set spec.v2.config to one of them",
+        )
+    return DeploymentTarget(model=matches[0].model, config=matches[0].config, hardware=matches[0].hardware)
+
+
+# --- inputs and outputs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class V2Inputs:
+    spec: TogetherEndpointSpec
+    generation: int
+    namespace: str
+    name: str
+    previous: TogetherEndpointStatus
+    now: datetime
+    project_id: str
+    endpoint: Endpoint | None
+    """The endpoint of our name in the project's list, if any."""
+    target: DeploymentTarget | HardwareRejected | None = None
+    """Resolved from the catalogue (cached per key by the shell); None until asked for."""
+    deployment_message: str = ""
+    """The deployment's `status.message` (a single GET: the list does not carry it), when read."""
+
+
+@dataclass(frozen=True)
+class ResolveTarget:
+    """Read the catalogue: a deployment is to be created and the target is not known yet."""
+
+
+@dataclass(frozen=True)
+class CreateV2Endpoint:
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateV2Deployment:
+    endpoint_id: str
+    request: CreateDeploymentRequest
+
+
+@dataclass(frozen=True)
+class SetTrafficSplit:
+    endpoint_id: str
+    split: tuple[TrafficSplitEntry, ...]
+    etag: str
+
+
+@dataclass(frozen=True)
+class SetV2Autoscaling:
+    endpoint_id: str
+    deployment_id: str
+    autoscaling: Autoscaling
+
+
+V2Action = ResolveTarget | CreateV2Endpoint | CreateV2Deployment | SetTrafficSplit | SetV2Autoscaling
+
+
+@dataclass(frozen=True)
+class V2Plan:
+    status: TogetherEndpointStatus
+    action: V2Action | None = None
+    events: tuple[Event, ...] = ()
+
+    @property
+    def stalled(self) -> bool:
+        condition = self.status.condition(ConditionType.STALLED)
+        return condition is not None and condition.status == "True"
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    ready: bool
+    reconciling: bool
+    stalled: bool
+    reason: str
+    message: str
+
+
+def _working(reason: str, message: str) -> _Verdict:
+    return _Verdict(ready=False, reconciling=True, stalled=False, reason=reason, message=message)
+
+
+def _stalled(reason: str, message: str) -> _Verdict:
+    return _Verdict(ready=False, reconciling=False, stalled=True, reason=reason, message=message)
+
+
+def _done(reason: str, message: str) -> _Verdict:
+    return _Verdict(ready=True, reconciling=False, stalled=False, reason=reason, message=message)
+
+
+# --- the plan ---------------------------------------------------------------------------------------
+
+
+def desired_autoscaling(spec: TogetherEndpointSpec) -> Autoscaling:
+    """Stopped is 0/0; Started is the spec's bounds."""
+    if spec.state == DesiredState.STOPPED:
+        return Autoscaling(min_replicas=0, max_replicas=0)
+    return Autoscaling(min_replicas=spec.autoscaling.min_replicas, max_replicas=spec.autoscaling.max_replicas)
+
+
+def plan_v2(inputs: V2Inputs) -> V2Plan:
+    status = inputs.previous.model_copy(update={"api": TogetherAPI.V2, "project_id": inputs.project_id})
+    name = endpoint_name(inputs.spec, inputs.namespace, inputs.name)
+    endpoint = inputs.endpoint
+    observe_only = inputs.spec.management_policy == ManagementPolicy.OBSERVE_ONLY
+    if endpoint is None:
+        if inputs.previous.endpoint_id is not None:
+            return _render(
+                inputs,
+                status,
+                _stalled(
+                    Reason.REMOTE_DELETED,
+                    f"v2 endpoint {name!r} ({inputs.previous.endpoint_id}) is gone from the project; it is "
+                    "not recreated: delete this TogetherEndpoint, or recreate it to deploy again",
+                ),
+            )
+        if observe_only:
+            return _render(
+                inputs,
+                status,
+                _working(Reason.OBSERVING, f"waiting for a v2 endpoint named {name!r} to observe"),
+            )
+        # The intent (createRequestedAt) goes first: an endpoint of our name without a recorded id is
+        # then known to be our own lost create, not someone else's.
+        status = status.model_copy(update={"create_requested_at": inputs.now})
+        return _render(
+            inputs,
+            status,
+            _working(Reason.CREATING, f"creating v2 endpoint {name!r}"),
+            CreateV2Endpoint(name),
+        )
+    ours = endpoint.id == inputs.previous.endpoint_id or (
+        inputs.previous.endpoint_id is None
+        and (inputs.previous.create_requested_at is not None or observe_only)
+    )
+    if not ours:
+        return _render(
+            inputs,
+            status,
+            _stalled(
+                V2Reason.NAME_TAKEN,
+                f"the v2 endpoint name {name!r} is taken by {endpoint.id}, which this resource did not "
+                "create: set spec.v2.endpointName to a free name",
+            ),
+        )
+    status = status.model_copy(update={"endpoint_id": endpoint.id, "endpoint_name": endpoint.name})
+    if observe_only:
+        live = _live_deployment(endpoint)
+        status = _observed(status, live)
+        if live is None:
+            return _render(
+                inputs, status, _working(Reason.OBSERVING, f"v2 endpoint {name!r} has no deployment")
+            )
+        return _render(inputs, status, _verdict_of_state(inputs, live, observing=True))
+    return _plan_deployment(inputs, status, endpoint)
+
+
+def _plan_deployment(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint: Endpoint) -> V2Plan:
+    target = inputs.target
+    known = next((d for d in endpoint.deployments if d.id == inputs.previous.deployment_id), None)
+    if known is None:
+        if target is None:
+            return _render(
+                inputs, status, _working(Reason.CREATING, "resolving the model and config"), ResolveTarget()
+            )
+        if isinstance(target, HardwareRejected):
+            return _render(inputs, status, _stalled(target.reason, target.message))
+        wanted = target.deployment_name(inputs.spec.availability_zone)
+        known = next((d for d in endpoint.deployments if _short(d.name) == wanted), None)
+        if known is None:
+            others = endpoint.deployments
+            if others:
+                return _render(
+                    inputs,
+                    _observed(status, others[0]),
+                    _stalled(
+                        V2Reason.ROLLOUT_NOT_SUPPORTED,
+                        f"v2 endpoint {endpoint.short_name!r} already runs deployment {others[0].id}: "
+                        "changing model, hardware, config or zone of a v2 resource (a rollout) is not "
+                        "supported yet; put the spec back, or create a new TogetherEndpoint",
+                    ),
+                )
+            request = CreateDeploymentRequest(
+                name=wanted,
+                model=target.model,
+                config=target.config,
+                autoscaling=desired_autoscaling(inputs.spec),
+                inactive_timeout=inputs.spec.inactive_timeout,
+            )
+            return _render(
+                inputs,
+                status,
+                _working(Reason.CREATING, f"creating deployment {wanted!r} of {inputs.spec.model}"),
+                CreateV2Deployment(endpoint.id, request),
+            )
+    status = _observed(status.model_copy(update={"deployment_id": known.id}), known)
+    if known.state == DeploymentState.FAILED:
+        message = inputs.deployment_message or "the deployment failed"
+        return _render(
+            inputs, status.model_copy(update={"message": message}), _stalled(Reason.REMOTE_ERROR, message)
+        )
+    wanted_scaling = desired_autoscaling(inputs.spec)
+    if (known.autoscaling.min_replicas or 0, known.autoscaling.max_replicas or 0) != (
+        wanted_scaling.min_replicas,
+        wanted_scaling.max_replicas,
+    ):
+        reason = (
+            Reason.STOPPING
+            if wanted_scaling.max_replicas == 0
+            else Reason.STARTING
+            if not known.autoscaling.max_replicas
+            else Reason.UPDATING
+        )
+        return _render(
+            inputs,
+            status,
+            _working(
+                reason, f"setting autoscaling to {wanted_scaling.min_replicas}/{wanted_scaling.max_replicas}"
+            ),
+            SetV2Autoscaling(endpoint.id, known.id, wanted_scaling),
+        )
+    split = (TrafficSplitEntry(deployment_id=known.id, weight=100),)
+    if [(e.deployment_id, e.weight) for e in endpoint.traffic_split if e.weight > 0] != [(known.id, 100)]:
+        return _render(
+            inputs,
+            status,
+            _working(
+                Reason.UPDATING, f"routing all traffic of {endpoint.short_name!r} to deployment {known.id}"
+            ),
+            SetTrafficSplit(endpoint.id, split, endpoint.etag),
+        )
+    return _render(inputs, status, _verdict_of_state(inputs, known, observing=False))
+
+
+def _verdict_of_state(inputs: V2Inputs, deployment: DeploymentSummary, *, observing: bool) -> _Verdict:
+    state = deployment.state
+    stopped_wanted = inputs.spec.state == DesiredState.STOPPED
+    if state == DeploymentState.FAILED:
+        return _stalled(Reason.REMOTE_ERROR, inputs.deployment_message or "the deployment failed")
+    if state == DeploymentState.READY and (observing or not stopped_wanted):
+        return _done(Reason.OBSERVING if observing else Reason.STARTED, "deployment READY")
+    if state == DeploymentState.STOPPED and (observing or stopped_wanted):
+        return _done(Reason.OBSERVING if observing else Reason.STOPPED, "deployment STOPPED")
+    if state == DeploymentState.DEGRADED:
+        return _working(V2Reason.DEGRADED, inputs.deployment_message or "deployment DEGRADED")
+    if state == DeploymentState.PROVISIONING:
+        return _working(V2Reason.PROVISIONING, "deployment PROVISIONING")
+    if state == DeploymentState.SCALING:
+        return _working(V2Reason.SCALING, "deployment SCALING")
+    if state == DeploymentState.STOPPING or stopped_wanted:
+        return _working(Reason.STOPPING, f"deployment {short_state(state)}")
+    return _working(Reason.STARTING, f"deployment {short_state(state)}")
+
+
+def _live_deployment(endpoint: Endpoint) -> DeploymentSummary | None:
+    """The deployment taking the traffic (the first, when the split is empty)."""
+    routed = {e.deployment_id for e in endpoint.traffic_split if e.weight > 0}
+    return next((d for d in endpoint.deployments if d.id in routed), None) or next(
+        iter(endpoint.deployments), None
+    )
+
+
+def _short(qualified: str) -> str:
+    return qualified.rpartition("/")[2]
+
+
+def _observed(status: TogetherEndpointStatus, deployment: DeploymentSummary | None) -> TogetherEndpointStatus:
+    if deployment is None:
+        return status
+    return status.model_copy(
+        update={
+            "deployment_id": deployment.id,
+            "state": short_state(deployment.state),
+            "hardware": deployment.hardware,
+            "autoscaling": ObservedAutoscaling(
+                min_replicas=deployment.autoscaling.min_replicas or 0,
+                max_replicas=deployment.autoscaling.max_replicas or 0,
+            ),
+            "ready_replicas": deployment.ready_replicas,
+            "desired_replicas": deployment.desired_replicas,
+        }
+    )
+
+
+def _render(
+    inputs: V2Inputs, status: TogetherEndpointStatus, verdict: _Verdict, action: V2Action | None = None
+) -> V2Plan:
+    """Conditions (Serving: READY, or DEGRADED with a ready replica), observedGeneration, events."""
+    previous = inputs.previous
+    state = status.state
+    serving = state == short_state(DeploymentState.READY) or (
+        state == short_state(DeploymentState.DEGRADED) and (status.ready_replicas or 0) > 0
+    )
+
+    def condition(kind: ConditionType, value: bool, reason: str, message: str) -> Condition:
+        text: ConditionStatus = "True" if value else "False"
+        before = previous.condition(kind)
+        unchanged = before is not None and before.status == text
+        return Condition(
+            type=kind,
+            status=text,
+            reason=reason,
+            message=message,
+            observed_generation=inputs.generation,
+            last_transition_time=before.last_transition_time if unchanged and before else inputs.now,
+        )
+
+    conditions = (
+        condition(ConditionType.READY, verdict.ready, verdict.reason, verdict.message),
+        condition(
+            ConditionType.SERVING,
+            serving,
+            (state or Reason.NOT_CREATED).title().replace("_", ""),
+            f"deployment {state}" if state else "no deployment",
+        ),
+        condition(
+            ConditionType.RECONCILING,
+            verdict.reconciling,
+            verdict.reason if verdict.reconciling else Reason.RECONCILED,
+            verdict.message if verdict.reconciling else "",
+        ),
+        condition(
+            ConditionType.STALLED,
+            verdict.stalled,
+            verdict.reason if verdict.stalled else Reason.NOT_STALLED,
+            verdict.message if verdict.stalled else "",
+        ),
+    )
+    status = status.model_copy(
+        update={
+            "conditions": conditions,
+            "observed_generation": inputs.generation,
+            "last_sync_time": inputs.now,
+        }
+    )
+    return V2Plan(status=status, action=action, events=_events(previous, verdict))
+
+
+def _events(previous: TogetherEndpointStatus, verdict: _Verdict) -> tuple[Event, ...]:
+    """One event per change of verdict: Warning for a stall, Normal otherwise."""
+    before = previous.condition(ConditionType.READY)
+    if before is not None and before.reason == verdict.reason and before.message == verdict.message:
+        return ()
+    if verdict.stalled:
+        return (Event(EventType.WARNING, verdict.reason, verdict.message),)
+    if before is not None and before.reason == verdict.reason:
+        return ()
+    return (Event(EventType.NORMAL, verdict.reason, verdict.message),)
+
+
+# --- deletion ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class V2DeletionInputs:
+    spec: TogetherEndpointSpec
+    status: TogetherEndpointStatus
+    endpoint: Endpoint | None
+    """Our endpoint as the project's list shows it (by the recorded id, or by our name after an
+    interrupted create); None when it is gone. Paused resources delete too."""
+
+
+@dataclass(frozen=True)
+class DeleteV2Deployment:
+    endpoint_id: str
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class DeleteV2Endpoint:
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class WaitForStopped:
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class V2Released:
+    message: str
+
+
+V2DeletionStep = (
+    SetV2Autoscaling | SetTrafficSplit | WaitForStopped | DeleteV2Deployment | DeleteV2Endpoint | V2Released
+)
+
+
+def plan_v2_deletion(inputs: V2DeletionInputs) -> V2DeletionStep:
+    """The next step of deleting the endpoint, in the platform's order; each is safe to repeat."""
+    if inputs.status.endpoint_id is None and inputs.status.create_requested_at is None:
+        return V2Released("no v2 endpoint was created")
+    if inputs.spec.deletion_policy == DeletionPolicy.ORPHAN:
+        return V2Released("deletionPolicy Orphan: the v2 endpoint is left in place")
+    if inputs.spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
+        return V2Released("managementPolicy ObserveOnly: the v2 endpoint is not deleted")
+    endpoint = inputs.endpoint
+    if endpoint is None:
+        return V2Released("the v2 endpoint is gone")
+    for deployment in endpoint.deployments:
+        if deployment.autoscaling.min_replicas or deployment.autoscaling.max_replicas:
+            return SetV2Autoscaling(endpoint.id, deployment.id, Autoscaling(min_replicas=0, max_replicas=0))
+    routed = tuple(e for e in endpoint.traffic_split if e.weight > 0)
+    if routed:
+        return SetTrafficSplit(endpoint.id, (), endpoint.etag)
+    for deployment in endpoint.deployments:
+        if deployment.state != DeploymentState.STOPPED:
+            return WaitForStopped(deployment.id)
+        return DeleteV2Deployment(endpoint.id, deployment.id)
+    return DeleteV2Endpoint(endpoint.id)

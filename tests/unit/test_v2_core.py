@@ -1,0 +1,408 @@
+"""The v2 core as a specification (CONTRACT section 6): (spec, previous status, the endpoint of our name
+in the project's list, the resolved target, a frozen clock) in, (the next v2 call, status, conditions)
+out. A "later reconcile" feeds the previous plan's status back in, as the shell does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from together_operator.core import HardwareRejected, Reason
+from together_operator.resource import (
+    ConditionType,
+    TogetherAPI,
+    TogetherEndpointSpec,
+    TogetherEndpointStatus,
+)
+from together_operator.together.v2_models import (
+    Autoscaling,
+    DeploymentProfile,
+    DeploymentSummary,
+    Endpoint,
+    SupportedModel,
+    TrafficSplitEntry,
+)
+from together_operator.v2_core import (
+    CreateV2Deployment,
+    CreateV2Endpoint,
+    DeleteV2Deployment,
+    DeleteV2Endpoint,
+    DeploymentTarget,
+    ResolveTarget,
+    SetTrafficSplit,
+    SetV2Autoscaling,
+    V2DeletionInputs,
+    V2Inputs,
+    V2Plan,
+    V2Released,
+    WaitForStopped,
+    endpoint_name,
+    plan_v2,
+    plan_v2_deletion,
+    resolve_target,
+    v2_hardware,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+NAMESPACE, NAME = "team-a", "mixtral"
+MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+PROJECT = "proj_1"
+MODEL_RESOURCE = "projects/platform/models/ml_mixtral/revisions/rv_1"
+CONFIG = "projects/platform/configs/cr_h100x2"
+TARGET = DeploymentTarget(model=MODEL_RESOURCE, config=CONFIG, hardware="2xnvidia-h100-80gb")
+DEPLOYMENT_NAME = TARGET.deployment_name(None)
+ENDPOINT_ID, DEPLOYMENT_ID = "ep_1", "dep_1"
+
+
+def spec(**overrides: Any) -> TogetherEndpointSpec:
+    return TogetherEndpointSpec.model_validate(
+        {"model": MODEL, "hardware": "2x_nvidia_h100_80gb_sxm", "api": "v2", **overrides}
+    )
+
+
+def deployment(
+    state: str = "READY", min_replicas: int = 1, max_replicas: int = 1, name: str = DEPLOYMENT_NAME
+) -> DeploymentSummary:
+    return DeploymentSummary(
+        id=DEPLOYMENT_ID,
+        name=f"devproj/{NAMESPACE}-{NAME}/{name}",
+        state=f"DEPLOYMENT_STATE_{state}",
+        autoscaling=Autoscaling(min_replicas=min_replicas, max_replicas=max_replicas),
+        model=MODEL_RESOURCE,
+        hardware="2xnvidia-h100-80gb",
+        desired_replicas=max_replicas,
+        ready_replicas=max_replicas if state in ("READY", "DEGRADED") else 0,
+    )
+
+
+def endpoint(
+    *deployments: DeploymentSummary, routed: bool = True, endpoint_id: str = ENDPOINT_ID
+) -> Endpoint:
+    split = [TrafficSplitEntry(deployment_id=d.id, weight=100) for d in deployments] if routed else []
+    return Endpoint(
+        id=endpoint_id,
+        name=f"devproj/{NAMESPACE}-{NAME}",
+        project_id=PROJECT,
+        etag="etag-1",
+        visibility="VISIBILITY_PRIVATE",
+        traffic_split=split,
+        deployments=list(deployments),
+    )
+
+
+CREATED = TogetherEndpointStatus(api=TogetherAPI.V2, endpoint_id=ENDPOINT_ID, deployment_id=DEPLOYMENT_ID)
+
+
+def run(
+    remote: Endpoint | None,
+    *,
+    previous: TogetherEndpointStatus = CREATED,
+    target: DeploymentTarget | HardwareRejected | None = TARGET,
+    message: str = "",
+    **spec_overrides: Any,
+) -> V2Plan:
+    return plan_v2(
+        V2Inputs(
+            spec=spec(**spec_overrides),
+            generation=1,
+            namespace=NAMESPACE,
+            name=NAME,
+            previous=previous,
+            now=NOW,
+            project_id=PROJECT,
+            endpoint=remote,
+            target=target,
+            deployment_message=message,
+        )
+    )
+
+
+def conditions(plan: V2Plan) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in plan.status.conditions}
+
+
+# --- names and hardware -----------------------------------------------------------------------------
+
+
+def test_the_endpoint_name_defaults_to_namespace_and_name_and_is_cut_with_a_hash_to_63() -> None:
+    assert endpoint_name(spec(), "team-a", "mixtral") == "team-a-mixtral"
+    assert endpoint_name(spec(v2={"endpointName": "chat"}), "team-a", "mixtral") == "chat"
+    long = endpoint_name(spec(), "n" * 40, "m" * 40)
+    assert len(long) == 63
+    assert long != endpoint_name(spec(), "n" * 40, "m" * 41), "the hash tells cut names apart"
+
+
+@pytest.mark.parametrize(
+    ("hardware", "v2"),
+    [
+        ("2x_nvidia_h100_80gb_sxm", "2xnvidia-h100-80gb"),
+        ("1x_nvidia_a100_80gb_pcie", "1xnvidia-a100-80gb"),
+        ("4x_nvidia_h200_141gb", "4xnvidia-h200-141gb"),
+        ("2xnvidia-h100-80gb", "2xnvidia-h100-80gb"),
+    ],
+)
+def test_a_v1_hardware_id_means_the_same_gpu_count_and_type_on_v2(hardware: str, v2: str) -> None:
+    assert v2_hardware(hardware) == v2
+
+
+def profile(count: int, gpu: str, config: str) -> DeploymentProfile:
+    return DeploymentProfile(config=config, model=MODEL_RESOURCE, gpu_count=count, gpu_type=gpu)
+
+
+CATALOGUE = [
+    SupportedModel(
+        id="sm_1",
+        name=MODEL,
+        base_model="projects/platform/models/ml_mixtral",
+        deployment_profiles=[
+            profile(2, "nvidia-h100-80gb", CONFIG),
+            profile(1, "nvidia-h100-80gb", "projects/platform/configs/cr_h100x1"),
+            profile(2, "nvidia-a100-80gb", "projects/platform/configs/cr_a100x2"),
+            profile(2, "nvidia-a100-40gb", "projects/platform/configs/cr_a100x2_40"),
+        ],
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, TARGET),
+        ({"hardware": "2xnvidia-h100-80gb"}, TARGET),
+        ({"hardware": None, "gpu": {"type": "h100", "count": 2}}, TARGET),
+        (
+            {"v2": {"config": "projects/platform/configs/cr_h100x1"}},
+            DeploymentTarget(MODEL_RESOURCE, "projects/platform/configs/cr_h100x1", "1xnvidia-h100-80gb"),
+        ),
+        ({"hardware": "8x_nvidia_h100_80gb_sxm"}, Reason.HARDWARE_NOT_SUPPORTED),
+        ({"hardware": None, "gpu": {"type": "a100", "count": 2}}, Reason.HARDWARE_AMBIGUOUS),
+        ({"model": "acme/unknown"}, Reason.MODEL_NOT_SUPPORTED),
+    ],
+    ids=["v1-id", "v2-name", "gpu", "explicit-config", "not-offered", "ambiguous", "unknown-model"],
+)
+def test_model_and_hardware_resolve_to_one_certified_config(
+    overrides: dict[str, Any], expected: DeploymentTarget | Reason
+) -> None:
+    resolved = resolve_target(spec(**overrides), CATALOGUE)
+    if isinstance(expected, DeploymentTarget):
+        assert resolved == expected
+    else:
+        assert isinstance(resolved, HardwareRejected)
+        assert resolved.reason == expected
+        assert (
+            "offered" in resolved.message or "several" in resolved.message or "catalogue" in resolved.message
+        )
+
+
+def test_a_rejected_target_stalls_naming_what_is_offered() -> None:
+    rejected = resolve_target(spec(hardware="8x_nvidia_h100_80gb_sxm"), CATALOGUE)
+    plan = run(endpoint(), previous=CREATED.model_copy(update={"deployment_id": None}), target=rejected)
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.STALLED] == ("True", Reason.HARDWARE_NOT_SUPPORTED)
+    assert "2xnvidia-h100-80gb" in plan.status.condition(ConditionType.STALLED).message  # type: ignore[union-attr]
+
+
+# --- create: endpoint, deployment, split, each idempotent by name ----------------------------------
+
+
+def test_create_walks_endpoint_then_deployment_then_split_then_waits_for_ready() -> None:
+    first = run(None, previous=TogetherEndpointStatus(), target=None)
+    assert first.action == CreateV2Endpoint("team-a-mixtral")
+    assert first.status.create_requested_at == NOW, "the intent is recorded before the POST"
+    assert first.status.api == TogetherAPI.V2
+    assert conditions(first)[ConditionType.RECONCILING] == ("True", Reason.CREATING)
+
+    second = run(endpoint(), previous=first.status, target=None)
+    assert second.action == ResolveTarget()
+    assert second.status.endpoint_id == ENDPOINT_ID
+    assert second.status.endpoint_name == "devproj/team-a-mixtral"
+
+    third = run(endpoint(), previous=second.status, autoscaling={"minReplicas": 1, "maxReplicas": 3})
+    assert isinstance(third.action, CreateV2Deployment)
+    assert third.action.endpoint_id == ENDPOINT_ID
+    request = third.action.request
+    assert (request.name, request.model, request.config) == (DEPLOYMENT_NAME, MODEL_RESOURCE, CONFIG)
+    assert (request.autoscaling.min_replicas, request.autoscaling.max_replicas) == (1, 3)
+
+    provisioning = deployment("PROVISIONING", 1, 3)
+    fourth = run(endpoint(provisioning, routed=False), previous=third.status, autoscaling={"maxReplicas": 3})
+    assert fourth.action == SetTrafficSplit(
+        ENDPOINT_ID, (TrafficSplitEntry(deployment_id=DEPLOYMENT_ID, weight=100),), "etag-1"
+    )
+    assert fourth.status.deployment_id == DEPLOYMENT_ID
+
+    fifth = run(endpoint(provisioning), previous=fourth.status, autoscaling={"maxReplicas": 3})
+    assert fifth.action is None
+    assert conditions(fifth) == {
+        ConditionType.READY: ("False", "Provisioning"),
+        ConditionType.SERVING: ("False", "Provisioning"),
+        ConditionType.RECONCILING: ("True", "Provisioning"),
+        ConditionType.STALLED: ("False", Reason.NOT_STALLED),
+    }
+
+    ready = run(endpoint(deployment("READY", 1, 3)), previous=fifth.status, autoscaling={"maxReplicas": 3})
+    assert ready.action is None
+    assert conditions(ready)[ConditionType.READY] == ("True", Reason.STARTED)
+    assert conditions(ready)[ConditionType.SERVING] == ("True", "Ready")
+    assert (ready.status.state, ready.status.ready_replicas, ready.status.desired_replicas) == ("READY", 3, 3)
+
+
+def test_an_endpoint_of_our_name_after_a_lost_create_answer_is_ours_not_created_again() -> None:
+    intent = TogetherEndpointStatus(create_requested_at=NOW)
+    plan = run(endpoint(), previous=intent, target=None)
+    assert plan.action == ResolveTarget()
+    assert plan.status.endpoint_id == ENDPOINT_ID
+
+
+def test_a_deployment_of_our_name_after_a_crash_is_taken_up_not_created_twice() -> None:
+    unrecorded = CREATED.model_copy(update={"deployment_id": None})
+    plan = run(endpoint(deployment("PROVISIONING")), previous=unrecorded)
+    assert plan.action is None
+    assert plan.status.deployment_id == DEPLOYMENT_ID
+
+
+def test_a_name_held_by_an_endpoint_this_resource_did_not_create_is_name_taken() -> None:
+    plan = run(endpoint(), previous=TogetherEndpointStatus())
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.STALLED] == ("True", "NameTaken")
+    assert plan.status.endpoint_id is None, "never adopted"
+    assert "spec.v2.endpointName" in plan.status.condition(ConditionType.STALLED).message  # type: ignore[union-attr]
+
+
+def test_an_endpoint_gone_after_it_was_recorded_is_remote_deleted_and_not_recreated() -> None:
+    plan = run(None)
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.STALLED] == ("True", Reason.REMOTE_DELETED)
+
+
+# --- states, conditions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "desired", "ready", "serving", "reconciling", "stalled"),
+    [
+        ("READY", "Started", ("True", "Started"), "True", ("False", "Reconciled"), "False"),
+        ("PROVISIONING", "Started", ("False", "Provisioning"), "False", ("True", "Provisioning"), "False"),
+        ("SCALING", "Started", ("False", "Scaling"), "False", ("True", "Scaling"), "False"),
+        ("DEGRADED", "Started", ("False", "Degraded"), "True", ("True", "Degraded"), "False"),
+        ("STOPPING", "Stopped", ("False", "Stopping"), "False", ("True", "Stopping"), "False"),
+        ("STOPPED", "Stopped", ("True", "Stopped"), "False", ("False", "Reconciled"), "False"),
+        ("READY", "Stopped", ("False", "Stopping"), "True", ("True", "Stopping"), "False"),
+        ("STOPPED", "Started", ("False", "Starting"), "False", ("True", "Starting"), "False"),
+        ("FAILED", "Started", ("False", "RemoteError"), "False", ("False", "Reconciled"), "True"),
+    ],
+)
+def test_the_deployment_state_maps_to_the_conditions(
+    state: str,
+    desired: str,
+    ready: tuple[str, str],
+    serving: str,
+    reconciling: tuple[str, str],
+    stalled: str,
+) -> None:
+    bounds = (0, 0) if desired == "Stopped" else (1, 1)
+    plan = run(endpoint(deployment(state, *bounds)), state=desired, message="out of capacity")
+    assert plan.action is None
+    found = conditions(plan)
+    assert found[ConditionType.READY] == ready
+    assert found[ConditionType.SERVING][0] == serving
+    assert found[ConditionType.RECONCILING] == reconciling
+    assert found[ConditionType.STALLED][0] == stalled
+
+
+def test_failed_stalls_with_the_platforms_message() -> None:
+    plan = run(endpoint(deployment("FAILED")), message="image pull failed")
+    assert plan.status.message == "image pull failed"
+    assert plan.status.condition(ConditionType.STALLED).message == "image pull failed"  # type: ignore[union-attr]
+    assert [e.reason for e in plan.events] == [Reason.REMOTE_ERROR]
+
+
+# --- scaling, stop and start, drift -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remote_bounds", "overrides", "wanted", "reason"),
+    [
+        ((1, 1), {"state": "Stopped"}, (0, 0), Reason.STOPPING),
+        ((0, 0), {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}, (2, 4), Reason.STARTING),
+        ((1, 1), {"autoscaling": {"minReplicas": 1, "maxReplicas": 3}}, (1, 3), Reason.UPDATING),
+        ((5, 9), {}, (1, 1), Reason.UPDATING),  # drift put back
+    ],
+    ids=["stop-is-0/0", "start-restores-the-bounds", "scale", "drift"],
+)
+def test_autoscaling_is_set_to_the_spec_and_stopped_is_0_0(
+    remote_bounds: tuple[int, int], overrides: dict[str, Any], wanted: tuple[int, int], reason: str
+) -> None:
+    state = "STOPPED" if remote_bounds == (0, 0) else "READY"
+    plan = run(endpoint(deployment(state, *remote_bounds)), **overrides)
+    assert plan.action == SetV2Autoscaling(
+        ENDPOINT_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=wanted[0], max_replicas=wanted[1])
+    )
+    assert conditions(plan)[ConditionType.RECONCILING] == ("True", reason)
+
+
+def test_a_traffic_split_changed_by_hand_is_put_back() -> None:
+    plan = run(endpoint(deployment(), routed=False))
+    assert isinstance(plan.action, SetTrafficSplit)
+    assert plan.action.split == (TrafficSplitEntry(deployment_id=DEPLOYMENT_ID, weight=100),)
+
+
+def test_a_changed_model_on_a_running_endpoint_is_not_deployed_beside_it() -> None:
+    """Rollouts are not built: a second deployment is never created silently."""
+    other = DeploymentTarget(model="projects/platform/models/ml_llama", config=CONFIG, hardware=None)
+    unrecorded = CREATED.model_copy(update={"deployment_id": None})
+    plan = run(endpoint(deployment()), previous=unrecorded, target=other)
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.STALLED] == ("True", "RolloutNotSupported")
+
+
+def test_observe_only_mirrors_and_never_calls() -> None:
+    for remote in (endpoint(deployment("READY", 3, 3)), endpoint(deployment("STOPPED", 0, 0), routed=False)):
+        plan = run(
+            remote,
+            previous=TogetherEndpointStatus(),
+            managementPolicy="ObserveOnly",
+            v2={"endpointName": "team-a-mixtral"},
+        )
+        assert plan.action is None
+        assert plan.status.endpoint_id == ENDPOINT_ID
+        assert conditions(plan)[ConditionType.READY] == ("True", Reason.OBSERVING)
+
+
+# --- deletion ---------------------------------------------------------------------------------------
+
+
+def delete(remote: Endpoint | None, **overrides: Any) -> object:
+    return plan_v2_deletion(V2DeletionInputs(spec=spec(**overrides), status=CREATED, endpoint=remote))
+
+
+def test_deletion_follows_the_platforms_order_one_idempotent_step_at_a_time() -> None:
+    steps = [
+        (
+            endpoint(deployment("READY", 1, 2)),
+            SetV2Autoscaling(ENDPOINT_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=0, max_replicas=0)),
+        ),
+        (endpoint(deployment("STOPPING", 0, 0)), SetTrafficSplit(ENDPOINT_ID, (), "etag-1")),
+        (endpoint(deployment("STOPPING", 0, 0), routed=False), WaitForStopped(DEPLOYMENT_ID)),
+        (endpoint(deployment("STOPPED", 0, 0), routed=False), DeleteV2Deployment(ENDPOINT_ID, DEPLOYMENT_ID)),
+        (endpoint(routed=False), DeleteV2Endpoint(ENDPOINT_ID)),
+    ]
+    for remote, expected in steps:
+        assert delete(remote) == expected
+    assert isinstance(delete(None), V2Released), "the finalizer goes once the endpoint is gone"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"deletionPolicy": "Orphan"}, {"managementPolicy": "ObserveOnly", "endpointId": "endpoint-1"}],
+)
+def test_orphan_and_observe_only_release_without_a_call(overrides: dict[str, Any]) -> None:
+    assert isinstance(delete(endpoint(deployment()), **overrides), V2Released)
+
+
+def test_nothing_created_nothing_to_delete() -> None:
+    step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=TogetherEndpointStatus(), endpoint=None))
+    assert step == V2Released("no v2 endpoint was created")
