@@ -24,6 +24,7 @@ from together_operator.settings import OperatorConfig
 from together_operator.shell import Reconciler, ReconcilerSettings
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
+from together_operator.v2_shell import V2Clients, V2EndpointLists, V2Reconciler, V2Settings
 
 FINALIZER = "together.ai/finalizer"
 
@@ -62,16 +63,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval),
         on_cycle=metrics.poll_seconds.observe,
     )
+    retry = RetryPolicy(
+        transient_seconds=config.transient_retry_interval,
+        auth_seconds=config.stalled_retry_interval,
+        credentials_seconds=config.stalled_retry_interval,
+    )
+    memo.v2_clients = V2Clients(config.base_url, rate_limiter, transport=metrics.transport)
+    memo.v2_lists = V2EndpointLists(
+        PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval)
+    )
     memo.reconciler = Reconciler(
         ReconcilerSettings(
             base_url=config.base_url,
             finalizer=FINALIZER,
             resync_interval=config.resync_interval,
-            retry=RetryPolicy(
-                transient_seconds=config.transient_retry_interval,
-                auth_seconds=config.stalled_retry_interval,
-                credentials_seconds=config.stalled_retry_interval,
-            ),
+            retry=retry,
+            default_api=config.default_api,
         ),
         CredentialResolver(kube_client.CoreV1Api(api), config.api_key),
         memo.clients,
@@ -80,6 +87,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         ConnectionPublisher(kube_client.CoreV1Api(api)),
         metrics,
         _post_event,
+        v2=V2Reconciler(
+            V2Settings(config.v2_inference_url, retry=retry, resync_interval=config.resync_interval),
+            memo.v2_clients,
+            memo.v2_lists,
+        ),
     )
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
@@ -96,7 +108,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.poller.close()
+    await memo.v2_lists.close()
     await memo.clients.close()
+    await memo.v2_clients.close()
     memo.api_client.close()
 
 

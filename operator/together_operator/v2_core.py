@@ -17,10 +17,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from together_operator.core import Event, EventType, HardwareRejected, Reason
+from together_operator.core import (
+    ConnectionSteps,
+    Event,
+    EventType,
+    HardwareRejected,
+    Reason,
+    RetryPolicy,
+    connection_data,
+)
 from together_operator.resource import (
     Condition,
     ConditionStatus,
@@ -32,6 +40,13 @@ from together_operator.resource import (
     TogetherAPI,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
+)
+from together_operator.together.errors import (
+    AuthError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    TogetherError,
 )
 from together_operator.together.v2_models import (
     Autoscaling,
@@ -53,10 +68,30 @@ class V2Reason:
     """Reasons only v2 has (the rest are `core.Reason`)."""
 
     NAME_TAKEN = "NameTaken"
+    MIGRATION_NOT_SUPPORTED = "MigrationNotSupported"
     DEGRADED = "Degraded"
     PROVISIONING = "Provisioning"
     SCALING = "Scaling"
     ROLLOUT_NOT_SUPPORTED = "RolloutNotSupported"
+
+
+# --- which API -------------------------------------------------------------------------------------
+
+
+def api_in_use(
+    spec: TogetherEndpointSpec, previous: TogetherEndpointStatus, default: TogetherAPI
+) -> TogetherAPI:
+    """spec.api; else what status.api recorded; else v1 for an endpoint recorded before status.api
+    existed; else the operator's --default-api (recorded in status.api at the first create)."""
+    if spec.api is not None:
+        return spec.api
+    if previous.api is not None:
+        return previous.api
+    return TogetherAPI.V1 if previous.endpoint_id is not None else default
+
+
+def lives_on_v1(previous: TogetherEndpointStatus) -> bool:
+    return previous.api == TogetherAPI.V1 or (previous.api is None and previous.endpoint_id is not None)
 
 
 # --- names ------------------------------------------------------------------------------------------
@@ -254,6 +289,17 @@ def desired_autoscaling(spec: TogetherEndpointSpec) -> Autoscaling:
 
 
 def plan_v2(inputs: V2Inputs) -> V2Plan:
+    if lives_on_v1(inputs.previous):
+        return _render(
+            inputs,
+            inputs.previous,
+            _stalled(
+                V2Reason.MIGRATION_NOT_SUPPORTED,
+                f"migrating from v1 to v2 is not supported yet; v1 endpoint {inputs.previous.endpoint_id} is "
+                "left as it is: create a new TogetherEndpoint on v2 (deleting this one deletes the v1 "
+                "endpoint unless deletionPolicy is Orphan)",
+            ),
+        )
     status = inputs.previous.model_copy(update={"api": TogetherAPI.V2, "project_id": inputs.project_id})
     name = endpoint_name(inputs.spec, inputs.namespace, inputs.name)
     endpoint = inputs.endpoint
@@ -503,6 +549,74 @@ def _events(previous: TogetherEndpointStatus, verdict: _Verdict) -> tuple[Event,
     return (Event(EventType.NORMAL, verdict.reason, verdict.message),)
 
 
+# --- connection and failures -----------------------------------------------------------------------
+
+
+def v2_connection_steps(spec: TogetherEndpointSpec, decided: V2Plan, inference_url: str) -> ConnectionSteps:
+    """As on v1, with the v2 inference base: TOGETHER_MODEL is `<project slug>/<endpoint name>`."""
+    wanted = spec.connection.config_map_name if spec.connection else None
+    published = decided.status.connection_config_map
+    withdraw = published if published is not None and published != wanted else None
+    data = connection_data(spec, decided.status, inference_url)
+    if wanted is None or data is None:
+        return ConnectionSteps(withdraw=withdraw, publish=None)
+    return ConnectionSteps(withdraw=withdraw, publish=wanted, data=data)
+
+
+def with_v2_connection(
+    inputs: V2Inputs, decided: V2Plan, steps: ConnectionSteps, conflict: str | None
+) -> V2Plan:
+    """`status.connectionConfigMap` as the steps left it; a name taken by someone else stalls."""
+    status = decided.status
+    if steps.withdraw is not None:
+        status = status.model_copy(update={"connection_config_map": None})
+    if steps.publish is None:
+        return V2Plan(status=status, action=decided.action, events=decided.events)
+    if conflict is not None and not decided.stalled:
+        rendered = _render(inputs, status, _stalled(Reason.CONNECTION_CONFIG_MAP_CONFLICT, conflict))
+        return V2Plan(status=rendered.status, action=decided.action, events=decided.events + rendered.events)
+    status = status.model_copy(update={"connection_config_map": steps.publish})
+    return V2Plan(status=status, action=decided.action, events=decided.events)
+
+
+@dataclass(frozen=True)
+class V2Failure:
+    plan: V2Plan
+    retry_after: float
+
+
+def plan_v2_failure(
+    inputs: V2Inputs, error: TogetherError, action: V2Action | None, retry: RetryPolicy
+) -> V2Failure:
+    """The status after a failed v2 call, and when to try again. A create answered with a 4xx made
+    nothing, so its intent is dropped (the name found later is then not taken for ours); a 409 on it is
+    a name taken meanwhile."""
+    previous = inputs.previous.model_copy(update={"api": TogetherAPI.V2, "project_id": inputs.project_id})
+    code = error.status_code
+    if isinstance(action, CreateV2Endpoint) and code is not None and 400 <= code < 500:
+        previous = previous.model_copy(update={"create_requested_at": None})
+    if isinstance(action, CreateV2Endpoint) and code == 409:
+        verdict = _stalled(
+            V2Reason.NAME_TAKEN,
+            f"the v2 endpoint name {action.name!r} is taken in the project: set spec.v2.endpointName to a "
+            "free name",
+        )
+        wait = retry.auth_seconds
+    elif isinstance(error, AuthError):
+        verdict = _stalled(Reason.UNAUTHORIZED, f"{error}: check the API key (v2 needs a project API key)")
+        wait = retry.auth_seconds
+    elif isinstance(error, RateLimitedError):
+        verdict = _working(Reason.RATE_LIMITED, str(error))
+        wait = retry.transient_wait(error)
+    elif isinstance(error, PermanentError) and not isinstance(error, NotFoundError) and code != 409:
+        verdict = _stalled(Reason.INVALID_SPEC, f"{error}: change the spec to retry")
+        wait = retry.auth_seconds
+    else:  # transient, a stale etag (409) or a 404 of something removed meanwhile: read again, retry
+        verdict = _working(Reason.API_UNAVAILABLE, str(error))
+        wait = retry.transient_wait(error)
+    return V2Failure(_render(replace(inputs, previous=previous), previous, verdict), wait)
+
+
 # --- deletion ---------------------------------------------------------------------------------------
 
 
@@ -541,14 +655,22 @@ V2DeletionStep = (
 )
 
 
+def released_without_calls(spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> V2Released | None:
+    """Deletion that needs no key and no call: nothing was created, Orphan, or ObserveOnly."""
+    if status.endpoint_id is None and status.create_requested_at is None:
+        return V2Released("no v2 endpoint was created")
+    if spec.deletion_policy == DeletionPolicy.ORPHAN:
+        return V2Released("deletionPolicy Orphan: the v2 endpoint is left in place")
+    if spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
+        return V2Released("managementPolicy ObserveOnly: the v2 endpoint is not deleted")
+    return None
+
+
 def plan_v2_deletion(inputs: V2DeletionInputs) -> V2DeletionStep:
     """The next step of deleting the endpoint, in the platform's order; each is safe to repeat."""
-    if inputs.status.endpoint_id is None and inputs.status.create_requested_at is None:
-        return V2Released("no v2 endpoint was created")
-    if inputs.spec.deletion_policy == DeletionPolicy.ORPHAN:
-        return V2Released("deletionPolicy Orphan: the v2 endpoint is left in place")
-    if inputs.spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
-        return V2Released("managementPolicy ObserveOnly: the v2 endpoint is not deleted")
+    released = released_without_calls(inputs.spec, inputs.status)
+    if released is not None:
+        return released
     endpoint = inputs.endpoint
     if endpoint is None:
         return V2Released("the v2 endpoint is gone")

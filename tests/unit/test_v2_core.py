@@ -6,16 +6,24 @@ out. A "later reconcile" feeds the previous plan's status back in, as the shell 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
-from together_operator.core import HardwareRejected, Reason
+from together_operator.core import HardwareRejected, NotCreated, Reason, RetryPolicy, plan
 from together_operator.resource import (
     ConditionType,
     TogetherAPI,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
+)
+from together_operator.together.errors import (
+    AuthError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    TogetherError,
+    TransientError,
 )
 from together_operator.together.v2_models import (
     Autoscaling,
@@ -34,17 +42,24 @@ from together_operator.v2_core import (
     ResolveTarget,
     SetTrafficSplit,
     SetV2Autoscaling,
+    V2Action,
     V2DeletionInputs,
+    V2Failure,
     V2Inputs,
     V2Plan,
     V2Released,
     WaitForStopped,
+    api_in_use,
     endpoint_name,
     plan_v2,
     plan_v2_deletion,
+    plan_v2_failure,
     resolve_target,
+    v2_connection_steps,
     v2_hardware,
 )
+
+from .builders import inputs as v1_inputs
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE, NAME = "team-a", "mixtral"
@@ -55,6 +70,15 @@ CONFIG = "projects/platform/configs/cr_h100x2"
 TARGET = DeploymentTarget(model=MODEL_RESOURCE, config=CONFIG, hardware="2xnvidia-h100-80gb")
 DEPLOYMENT_NAME = TARGET.deployment_name(None)
 ENDPOINT_ID, DEPLOYMENT_ID = "ep_1", "dep_1"
+INFERENCE = "https://api-inference.together.ai/v1"
+
+
+class _Call(TypedDict):
+    method: str
+    path: str
+
+
+CALL = _Call(method="POST", path="v2/projects/proj_1/endpoints")
 
 
 def spec(**overrides: Any) -> TogetherEndpointSpec:
@@ -406,3 +430,114 @@ def test_orphan_and_observe_only_release_without_a_call(overrides: dict[str, Any
 def test_nothing_created_nothing_to_delete() -> None:
     step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=TogetherEndpointStatus(), endpoint=None))
     assert step == V2Released("no v2 endpoint was created")
+
+
+# --- which API, migration, connection, failures -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec_api", "recorded", "endpoint_id", "default", "expected"),
+    [
+        ("v2", None, None, TogetherAPI.V1, TogetherAPI.V2),
+        (None, TogetherAPI.V2, "ep_1", TogetherAPI.V1, TogetherAPI.V2),
+        (None, None, None, TogetherAPI.V2, TogetherAPI.V2),
+        (None, None, "endpoint-1", TogetherAPI.V2, TogetherAPI.V1),  # recorded before status.api existed
+        (None, TogetherAPI.V1, "endpoint-1", TogetherAPI.V2, TogetherAPI.V1),
+    ],
+)
+def test_the_api_is_the_specs_else_the_recorded_one_else_the_operators_default(
+    spec_api: str | None,
+    recorded: TogetherAPI | None,
+    endpoint_id: str | None,
+    default: TogetherAPI,
+    expected: TogetherAPI,
+) -> None:
+    status = TogetherEndpointStatus(api=recorded, endpoint_id=endpoint_id)
+    assert api_in_use(spec(api=spec_api), status, default) == expected
+
+
+def test_moving_a_live_v1_endpoint_to_v2_stalls_without_a_call_until_migration_exists() -> None:
+    v1 = TogetherEndpointStatus(api=TogetherAPI.V1, endpoint_id="endpoint-1")
+    plan = run(None, previous=v1)
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.STALLED] == ("True", "MigrationNotSupported")
+    assert plan.status.api == TogetherAPI.V1
+
+
+def test_the_connection_config_map_names_the_v2_endpoint_and_the_inference_base() -> None:
+    ready = run(endpoint(deployment()), connection={"configMapName": "chat-connection"})
+    steps = v2_connection_steps(spec(connection={"configMapName": "chat-connection"}), ready, INFERENCE)
+    assert steps.publish == "chat-connection"
+    assert steps.data == {
+        "TOGETHER_MODEL": "devproj/team-a-mixtral",
+        "TOGETHER_BASE_URL": INFERENCE,
+        "TOGETHER_ENDPOINT_ID": ENDPOINT_ID,
+    }
+
+
+def failed(
+    error: TogetherError, action: V2Action | None, previous: TogetherEndpointStatus = CREATED
+) -> V2Failure:
+    inputs = V2Inputs(
+        spec=spec(),
+        generation=1,
+        namespace=NAMESPACE,
+        name=NAME,
+        previous=previous,
+        now=NOW,
+        project_id=PROJECT,
+        endpoint=None,
+    )
+    return plan_v2_failure(inputs, error, action, RetryPolicy())
+
+
+def test_a_create_answered_409_is_name_taken_and_drops_the_intent() -> None:
+    intent = TogetherEndpointStatus(create_requested_at=NOW)
+    failure = failed(
+        PermanentError("exists", status_code=409, **CALL),
+        CreateV2Endpoint("team-a-mixtral"),
+        intent,
+    )
+    assert failure.plan.status.create_requested_at is None, "the name found later is not taken for ours"
+    assert conditions(failure.plan)[ConditionType.STALLED] == ("True", "NameTaken")
+
+
+def test_a_create_without_a_verdict_keeps_the_intent_so_the_name_is_read_back() -> None:
+    intent = TogetherEndpointStatus(create_requested_at=NOW)
+    failure = failed(TransientError("timeout", **CALL), CreateV2Endpoint("team-a-mixtral"), intent)
+    assert failure.plan.status.create_requested_at == NOW
+    assert conditions(failure.plan)[ConditionType.RECONCILING] == ("True", Reason.API_UNAVAILABLE)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "stalled"),
+    [
+        (AuthError("no", status_code=401, **CALL), Reason.UNAUTHORIZED, True),
+        (
+            RateLimitedError("slow down", status_code=429, **CALL),
+            Reason.RATE_LIMITED,
+            False,
+        ),
+        (
+            PermanentError("bad config", status_code=400, **CALL),
+            Reason.INVALID_SPEC,
+            True,
+        ),
+        (
+            NotFoundError("gone", status_code=404, **CALL),
+            Reason.API_UNAVAILABLE,
+            False,
+        ),  # read again
+    ],
+)
+def test_failures_of_other_calls(error: TogetherError, reason: str, stalled: bool) -> None:
+    failure = failed(
+        error, SetV2Autoscaling(ENDPOINT_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=0, max_replicas=0))
+    )
+    kind = ConditionType.STALLED if stalled else ConditionType.RECONCILING
+    assert conditions(failure.plan)[kind] == ("True", reason)
+
+
+def test_a_v1_endpoint_records_api_v1_once_it_has_an_id() -> None:
+    assert plan(v1_inputs()).status.api == TogetherAPI.V1, "an endpoint found (created or adopted) is on v1"
+    assert plan(v1_inputs(remote=NotCreated())).status.api is None, "nothing recorded before the create"

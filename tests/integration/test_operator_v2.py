@@ -1,0 +1,155 @@
+"""The operator on Together v2, end to end: a real kube-apiserver, `together-operator run`, and the
+simulator's v2 API (CONTRACT section 6). Assertions are on what users and the bill see: status and
+conditions, the simulator's call log and deployments, and an application calling the endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from tests.support.operator_fixtures import Kube, OperatorEnv, has_condition
+from together_simulator.v2_admin import AdminDeployment
+
+pytestmark = pytest.mark.controlplane
+
+MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+TEP = "togetherendpoint"
+ENDPOINTS = r"/v2/projects/[^/]+/endpoints"
+
+
+def v2_manifest(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "together.ai/v1alpha1",
+        "kind": "TogetherEndpoint",
+        "metadata": {"name": name},
+        "spec": {"model": MODEL, "hardware": "2x_nvidia_h100_80gb_sxm", "api": "v2", **spec},
+    }
+
+
+def deployments_of(env: OperatorEnv, endpoint_id: str) -> list[AdminDeployment]:
+    return [d for d in env.simulator.v2_deployments() if d.endpoint_id == endpoint_id]
+
+
+def ready_with(reason: str, **status: Any) -> Any:
+    def check(obj: dict[str, Any]) -> bool:
+        seen = obj.get("status") or {}
+        return has_condition("Ready", reason=reason)(obj) and all(seen.get(k) == v for k, v in status.items())
+
+    return check
+
+
+def test_v2_lifecycle_create_scale_stop_start_delete(operator_env: OperatorEnv, kube: Kube) -> None:
+    env = operator_env
+    endpoint_posts_before = len(env.simulator.calls(method="POST", path=ENDPOINTS))
+    kube.apply(v2_manifest("chat"))
+    obj = kube.wait_for(TEP, "chat", ready_with("Started", state="READY"))
+
+    status = obj["status"]
+    assert status["api"] == "v2"
+    assert status["endpointName"] == f"devuser/{kube.namespace}-chat"
+    (deployment,) = deployments_of(env, status["endpointId"])
+    assert status["deploymentId"] == deployment.id
+    assert deployment.hardware == "2xnvidia-h100-80gb"
+    assert deployment.traffic_weight is not None, "the deployment takes the endpoint's traffic"
+    assert (deployment.autoscaling.min_replicas, deployment.autoscaling.max_replicas) == (1, 1)
+    assert has_condition("Serving")(obj)
+    assert has_condition("Stalled", "False")(obj)
+    assert len(env.simulator.calls(method="POST", path=ENDPOINTS)) == endpoint_posts_before + 1
+    assert (
+        len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}/{status['endpointId']}/deployments")) == 1
+    )
+
+    kube.patch(TEP, "chat", {"spec": {"autoscaling": {"maxReplicas": 2}}})
+    obj = kube.wait_for(
+        TEP, "chat", lambda o: ready_with("Started")(o) and o["status"]["autoscaling"]["maxReplicas"] == 2
+    )
+    (deployment,) = deployments_of(env, status["endpointId"])
+    assert (deployment.autoscaling.min_replicas, deployment.autoscaling.max_replicas) == (1, 2)
+
+    kube.patch(TEP, "chat", {"spec": {"state": "Stopped"}})
+    obj = kube.wait_for(TEP, "chat", ready_with("Stopped", state="STOPPED"))
+    assert obj["status"]["autoscaling"] == {"minReplicas": 0, "maxReplicas": 0}
+    assert has_condition("Serving", "False")(obj)
+
+    kube.patch(TEP, "chat", {"spec": {"state": "Started"}})
+    obj = kube.wait_for(TEP, "chat", ready_with("Started", state="READY"))
+    assert obj["status"]["autoscaling"] == {"minReplicas": 1, "maxReplicas": 2}
+    assert (
+        len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}/{status['endpointId']}/deployments")) == 1
+    )
+
+    kube.kubectl("delete", TEP, "chat", "--wait=false")
+    kube.wait_gone(TEP, "chat")
+    assert deployments_of(env, status["endpointId"]) == []
+    endpoint_id = status["endpointId"]
+    deletes = [c.path for c in env.simulator.calls(method="DELETE", path=f"{ENDPOINTS}/{endpoint_id}.*")]
+    assert [path.split(f"/endpoints/{endpoint_id}")[1] for path in deletes] == [
+        f"/deployments/{deployment.id}",
+        "",
+    ], "the deployment goes before the endpoint, each once"
+
+
+def test_drift_of_autoscaling_and_traffic_split_is_put_back(operator_env: OperatorEnv, kube: Kube) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("drift"))
+    obj = kube.wait_for(TEP, "drift", ready_with("Started", state="READY"))
+    deployment_id = obj["status"]["deploymentId"]
+
+    env.simulator.v2_out_of_band(deployment_id, "scale", min_replicas=3, max_replicas=3)
+    env.simulator.v2_out_of_band(deployment_id, "unroute")
+
+    def put_back(_: dict[str, Any]) -> bool:
+        (deployment,) = [d for d in env.simulator.v2_deployments() if d.id == deployment_id]
+        bounds = (deployment.autoscaling.min_replicas, deployment.autoscaling.max_replicas)
+        return bounds == (1, 1) and deployment.traffic_weight is not None
+
+    kube.wait_for(TEP, "drift", lambda o: put_back(o) and ready_with("Started")(o))
+
+
+def test_a_failed_deployment_stalls_with_the_platforms_message(operator_env: OperatorEnv, kube: Kube) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("failing"))
+    obj = kube.wait_for(TEP, "failing", ready_with("Started", state="READY"))
+
+    env.simulator.v2_out_of_band(obj["status"]["deploymentId"], "fail", message="engine exited with code 1")
+
+    obj = kube.wait_for(TEP, "failing", has_condition("Stalled", reason="RemoteError"))
+    stalled = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["message"] == "engine exited with code 1"
+    assert obj["status"]["message"] == "engine exited with code 1"
+    warnings = {e["reason"] for e in kube.events("failing") if e["type"] == "Warning"}
+    assert "RemoteError" in warnings
+
+
+def test_a_name_taken_by_another_endpoint_is_not_adopted(operator_env: OperatorEnv, kube: Kube) -> None:
+    kube.apply(v2_manifest("first", v2={"endpointName": f"{kube.namespace}-shared"}))
+    first = kube.wait_for(TEP, "first", ready_with("Started"))
+
+    kube.apply(v2_manifest("second", v2={"endpointName": f"{kube.namespace}-shared"}))
+    second = kube.wait_for(TEP, "second", has_condition("Stalled", reason="NameTaken"))
+
+    assert "endpointId" not in second["status"] or second["status"]["endpointId"] is None
+    assert len(deployments_of(operator_env, first["status"]["endpointId"])) == 1
+
+
+def test_an_application_calls_the_v2_endpoint_through_the_connection_config_map(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    kube.apply(v2_manifest("app", connection={"configMapName": "app-connection"}))
+    obj = kube.wait_for(TEP, "app", ready_with("Started", state="READY"))
+
+    data = kube.get("configmap", "app-connection")["data"]
+    assert data == {
+        "TOGETHER_MODEL": obj["status"]["endpointName"],
+        "TOGETHER_BASE_URL": operator_env.simulator.base_url,
+        "TOGETHER_ENDPOINT_ID": obj["status"]["endpointId"],
+    }
+    with openai.OpenAI(base_url=data["TOGETHER_BASE_URL"], api_key=operator_env.simulator.api_key) as client:
+        reply = client.chat.completions.create(
+            model=data["TOGETHER_MODEL"], messages=[{"role": "user", "content": "Say hi"}]
+        )
+    assert reply.choices[0].message.content
+    assert reply.model == data["TOGETHER_MODEL"]
