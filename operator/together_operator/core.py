@@ -110,6 +110,9 @@ CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # server may take as long again to finish what it received. Until this long after the intent, finding
 # nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
 CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
+# Longest condition or event message written: the apiserver refuses a status over its limits, and a
+# message quoting Together (or listing many candidates) has no natural bound.
+MAX_MESSAGE_LENGTH = 1024
 # A DELETE Together answered, whose endpoint is still there this long after, is sent again.
 DELETE_RESEND_AFTER = timedelta(minutes=2)
 
@@ -1011,6 +1014,8 @@ class RetryPolicy:
     credentials_seconds: float = 60.0
     max_backoff_seconds: float = 300.0
     """Cap of the per-resource exponential backoff over consecutive failed reconciles."""
+    conflict_seconds: float = 0.5
+    """First wait after a status write conflicted with someone else's (a 409)."""
 
     def transient_wait(self, error: TogetherError) -> float:
         """The wait after a failure that may pass by itself: the server's Retry-After when it asks for
@@ -1090,7 +1095,7 @@ def plan_failure(
         repeated = reconciling is not None and reconciling.reason == outcome.reason
         failed = Plan(
             status=_keep_conditions(failed.status, inputs.previous),
-            events=() if repeated else (Event(EventType.NORMAL, outcome.reason, outcome.message),),
+            events=() if repeated else (Event(EventType.NORMAL, outcome.reason, _bounded(outcome.message)),),
         )
     return _failure(failed, wait, create_answered=answered)
 
@@ -1333,7 +1338,7 @@ def _render(
             type=kind,
             status=text,
             reason=reason,
-            message=message,
+            message=_bounded(message),
             observed_generation=generation,
             last_transition_time=before.last_transition_time if unchanged and before else inputs.now,
         )
@@ -1382,10 +1387,16 @@ def _with_sync_time(
 def _events(previous: TogetherEndpointStatus, outcome: _Outcome) -> tuple[Event, ...]:
     """One event per change of verdict, so a resource stuck in one state does not repeat itself."""
     before = previous.condition(ConditionType.READY)
-    if before is not None and before.reason == outcome.reason and before.message == outcome.message:
+    if before is not None and before.reason == outcome.reason and before.message == _bounded(outcome.message):
         return ()
     if outcome.stalled:
-        return (Event(EventType.WARNING, outcome.reason, outcome.message),)
+        return (Event(EventType.WARNING, outcome.reason, _bounded(outcome.message)),)
     if before is not None and before.reason == outcome.reason:
         return ()
-    return (Event(EventType.NORMAL, outcome.reason, outcome.message),)
+    return (Event(EventType.NORMAL, outcome.reason, _bounded(outcome.message)),)
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_LENGTH:
+        return message
+    return message[: MAX_MESSAGE_LENGTH - 3] + "..."

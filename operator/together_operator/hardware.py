@@ -24,8 +24,14 @@ class HardwareCatalogue:
         """The hardware offered for `model`; concurrent callers share one request, failures are not kept."""
         key = (credential, model)
         now = self._clock()
+        # Expired look-ups are forgotten, so models and keys no longer used take no memory.
+        self._entries = {k: e for k, e in self._entries.items() if now - e[0] < self._ttl or not e[1].done()}
         entry = self._entries.get(key)
         if entry is None or now - entry[0] >= self._ttl or (entry[1].done() and entry[1].exception()):
             entry = (now, asyncio.ensure_future(api.list_hardware(model)))
             self._entries[key] = entry
         return list(await asyncio.shield(entry[1]))
+
+    def __len__(self) -> int:
+        """How many look-ups are kept."""
+        return len(self._entries)

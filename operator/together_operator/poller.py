@@ -31,6 +31,19 @@ class PollIntervals:
     transition: float = 5.0
     jitter: float = 0.1
     """Fraction of the interval by which each wait is randomly shortened or lengthened."""
+    max_backoff: float = 600.0
+    """Longest wait between two lists while listing fails (the steady interval doubles per failure)."""
+
+
+def poll_wait(intervals: PollIntervals, *, transitioning: bool, failures: int, jitter: float) -> float:
+    """Seconds until the next list: the transition interval while a watched endpoint moves, else the
+    steady one; after `failures` failed lists in a row, the steady interval doubled per failure up to
+    `max_backoff`. Times `jitter` (about 1), so that credentials do not list in step."""
+    if failures:
+        base = min(intervals.max_backoff, intervals.steady * 2.0**failures)
+    else:
+        base = intervals.transition if transitioning else intervals.steady
+    return max(0.1, base * jitter)
 
 
 @dataclass
@@ -44,6 +57,8 @@ class _Account:
     """The last list, by endpoint id; None until the first list succeeded."""
     kick: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    failures: int = 0
+    """Lists in a row that failed."""
 
 
 class Poller:
@@ -55,7 +70,9 @@ class Poller:
         self._accounts: dict[str, _Account] = {}
 
     def watch(self, credential: str, api: EndpointsAPI, endpoint_id: str, uid: str, wake: Wake) -> None:
-        """Wake `uid` whenever `endpoint_id`'s list item changes. Starts the credential's poll loop."""
+        """Wake `uid` whenever `endpoint_id`'s list item changes, and stop watching anything else for it
+        (a changed key or endpoint id). Starts the credential's poll loop."""
+        self._forget(uid, keep=(credential, endpoint_id))
         account = self._accounts.get(credential)
         if account is None:
             account = self._accounts[credential] = _Account(api=api)
@@ -65,12 +82,19 @@ class Poller:
             account.task = asyncio.create_task(self._poll(credential, account), name=f"poller-{credential}")
 
     def unwatch(self, uid: str) -> None:
+        self._forget(uid, keep=None)
+
+    def _forget(self, uid: str, keep: tuple[str, str] | None) -> None:
+        """Stop waking `uid` for anything but `keep` (credential, endpoint id); drop credentials nobody
+        watches any more."""
         for credential, account in list(self._accounts.items()):
             for endpoint_id, wakes in list(account.watchers.items()):
+                if (credential, endpoint_id) == keep:
+                    continue
                 wakes.pop(uid, None)
                 if not wakes:
                     del account.watchers[endpoint_id]
-            if not account.watchers:
+            if not account.watchers and (keep is None or credential != keep[0]):
                 self._stop(credential)
 
     def listed(self, credential: str, endpoint_id: str) -> ListEndpoint | None:
@@ -103,8 +127,10 @@ class Poller:
                 items = await account.api.list_endpoints(type="dedicated", mine=True)
             except TogetherError as error:
                 # Resources see the same failure on their own calls and report it; here it only delays.
+                account.failures += 1
                 _log.warning("listing endpoints for credential %s failed: %s", credential, error)
             else:
+                account.failures = 0
                 self._publish(account, {item.id: item for item in items})
             self._on_cycle(time.monotonic() - started)
             account.kick.clear()
@@ -127,6 +153,10 @@ class Poller:
             for item_id, item in listed.items()
             if item_id in account.watchers
         )
-        base = self._intervals.transition if transitioning else self._intervals.steady
-        spread = base * self._intervals.jitter
-        return max(0.1, base + random.uniform(-spread, spread))
+        spread = self._intervals.jitter
+        return poll_wait(
+            self._intervals,
+            transitioning=transitioning,
+            failures=account.failures,
+            jitter=random.uniform(1 - spread, 1 + spread),
+        )

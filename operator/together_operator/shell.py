@@ -60,7 +60,7 @@ from together_operator.resource import (
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
-from together_operator.status_writer import StatusWriter
+from together_operator.status_writer import StatusWriter, StoredResource
 from together_operator.together import (
     DedicatedEndpoint,
     EndpointsAPI,
@@ -97,6 +97,8 @@ class Clients(Protocol):
 
 
 class StatusSink(Protocol):
+    async def read(self, namespace: str, name: str) -> StoredResource: ...
+
     async def write(
         self,
         namespace: str,
@@ -145,7 +147,10 @@ class _Resource:
     written: TogetherEndpointStatus | None = None
     """The status last written, so a write is not repeated before the watch shows it."""
     create_answered: bool = False
-    """The last create got an HTTP answer (an error): no part of it is still in flight."""
+    """The last create got a 4xx answer: no part of it is still in flight."""
+    reread: StoredResource | None = None
+    """The resource read after a 409, used while the watch's copy is still at `stale_version`."""
+    stale_version: str | None = None
 
 
 class Reconciler:
@@ -213,19 +218,36 @@ class Reconciler:
         try:
             return await self._reconcile(body, resource, others)
         except ApiException as error:
-            if error.status != 409:
-                raise
-            # Our view of the resource was stale (kopf or a user wrote it meanwhile): look again.
-            _log.info("%s changed while reconciling; reconciling again", _name(body))
-            resource.written = None
-            return 0.5
+            if error.status == 409:
+                return await self._after_conflict(body, resource)
+            return self._after_unexpected(body, resource)
         except Exception:
-            # A bug or an unexpected answer: back off instead of spinning.
-            resource.failures += 1
-            retry = self._settings.retry
-            delay = retry.backoff(resource.failures, retry.transient_seconds, self._jitter())
-            _log.exception("reconciling %s failed; retrying in %.0f s", _name(body), delay)
-            return delay
+            return self._after_unexpected(body, resource)
+
+    async def _after_conflict(self, body: Mapping[str, Any], resource: _Resource) -> float:
+        """Our view of the resource was stale (kopf or a user wrote it meanwhile): read it again rather
+        than wait for the watch, and back off in case someone keeps writing it."""
+        meta = body["metadata"]
+        resource.written = None
+        resource.stale_version = meta.get("resourceVersion")
+        try:
+            resource.reread = await self._status.read(meta["namespace"], meta["name"])
+        except ApiException:
+            _log.warning("re-reading %s failed; waiting for the watch instead", _name(body), exc_info=True)
+        resource.failures += 1
+        retry = self._settings.retry
+        delay = retry.backoff(resource.failures, retry.conflict_seconds, self._jitter())
+        _log.info("%s changed while reconciling; reconciling again in %.1f s", _name(body), delay)
+        return delay
+
+    def _after_unexpected(self, body: Mapping[str, Any], resource: _Resource) -> float:
+        """A bug or an unexpected answer (the apiserver refusing a status, say): back off instead of
+        spinning, and keep the loop alive."""
+        resource.failures += 1
+        retry = self._settings.retry
+        delay = retry.backoff(resource.failures, retry.transient_seconds, self._jitter())
+        _log.exception("reconciling %s failed; retrying in %.0f s", _name(body), delay)
+        return delay
 
     def statuses(self) -> list[TogetherEndpointStatus]:
         """The last status written for each resource this process reconciles (for metrics)."""
@@ -253,9 +275,10 @@ class Reconciler:
             resource.held = held.reason
             return held.seconds
         resource.held = None
+        stored = self._stored(body, resource)
         spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
         # The watch brings our own status writes back with a delay; until then, what we wrote is newer.
-        previous = resource.written or StatusWriter.parse(body.get("status"))
+        previous = resource.written or StatusWriter.parse(stored.status)
         inputs = Inputs(
             spec=spec,
             generation=meta.get("generation", 1),
@@ -319,6 +342,15 @@ class Reconciler:
             self._v2 is not None
             and v2_core.api_in_use(spec, status, self._settings.default_api) == TogetherAPI.V2
         )
+
+    def _stored(self, body: Mapping[str, Any], resource: _Resource) -> StoredResource:
+        """The resource's status and version: the watch's copy, or what was read after a 409 while the
+        watch's copy is still the stale one."""
+        version = body["metadata"].get("resourceVersion")
+        if resource.reread is not None and version == resource.stale_version:
+            return resource.reread
+        resource.reread = None
+        return StoredResource(status=body.get("status"), resource_version=version)
 
     def _hold(self, body: Mapping[str, Any]) -> core.Hold | None:
         meta = body["metadata"]
@@ -394,9 +426,8 @@ class Reconciler:
         if isinstance(action, CreateEndpoint):
             # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
             # with a conflict instead of creating twice.
-            await self._write_status(
-                body, resource, plan.status, resource_version=meta.get("resourceVersion")
-            )
+            version = self._stored(body, resource).resource_version
+            await self._write_status(body, resource, plan.status, resource_version=version)
             self._post_events(body, plan.events)
             resource.create_answered = False
             answer = await api.create_endpoint(action.request)
@@ -456,8 +487,9 @@ class Reconciler:
         meta = body["metadata"]
         if resource_version is None and status == resource.written:
             return  # the watch has not brought our last write back yet
+        current = self._stored(body, resource).status
         if await self._status.write(
-            meta["namespace"], meta["name"], body.get("status"), status, resource_version=resource_version
+            meta["namespace"], meta["name"], current, status, resource_version=resource_version
         ):
             self._metrics.status_patches.inc()
         resource.written = status
@@ -552,7 +584,7 @@ class _V2Host:
         return self.reconciler._hold(self.body) is not None
 
     async def write_intent(self, status: TogetherEndpointStatus) -> None:
-        version = self.body["metadata"].get("resourceVersion")
+        version = self.reconciler._stored(self.body, self.resource).resource_version
         await self.reconciler._write_status(self.body, self.resource, status, resource_version=version)
 
     async def publish(self, status: TogetherEndpointStatus, events: tuple[Event, ...]) -> None:

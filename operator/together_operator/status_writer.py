@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client import CustomObjectsApi
@@ -14,9 +15,36 @@ from together_operator.resource import GROUP, PLURAL, VERSION, TogetherEndpointS
 _FOREIGN_KEYS = frozenset({"kopf"})
 
 
+@dataclass(frozen=True)
+class StoredResource:
+    """A TogetherEndpoint's status and resourceVersion as the apiserver holds them now."""
+
+    status: Mapping[str, Any] | None
+    resource_version: str | None
+    """None: the object is gone."""
+
+
 class StatusWriter:
     def __init__(self, custom_api: CustomObjectsApi) -> None:
         self._custom_api = custom_api
+
+    async def read(self, namespace: str, name: str) -> StoredResource:
+        """The resource as stored now, when the watch's copy proved stale (a 409). A list by name, as
+        the operator may list and watch these resources but not get them."""
+        listed = await asyncio.to_thread(
+            self._custom_api.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            field_selector=f"metadata.name={name}",
+        )
+        items: list[dict[str, Any]] = (listed if isinstance(listed, dict) else {}).get("items") or []
+        if not items:
+            return StoredResource(status=None, resource_version=None)
+        return StoredResource(
+            status=items[0].get("status"), resource_version=items[0]["metadata"].get("resourceVersion")
+        )
 
     @staticmethod
     def parse(raw: Mapping[str, Any] | None) -> TogetherEndpointStatus:

@@ -20,6 +20,7 @@ from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Wake
 from together_operator.resource import SecretKeyRef, TogetherEndpointStatus
 from together_operator.shell import Reconciler, ReconcilerSettings
+from together_operator.status_writer import StoredResource
 from together_operator.together.errors import NotFoundError, TogetherError
 from together_operator.together.models import (
     CreateEndpointRequest,
@@ -188,6 +189,14 @@ class FakeStatusWriter:
         self.writes: list[TogetherEndpointStatus] = []
         self.resource_version = 1
         self.stored: dict[str, Any] | None = None
+        self.refuse_guarded_writes = False
+        """Someone else writes the resource before every guarded write of ours."""
+        self.refusal: ApiException | None = None
+        """The apiserver refuses every write so (a 422 for a status over its limits, say)."""
+
+    async def read(self, namespace: str, name: str) -> StoredResource:
+        self.log.append("read resource")
+        return StoredResource(status=self.stored, resource_version=str(self.resource_version))
 
     async def write(
         self,
@@ -198,8 +207,13 @@ class FakeStatusWriter:
         *,
         resource_version: str | None = None,
     ) -> bool:
-        if resource_version is not None and resource_version != str(self.resource_version):
+        if self.refusal is not None:
+            raise self.refusal
+        stale = resource_version is not None and resource_version != str(self.resource_version)
+        if stale or (resource_version is not None and self.refuse_guarded_writes):
             self.log.append("status write refused: 409")
+            if self.refuse_guarded_writes:
+                self.resource_version += 1
             raise ApiException(status=409, reason="Conflict")
         self.log.append("status write (guarded)" if resource_version is not None else "status write")
         self.writes.append(status)

@@ -43,3 +43,16 @@ async def test_a_failed_look_up_is_not_kept() -> None:
     await catalogue.offered("key-a", api, "m")
 
     assert hardware_calls(api) == 2
+
+
+async def test_expired_look_ups_are_forgotten() -> None:
+    now = [0.0]
+    catalogue = HardwareCatalogue(ttl_seconds=60, clock=lambda: now[0])
+    api = FakeTogether()
+    for model in ("m1", "m2", "m3"):
+        await catalogue.offered("key-a", api, model)
+
+    now[0] = 61.0
+    await catalogue.offered("key-a", api, "m1")
+
+    assert len(catalogue) == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from together_operator.poller import Poller, PollIntervals
+import pytest
+
+from together_operator.poller import Poller, PollIntervals, poll_wait
 from together_operator.together.models import ListEndpoint
 
 from .builders import endpoint
@@ -96,3 +98,29 @@ async def test_each_credential_is_listed_separately_and_stops_when_unwatched() -
         assert poller.listed("key-b", "endpoint-b") == item("endpoint-b")
     finally:
         await poller.close()
+
+
+async def test_a_resource_whose_key_changed_is_dropped_from_the_old_key() -> None:
+    old, new = account_listing(item("endpoint-a")), account_listing(item("endpoint-a"))
+    poller = Poller(SLOW)
+    poller.watch("key-a", old, "endpoint-a", "uid-a", lambda: None)
+    try:
+        await asyncio.wait_for(old.listed.wait(), timeout=5)
+        await asyncio.sleep(0)
+        assert poller.listed("key-a", "endpoint-a") == item("endpoint-a")
+
+        poller.watch("key-b", new, "endpoint-a", "uid-a", lambda: None)
+
+        assert poller.listed("key-a", "endpoint-a") is None  # nobody watches under key-a: not listed
+    finally:
+        await poller.close()
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [(0, 30.0), (1, 60.0), (2, 120.0), (5, 600.0), (20, 600.0)],
+)
+def test_a_failing_list_backs_off_doubling_up_to_a_cap(failures: int, expected: float) -> None:
+    intervals = PollIntervals(steady=30.0, transition=5.0, max_backoff=600.0)
+
+    assert poll_wait(intervals, transitioning=failures > 0, failures=failures, jitter=1.0) == expected

@@ -55,10 +55,34 @@ async def test_a_stale_view_of_the_resource_sends_no_post() -> None:
     assert "status write refused: 409" in bed.log
     assert "POST /endpoints" not in bed.log
     assert delay == 0.5
+    assert bed.log[-1] == "read resource"
 
     bed.watch_event(body)
     await bed.reconcile(body)
     assert bed.calls().count("POST /endpoints") == 1
+
+
+async def test_a_conflict_re_reads_the_resource_instead_of_waiting_for_the_watch() -> None:
+    bed = ShellBed()
+    body = bed.resource()
+    bed.status.resource_version += 1  # a write this body has not seen, and the watch is slow
+
+    await bed.reconcile(body)
+    await bed.reconcile(body)
+
+    assert bed.log.count("status write refused: 409") == 1
+    assert bed.calls().count("POST /endpoints") == 1
+
+
+async def test_conflicts_in_a_row_back_off() -> None:
+    bed = ShellBed()
+    body = bed.resource()
+    bed.status.refuse_guarded_writes = True  # someone else writes the resource all the time
+
+    delays = [await bed.reconcile(body) for _ in range(3)]
+
+    assert delays == [0.5, 1.0, 2.0]
+    assert "POST /endpoints" not in bed.calls()
 
 
 async def test_a_create_whose_answer_was_lost_is_adopted_not_posted_again() -> None:

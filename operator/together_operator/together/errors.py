@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Required, TypedDict, Unpack
 
+MESSAGE_LIMIT = 1000
+"""Longest message kept from an error (characters); longer ones are cut."""
+
 
 class _ErrorFields(TypedDict, total=False):
     """What every error records about the failed call, besides its message."""
@@ -43,7 +46,9 @@ class TogetherError(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
-        self.message = " ".join(message.split())
+        text = " ".join(message.split())
+        # A proxy's error page or a runaway message must not reach a condition or an event whole.
+        self.message = text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "..."
         self.method = method
         self.path = path
         self.status_code = status_code
