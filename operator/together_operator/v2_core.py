@@ -16,6 +16,7 @@ One call per plan: the shell carries it out and plans again with what it answere
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -54,6 +55,7 @@ from together_operator.together.v2_models import (
     DeploymentState,
     DeploymentSummary,
     Endpoint,
+    ScalingMetric,
     SupportedModel,
     TrafficSplitEntry,
 )
@@ -281,11 +283,74 @@ def _done(reason: str, message: str) -> _Verdict:
 # --- the plan ---------------------------------------------------------------------------------------
 
 
+# The target type of each metric, as the reference's table fixes it.
+METRIC_TARGET_TYPES = {
+    "inflight_requests": "METRIC_TARGET_TYPE_AVERAGE_VALUE",
+    "throughput_per_replica": "METRIC_TARGET_TYPE_AVERAGE_VALUE",
+    "active_sessions": "METRIC_TARGET_TYPE_AVERAGE_VALUE",
+    "gpu_utilization": "METRIC_TARGET_TYPE_UTILIZATION",
+    "token_utilization": "METRIC_TARGET_TYPE_UTILIZATION",
+    "cache_hit_rate": "METRIC_TARGET_TYPE_UTILIZATION",
+    "ttft": "METRIC_TARGET_TYPE_VALUE",
+    "decoding_speed": "METRIC_TARGET_TYPE_VALUE",
+    "e2e_latency": "METRIC_TARGET_TYPE_VALUE",
+}
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def wire_duration(duration: str | None) -> str | None:
+    """`1h30m` (the CRD's form) -> `5400s` (protobuf JSON, the API's)."""
+    if duration is None:
+        return None
+    match = _DURATION.match(duration)
+    if match is None:  # admission lets only the pattern through
+        raise ValueError(f"not a duration: {duration!r}")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return f"{hours * 3600 + minutes * 60 + seconds}s"
+
+
 def desired_autoscaling(spec: TogetherEndpointSpec) -> Autoscaling:
-    """Stopped is 0/0; Started is the spec's bounds."""
-    if spec.state == DesiredState.STOPPED:
-        return Autoscaling(min_replicas=0, max_replicas=0)
-    return Autoscaling(min_replicas=spec.autoscaling.min_replicas, max_replicas=spec.autoscaling.max_replicas)
+    """Stopped is 0/0, Started the spec's bounds; with the scaling policy of spec.v2.scaling, if any
+    (what it leaves out is the platform's)."""
+    stopped = spec.state == DesiredState.STOPPED
+    bounds = Autoscaling(
+        min_replicas=0 if stopped else spec.autoscaling.min_replicas,
+        max_replicas=0 if stopped else spec.autoscaling.max_replicas,
+    )
+    scaling = spec.v2.scaling if spec.v2 is not None else None
+    if scaling is None:
+        return bounds
+    metrics = None
+    if scaling.metric is not None:
+        metric = scaling.metric
+        metrics = (
+            ScalingMetric(
+                name=metric.name,
+                type=METRIC_TARGET_TYPES[metric.name],
+                target=metric.target,
+                percentile=metric.percentile,
+            ),
+        )
+    return bounds.model_copy(
+        update={
+            "scale_up_window": wire_duration(scaling.scale_up_window),
+            "scale_down_window": wire_duration(scaling.scale_down_window),
+            "scale_to_zero_window": wire_duration(scaling.scale_to_zero_window),
+            "scaling_metrics": metrics,
+        }
+    )
+
+
+def autoscaling_differs(observed: Autoscaling, wanted: Autoscaling) -> bool:
+    """Whether a field the spec sets differs remotely (a bound never set remotely counts as 0)."""
+    seen = observed.model_copy(
+        update={"min_replicas": observed.min_replicas or 0, "max_replicas": observed.max_replicas or 0}
+    )
+    return any(
+        getattr(seen, field) != value
+        for field, value in wanted.model_dump(exclude_none=True, by_alias=False).items()
+        if field != "scaling_metrics"
+    ) or (wanted.scaling_metrics is not None and seen.scaling_metrics != wanted.scaling_metrics)
 
 
 def plan_v2(inputs: V2Inputs) -> V2Plan:
@@ -401,10 +466,7 @@ def _plan_deployment(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint:
             inputs, status.model_copy(update={"message": message}), _stalled(Reason.REMOTE_ERROR, message)
         )
     wanted_scaling = desired_autoscaling(inputs.spec)
-    if (known.autoscaling.min_replicas or 0, known.autoscaling.max_replicas or 0) != (
-        wanted_scaling.min_replicas,
-        wanted_scaling.max_replicas,
-    ):
+    if autoscaling_differs(known.autoscaling, wanted_scaling):
         reason = (
             Reason.STOPPING
             if wanted_scaling.max_replicas == 0

@@ -62,12 +62,17 @@ def test_v2_lifecycle_create_scale_stop_start_delete(operator_env: OperatorEnv, 
         len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}/{status['endpointId']}/deployments")) == 1
     )
 
-    kube.patch(TEP, "chat", {"spec": {"autoscaling": {"maxReplicas": 2}}})
+    scaling = {"metric": {"name": "gpu_utilization", "target": 70}, "scaleUpWindow": "30s"}
+    kube.patch(TEP, "chat", {"spec": {"autoscaling": {"maxReplicas": 2}, "v2": {"scaling": scaling}}})
     obj = kube.wait_for(
         TEP, "chat", lambda o: ready_with("Started")(o) and o["status"]["autoscaling"]["maxReplicas"] == 2
     )
     (deployment,) = deployments_of(env, status["endpointId"])
     assert (deployment.autoscaling.min_replicas, deployment.autoscaling.max_replicas) == (1, 2)
+    assert deployment.autoscaling.scale_up_window == "30s"
+    assert [(m.name, m.type, m.target) for m in deployment.autoscaling.scaling_metrics or []] == [
+        ("gpu_utilization", "METRIC_TARGET_TYPE_UTILIZATION", 70)
+    ]
 
     kube.patch(TEP, "chat", {"spec": {"state": "Stopped"}})
     obj = kube.wait_for(TEP, "chat", ready_with("Stopped", state="STOPPED"))

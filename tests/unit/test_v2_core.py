@@ -50,6 +50,7 @@ from together_operator.v2_core import (
     V2Released,
     WaitForStopped,
     api_in_use,
+    desired_autoscaling,
     endpoint_name,
     plan_v2,
     plan_v2_deletion,
@@ -541,3 +542,36 @@ def test_failures_of_other_calls(error: TogetherError, reason: str, stalled: boo
 def test_a_v1_endpoint_records_api_v1_once_it_has_an_id() -> None:
     assert plan(v1_inputs()).status.api == TogetherAPI.V1, "an endpoint found (created or adopted) is on v1"
     assert plan(v1_inputs(remote=NotCreated())).status.api is None, "nothing recorded before the create"
+
+
+# --- the v2 scaling policy --------------------------------------------------------------------------
+
+SCALING = {"metric": {"name": "ttft", "target": 500, "percentile": "p95"}, "scaleDownWindow": "1h30m"}
+
+
+def test_the_scaling_policy_is_sent_in_the_apis_form() -> None:
+    wanted = desired_autoscaling(spec(v2={"scaling": SCALING}))
+    assert wanted.to_body() == {
+        "minReplicas": 1,
+        "maxReplicas": 1,
+        "scaleDownWindow": "5400s",
+        "scalingMetrics": [
+            {"name": "ttft", "type": "METRIC_TARGET_TYPE_VALUE", "target": 500, "percentile": "p95"}
+        ],
+    }
+
+
+def test_a_scaling_policy_changed_remotely_is_put_back_and_what_the_spec_leaves_out_is_the_platforms() -> (
+    None
+):
+    wanted = desired_autoscaling(spec(v2={"scaling": SCALING}))
+    remote = deployment()
+    platform_defaults = remote.model_copy(
+        update={"autoscaling": wanted.model_copy(update={"scale_up_window": "60s"})}
+    )
+    assert run(endpoint(platform_defaults), v2={"scaling": SCALING}).action is None
+    changed = remote.model_copy(
+        update={"autoscaling": wanted.model_copy(update={"scale_down_window": "60s"})}
+    )
+    plan = run(endpoint(changed), v2={"scaling": SCALING})
+    assert plan.action == SetV2Autoscaling(ENDPOINT_ID, DEPLOYMENT_ID, wanted)
