@@ -55,6 +55,8 @@ from together_operator.together.v2_models import (
     DeploymentState,
     DeploymentSummary,
     Endpoint,
+    Placement,
+    PlacementConfig,
     ScalingMetric,
     SupportedModel,
     TrafficSplitEntry,
@@ -452,6 +454,7 @@ def _plan_deployment(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint:
                 config=target.config,
                 autoscaling=desired_autoscaling(inputs.spec),
                 inactive_timeout=inputs.spec.inactive_timeout,
+                placement=_placement(inputs.spec.availability_zone),
             )
             return _render(
                 inputs,
@@ -493,6 +496,13 @@ def _plan_deployment(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint:
             SetTrafficSplit(endpoint.id, split, endpoint.etag),
         )
     return _render(inputs, status, _verdict_of_state(inputs, known, observing=False))
+
+
+def _placement(availability_zone: str | None) -> Placement | None:
+    """availabilityZone is the one region the deployment may run in."""
+    if availability_zone is None:
+        return None
+    return Placement(inline=PlacementConfig(regions=(availability_zone,)))
 
 
 def _verdict_of_state(inputs: V2Inputs, deployment: DeploymentSummary, *, observing: bool) -> _Verdict:

@@ -575,3 +575,14 @@ def test_a_scaling_policy_changed_remotely_is_put_back_and_what_the_spec_leaves_
     )
     plan = run(endpoint(changed), v2={"scaling": SCALING})
     assert plan.action == SetV2Autoscaling(ENDPOINT_ID, DEPLOYMENT_ID, wanted)
+
+
+def test_the_availability_zone_is_the_one_region_the_deployment_may_run_in() -> None:
+    plan = run(
+        endpoint(), previous=CREATED.model_copy(update={"deployment_id": None}), availabilityZone="us-east-1a"
+    )
+    assert isinstance(plan.action, CreateV2Deployment)
+    assert plan.action.request.to_body()["placement"] == {
+        "inline": {"regions": ["us-east-1a"], "constraint": "ENFORCEMENT_REQUIRED"}
+    }
+    assert plan.action.request.name != DEPLOYMENT_NAME, "another zone is another deployment"

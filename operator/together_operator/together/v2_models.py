@@ -143,6 +143,18 @@ class Deployment(_Response):
         return self.name.rpartition("/")[2]
 
 
+class PlacementConfig(_Request):
+    regions: tuple[str, ...]
+    constraint: str = "ENFORCEMENT_REQUIRED"
+    """`ENFORCEMENT_REQUIRED` or `ENFORCEMENT_PREFERRED`: how strictly the regions are kept to."""
+
+
+class Placement(_Request):
+    """Inline placement parameters (the SDK's `PlacementInline`); a saved profile is not used here."""
+
+    inline: PlacementConfig
+
+
 class CreateDeploymentRequest(_Request):
     name: str
     model: str
@@ -151,6 +163,7 @@ class CreateDeploymentRequest(_Request):
     """A config revision resource name, `projects/{p}/configs/{cr_...}`."""
     autoscaling: Autoscaling
     inactive_timeout: int | None = None
+    placement: Placement | None = None
 
 
 # --- catalogue --------------------------------------------------------------------------------------
