@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from together_operator.core import (
+    DeletionInputs,
     Found,
     Inputs,
     Plan,
@@ -201,3 +202,22 @@ def patch_body(result: Plan) -> dict[str, Any]:
     assert isinstance(action, UpdateEndpoint), action
     assert action.endpoint_id == ENDPOINT_ID
     return action.request.to_body()
+
+
+def deletion(
+    *,
+    recorded: TogetherEndpointStatus | None = None,
+    spec_: TogetherEndpointSpec | None = None,
+    **changes: Any,
+) -> DeletionInputs:
+    """The inputs of a deletion step of the resource whose status recorded `recorded` (ENDPOINT_ID by
+    default), at NOW; other fields given replace the defaults (e.g. `key_resolved=True`)."""
+    first = DeletionInputs(
+        spec=spec_ if spec_ is not None else spec(),
+        status=recorded if recorded is not None else status(endpoint_id=ENDPOINT_ID),
+        generation=1,
+        namespace=NAMESPACE,
+        name=NAME,
+        now=NOW,
+    )
+    return replace(first, **changes)

@@ -10,7 +10,6 @@ from dataclasses import replace
 import pytest
 
 from together_operator.core import (
-    DeletionInputs,
     Found,
     Inputs,
     KeepFinalizer,
@@ -26,15 +25,10 @@ from together_operator.together.client import retry_delay
 from together_operator.together.errors import RateLimitedError, TogetherError, TransientError
 
 from .builders import (
-    ENDPOINT_ID,
-    NAME,
-    NAMESPACE,
-    NOW,
     condition,
+    deletion,
     endpoint,
     inputs,
-    spec,
-    status,
     steady,
     verdict,
 )
@@ -66,17 +60,7 @@ def test_a_retry_after_longer_than_the_interval_is_honoured() -> None:
 
 
 def test_deleting_under_a_retry_after_of_zero_waits_the_transient_interval() -> None:
-    step = DeletionInputs(
-        spec=spec(),
-        status=status(endpoint_id=ENDPOINT_ID),
-        generation=1,
-        namespace=NAMESPACE,
-        name=NAME,
-        now=NOW,
-        retry=POLICY,
-        key_resolved=True,
-        error=_told_to_retry_at_once(RateLimitedError, 429),
-    )
+    step = deletion(retry=POLICY, key_resolved=True, error=_told_to_retry_at_once(RateLimitedError, 429))
 
     outcome = plan_deletion(step)
 

@@ -15,7 +15,6 @@ from together_operator.core import (
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
-    DeletionInputs,
     Inputs,
     KeepFinalizer,
     NotCreated,
@@ -35,7 +34,7 @@ from together_operator.together.errors import (
     UnexpectedResponseError,
 )
 
-from .builders import HARDWARE, NOW, candidate, condition, inputs, later, spec, verdict
+from .builders import HARDWARE, NOW, candidate, condition, deletion, inputs, later, spec, verdict
 
 
 def _create_failed(error: TogetherError, *, failed_after: float = 0.0) -> Inputs:
@@ -201,12 +200,8 @@ def test_rivals_are_the_other_resources_with_an_open_create_of_the_same_intent()
 
 
 def test_deleting_does_not_take_an_endpoint_a_rival_create_may_have_made() -> None:
-    step = DeletionInputs(
-        spec=spec(),
-        status=_create_failed(_timeout()).previous,
-        generation=1,
-        namespace="team-a",
-        name="mixtral",
+    step = deletion(
+        recorded=_create_failed(_timeout()).previous,
         now=later(minutes=5),
         key_resolved=True,
         candidates=(candidate("endpoint-one", created_at=NOW),),

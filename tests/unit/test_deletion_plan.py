@@ -31,20 +31,16 @@ from together_operator.together.errors import (
     TransientError,
 )
 
-from .builders import ENDPOINT_ID, NAME, NAMESPACE, NOW, candidate, spec, status
+from .builders import ENDPOINT_ID, NOW, candidate, deletion, spec, status
 
 RETRY = RetryPolicy(transient_seconds=10.0, auth_seconds=120.0, credentials_seconds=60.0)
 
 
 def deleting(*, recorded: dict[str, Any] | None = None, **spec_fields: Any) -> DeletionInputs:
     """A resource being deleted whose status recorded `recorded` (an endpoint id by default)."""
-    return DeletionInputs(
-        spec=spec(**spec_fields),
-        status=status(**(recorded if recorded is not None else {"endpoint_id": ENDPOINT_ID})),
-        generation=1,
-        namespace=NAMESPACE,
-        name=NAME,
-        now=NOW,
+    return deletion(
+        recorded=status(**(recorded if recorded is not None else {"endpoint_id": ENDPOINT_ID})),
+        spec_=spec(**spec_fields),
         retry=RETRY,
     )
 

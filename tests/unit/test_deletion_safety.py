@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from together_operator.core import (
     DELETE_RESEND_AFTER,
-    DeletionInputs,
     Found,
     Gone,
     KeepFinalizer,
@@ -21,7 +20,16 @@ from together_operator.core import (
 )
 from together_operator.together.errors import NotFoundError
 
-from .builders import ENDPOINT_ID, NAME, NAMESPACE, NOW, endpoint, inputs, later, spec, status, verdict
+from .builders import (
+    ENDPOINT_ID,
+    NOW,
+    deletion,
+    endpoint,
+    inputs,
+    later,
+    status,
+    verdict,
+)
 
 KEY_A, KEY_B = "fingerprint-a", "fingerprint-b"
 
@@ -67,13 +75,8 @@ def test_a_404_to_another_key_is_not_taken_as_deleted_outside_kubernetes() -> No
 
 
 # The resource being deleted recorded ENDPOINT_ID, created with KEY_A; its key is resolved.
-DELETING = DeletionInputs(
-    spec=spec(),
-    status=status(endpoint_id=ENDPOINT_ID, api_key_fingerprint=KEY_A),
-    generation=1,
-    namespace=NAMESPACE,
-    name=NAME,
-    now=NOW,
+DELETING = deletion(
+    recorded=status(endpoint_id=ENDPOINT_ID, api_key_fingerprint=KEY_A),
     key_resolved=True,
     credential_fingerprint=KEY_A,
 )
