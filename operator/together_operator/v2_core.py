@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from together_operator.core import (
@@ -38,6 +38,7 @@ from together_operator.resource import (
     DesiredState,
     ManagementPolicy,
     ObservedAutoscaling,
+    RolloutStatus,
     TogetherAPI,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
@@ -76,7 +77,18 @@ class V2Reason:
     DEGRADED = "Degraded"
     PROVISIONING = "Provisioning"
     SCALING = "Scaling"
-    ROLLOUT_NOT_SUPPORTED = "RolloutNotSupported"
+    ROLLING_OUT = "RollingOut"
+    ROLLOUT_FAILED = "RolloutFailed"
+
+
+class RolloutPhase:
+    """status.rollout.phase."""
+
+    CREATING = "Creating"
+    WAITING_READY = "WaitingReady"
+    SHIFTING_TRAFFIC = "ShiftingTraffic"
+    REMOVING_OLD = "RemovingOld"
+    FAILED = "Failed"
 
 
 # --- which API -------------------------------------------------------------------------------------
@@ -212,8 +224,9 @@ class V2Inputs:
     """The endpoint of our name in the project's list, if any."""
     target: DeploymentTarget | HardwareRejected | None = None
     """Resolved from the catalogue (cached per key by the shell); None until asked for."""
-    deployment_message: str = ""
-    """The deployment's `status.message` (a single GET: the list does not carry it), when read."""
+    deployment_messages: Mapping[str, str] = field(default_factory=dict)
+    """deployment id -> its `status.message`, read (a single GET: the list lacks it) for the FAILED and
+    DEGRADED deployments of the endpoint."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +259,20 @@ class SetV2Autoscaling:
     autoscaling: Autoscaling
 
 
-V2Action = ResolveTarget | CreateV2Endpoint | CreateV2Deployment | SetTrafficSplit | SetV2Autoscaling
+@dataclass(frozen=True)
+class DeleteV2Deployment:
+    endpoint_id: str
+    deployment_id: str
+
+
+V2Action = (
+    ResolveTarget
+    | CreateV2Endpoint
+    | CreateV2Deployment
+    | SetTrafficSplit
+    | SetV2Autoscaling
+    | DeleteV2Deployment
+)
 
 
 @dataclass(frozen=True)
@@ -424,78 +450,153 @@ def plan_v2(inputs: V2Inputs) -> V2Plan:
 
 
 def _plan_deployment(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint: Endpoint) -> V2Plan:
+    """The deployment of the spec, created, scaled and routed; during a rollout the one serving keeps the
+    traffic until the new one can take it, and every other deployment is then stopped and deleted."""
     target = inputs.target
-    known = next((d for d in endpoint.deployments if d.id == inputs.previous.deployment_id), None)
-    if known is None:
-        if target is None:
-            return _render(
-                inputs, status, _working(Reason.CREATING, "resolving the model and config"), ResolveTarget()
-            )
-        if isinstance(target, HardwareRejected):
-            return _render(inputs, status, _stalled(target.reason, target.message))
-        wanted = target.deployment_name(inputs.spec.availability_zone)
-        known = next((d for d in endpoint.deployments if _short(d.name) == wanted), None)
-        if known is None:
-            others = endpoint.deployments
-            if others:
-                return _render(
-                    inputs,
-                    _observed(status, others[0]),
-                    _stalled(
-                        V2Reason.ROLLOUT_NOT_SUPPORTED,
-                        f"v2 endpoint {endpoint.short_name!r} already runs deployment {others[0].id}: "
-                        "changing model, hardware, config or zone of a v2 resource (a rollout) is not "
-                        "supported yet; put the spec back, or create a new TogetherEndpoint",
-                    ),
-                )
-            request = CreateDeploymentRequest(
-                name=wanted,
-                model=target.model,
-                config=target.config,
-                autoscaling=desired_autoscaling(inputs.spec),
-                inactive_timeout=inputs.spec.inactive_timeout,
-                placement=_placement(inputs.spec.availability_zone),
-            )
-            return _render(
-                inputs,
-                status,
-                _working(Reason.CREATING, f"creating deployment {wanted!r} of {inputs.spec.model}"),
-                CreateV2Deployment(endpoint.id, request),
-            )
-    status = _observed(status.model_copy(update={"deployment_id": known.id}), known)
-    if known.state == DeploymentState.FAILED:
-        message = inputs.deployment_message or "the deployment failed"
+    live = next((d for d in endpoint.deployments if d.id == inputs.previous.deployment_id), None)
+    if live is not None:
+        status = _observed(status, live)
+    if target is None:
+        return _render(inputs, status, _resolving(live), ResolveTarget())
+    if isinstance(target, HardwareRejected):
+        return _render(inputs, status, _stalled(target.reason, target.message))
+    wanted = target.deployment_name(inputs.spec.availability_zone)
+    new = next((d for d in endpoint.deployments if _short(d.name) == wanted), None)
+    rollout = inputs.previous.rollout
+    if new is None:
+        if rollout is not None and rollout.to == wanted and rollout.phase == RolloutPhase.FAILED:
+            return _render(inputs, status, _stalled(V2Reason.ROLLOUT_FAILED, inputs.previous.message or ""))
+        request = CreateDeploymentRequest(
+            name=wanted,
+            model=target.model,
+            config=target.config,
+            autoscaling=desired_autoscaling(inputs.spec),
+            inactive_timeout=inputs.spec.inactive_timeout,
+            placement=_placement(inputs.spec.availability_zone),
+        )
+        if live is not None:
+            status = _rolling(status, live.id, wanted, RolloutPhase.CREATING)
+        message = f"creating deployment {wanted!r} of {inputs.spec.model}"
+        reason = V2Reason.ROLLING_OUT if live is not None else Reason.CREATING
+        return _render(inputs, status, _working(reason, message), CreateV2Deployment(endpoint.id, request))
+    if live is not None and live.id != new.id:
+        return _plan_rollout(inputs, status, endpoint, live, new)
+    return _plan_live(inputs, status, endpoint, new)
+
+
+def _plan_rollout(
+    inputs: V2Inputs,
+    status: TogetherEndpointStatus,
+    endpoint: Endpoint,
+    live: DeploymentSummary,
+    new: DeploymentSummary,
+) -> V2Plan:
+    """`live` serves; `new` is the spec's. Traffic moves once `new` can take it, never before."""
+    wanted = _short(new.name)
+    if new.state == DeploymentState.FAILED or (
+        inputs.previous.rollout is not None and inputs.previous.rollout.phase == RolloutPhase.FAILED
+    ):
+        message = inputs.deployment_messages.get(new.id) or inputs.previous.message or "the deployment failed"
+        status = _rolling(status, live.id, wanted, RolloutPhase.FAILED).model_copy(
+            update={"message": message}
+        )
+        verdict = _stalled(V2Reason.ROLLOUT_FAILED, f"new deployment {wanted!r} failed: {message}")
+        return _render(inputs, status, verdict, _removal_step(endpoint, new))
+    wanted_scaling = desired_autoscaling(inputs.spec)
+    if autoscaling_differs(new.autoscaling, wanted_scaling):
+        status = _rolling(status, live.id, wanted, RolloutPhase.WAITING_READY)
+        message = f"setting the autoscaling of new deployment {wanted!r}"
+        action = SetV2Autoscaling(endpoint.id, new.id, wanted_scaling)
+        return _render(inputs, status, _working(V2Reason.ROLLING_OUT, message), action)
+    takes_over = (
+        DeploymentState.STOPPED if inputs.spec.state == DesiredState.STOPPED else DeploymentState.READY
+    )
+    if new.state != takes_over:
+        status = _rolling(status, live.id, wanted, RolloutPhase.WAITING_READY)
+        message = (
+            f"new deployment {wanted!r} is {short_state(new.state)}; deployment {live.id} serves meanwhile"
+        )
+        return _render(inputs, status, _working(V2Reason.ROLLING_OUT, message))
+    if _routed(endpoint) != [(new.id, 100)]:
+        status = _rolling(status, live.id, wanted, RolloutPhase.SHIFTING_TRAFFIC)
+        message = f"moving the traffic of {endpoint.short_name!r} to new deployment {wanted!r}"
+        split = (TrafficSplitEntry(deployment_id=new.id, weight=100),)
+        shift = SetTrafficSplit(endpoint.id, split, endpoint.etag)
+        return _render(inputs, status, _working(V2Reason.ROLLING_OUT, message), shift)
+    # The traffic is on the new deployment: it is the live one from now on (also after a crash here).
+    status = _rolling(status, live.id, wanted, RolloutPhase.REMOVING_OLD)
+    return _plan_live(inputs, status, endpoint, new)
+
+
+def _plan_live(
+    inputs: V2Inputs, status: TogetherEndpointStatus, endpoint: Endpoint, live: DeploymentSummary
+) -> V2Plan:
+    status = _observed(status.model_copy(update={"deployment_id": live.id}), live)
+    message = inputs.deployment_messages.get(live.id)
+    status = status.model_copy(update={"message": message})
+    if live.state == DeploymentState.FAILED:
+        message = message or "the deployment failed"
         return _render(
             inputs, status.model_copy(update={"message": message}), _stalled(Reason.REMOTE_ERROR, message)
         )
     wanted_scaling = desired_autoscaling(inputs.spec)
-    if autoscaling_differs(known.autoscaling, wanted_scaling):
+    if autoscaling_differs(live.autoscaling, wanted_scaling):
         reason = (
             Reason.STOPPING
             if wanted_scaling.max_replicas == 0
             else Reason.STARTING
-            if not known.autoscaling.max_replicas
+            if not live.autoscaling.max_replicas
             else Reason.UPDATING
         )
+        text = f"setting autoscaling to {wanted_scaling.min_replicas}/{wanted_scaling.max_replicas}"
         return _render(
-            inputs,
-            status,
-            _working(
-                reason, f"setting autoscaling to {wanted_scaling.min_replicas}/{wanted_scaling.max_replicas}"
-            ),
-            SetV2Autoscaling(endpoint.id, known.id, wanted_scaling),
+            inputs, status, _working(reason, text), SetV2Autoscaling(endpoint.id, live.id, wanted_scaling)
         )
-    split = (TrafficSplitEntry(deployment_id=known.id, weight=100),)
-    if [(e.deployment_id, e.weight) for e in endpoint.traffic_split if e.weight > 0] != [(known.id, 100)]:
+    if _routed(endpoint) != [(live.id, 100)]:
+        split = (TrafficSplitEntry(deployment_id=live.id, weight=100),)
+        text = f"routing all traffic of {endpoint.short_name!r} to deployment {live.id}"
         return _render(
             inputs,
             status,
-            _working(
-                Reason.UPDATING, f"routing all traffic of {endpoint.short_name!r} to deployment {known.id}"
-            ),
+            _working(Reason.UPDATING, text),
             SetTrafficSplit(endpoint.id, split, endpoint.etag),
         )
-    return _render(inputs, status, _verdict_of_state(inputs, known, observing=False))
+    old = next((d for d in endpoint.deployments if d.id != live.id), None)
+    if old is not None:
+        rollout = status.rollout or RolloutStatus(
+            from_=old.id, to=_short(live.name), phase=RolloutPhase.REMOVING_OLD
+        )
+        status = status.model_copy(
+            update={"rollout": rollout.model_copy(update={"phase": RolloutPhase.REMOVING_OLD})}
+        )
+        text = f"stopping and deleting deployment {old.id}, which no longer takes traffic"
+        return _render(inputs, status, _working(V2Reason.ROLLING_OUT, text), _removal_step(endpoint, old))
+    status = status.model_copy(update={"rollout": None})
+    return _render(inputs, status, _verdict_of_state(inputs, live, observing=False))
+
+
+def _removal_step(endpoint: Endpoint, deployment: DeploymentSummary) -> V2Action | None:
+    """The next step of removing a deployment out of the split: 0/0, then (once STOPPED) delete;
+    None while it stops."""
+    if deployment.autoscaling.min_replicas or deployment.autoscaling.max_replicas:
+        return SetV2Autoscaling(endpoint.id, deployment.id, Autoscaling(min_replicas=0, max_replicas=0))
+    if deployment.state == DeploymentState.STOPPED:
+        return DeleteV2Deployment(endpoint.id, deployment.id)
+    return None
+
+
+def _resolving(live: DeploymentSummary | None) -> _Verdict:
+    if live is None:
+        return _working(Reason.CREATING, "resolving the model and config")
+    return _working(Reason.UPDATING, "resolving the model and config")
+
+
+def _routed(endpoint: Endpoint) -> list[tuple[str, float]]:
+    return [(e.deployment_id, e.weight) for e in endpoint.traffic_split if e.weight > 0]
+
+
+def _rolling(status: TogetherEndpointStatus, source: str, to: str, phase: str) -> TogetherEndpointStatus:
+    return status.model_copy(update={"rollout": RolloutStatus(from_=source, to=to, phase=phase)})
 
 
 def _placement(availability_zone: str | None) -> Placement | None:
@@ -509,13 +610,17 @@ def _verdict_of_state(inputs: V2Inputs, deployment: DeploymentSummary, *, observ
     state = deployment.state
     stopped_wanted = inputs.spec.state == DesiredState.STOPPED
     if state == DeploymentState.FAILED:
-        return _stalled(Reason.REMOTE_ERROR, inputs.deployment_message or "the deployment failed")
+        return _stalled(
+            Reason.REMOTE_ERROR, inputs.deployment_messages.get(deployment.id) or "the deployment failed"
+        )
     if state == DeploymentState.READY and (observing or not stopped_wanted):
         return _done(Reason.OBSERVING if observing else Reason.STARTED, "deployment READY")
     if state == DeploymentState.STOPPED and (observing or stopped_wanted):
         return _done(Reason.OBSERVING if observing else Reason.STOPPED, "deployment STOPPED")
     if state == DeploymentState.DEGRADED:
-        return _working(V2Reason.DEGRADED, inputs.deployment_message or "deployment DEGRADED")
+        return _working(
+            V2Reason.DEGRADED, inputs.deployment_messages.get(deployment.id) or "deployment DEGRADED"
+        )
     if state == DeploymentState.PROVISIONING:
         return _working(V2Reason.PROVISIONING, "deployment PROVISIONING")
     if state == DeploymentState.SCALING:
@@ -699,12 +804,6 @@ class V2DeletionInputs:
     endpoint: Endpoint | None
     """Our endpoint as the project's list shows it (by the recorded id, or by our name after an
     interrupted create); None when it is gone. Paused resources delete too."""
-
-
-@dataclass(frozen=True)
-class DeleteV2Deployment:
-    endpoint_id: str
-    deployment_id: str
 
 
 @dataclass(frozen=True)

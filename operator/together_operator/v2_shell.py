@@ -326,15 +326,16 @@ class V2Reconciler:
         return endpoint if endpoint is not None and endpoint.short_name == name else None
 
     async def _with_message(self, api: DedicatedInferenceAPI, inputs: V2Inputs) -> V2Inputs:
-        """The platform's message of a FAILED or DEGRADED deployment (the list lacks it)."""
+        """The platform's message of each FAILED or DEGRADED deployment (the list lacks it)."""
         endpoint = inputs.endpoint
         if endpoint is None:
             return inputs
-        known = next((d for d in endpoint.deployments if d.id == inputs.previous.deployment_id), None)
-        if known is None or known.state not in MESSAGE_STATES:
-            return inputs
-        deployment = await api.get_deployment(endpoint.id, known.id)
-        return replace(inputs, deployment_message=deployment.status.message)
+        messages = {
+            summary.id: (await api.get_deployment(endpoint.id, summary.id)).status.message
+            for summary in endpoint.deployments
+            if summary.state in MESSAGE_STATES
+        }
+        return replace(inputs, deployment_messages=messages)
 
     async def _act(
         self,
@@ -362,9 +363,14 @@ class V2Reconciler:
                     action.endpoint_id, list(action.split), etag=action.etag
                 ),
             )
+        elif isinstance(action, DeleteV2Deployment):
+            with contextlib.suppress(NotFoundError):  # gone already: a repeat after a lost answer
+                await api.delete_deployment(action.endpoint_id, action.deployment_id)
         else:
             await api.set_autoscaling(action.endpoint_id, action.deployment_id, action.autoscaling, etag=None)
-        return replace(inputs, endpoint=await api.get_endpoint(action.endpoint_id))
+        return await self._with_message(
+            api, replace(inputs, endpoint=await api.get_endpoint(action.endpoint_id))
+        )
 
     def unwatch(self, uid: str) -> None:
         self._lists.unwatch(uid)

@@ -5,6 +5,7 @@ conditions, the simulator's call log and deployments, and an application calling
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import openai
@@ -158,3 +159,57 @@ def test_an_application_calls_the_v2_endpoint_through_the_connection_config_map(
         )
     assert reply.choices[0].message.content
     assert reply.model == data["TOGETHER_MODEL"]
+
+
+def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traffic(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("rolled"))
+    before = kube.wait_for(TEP, "rolled", ready_with("Started", state="READY"))["status"]
+    endpoint_id, old_id = before["endpointId"], before["deploymentId"]
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def call_the_endpoint() -> None:
+        """An application calling during the rollout; no retries, so a routing error would show."""
+        with openai.OpenAI(
+            base_url=env.simulator.base_url, api_key=env.simulator.api_key, max_retries=0
+        ) as client:
+            while not stop.is_set():
+                try:
+                    client.chat.completions.create(
+                        model=before["endpointName"], messages=[{"role": "user", "content": "hi"}]
+                    )
+                    answers.append("ok")
+                except openai.APIStatusError as error:
+                    answers.append(f"{error.status_code} {error.body}")
+
+    caller = threading.Thread(target=call_the_endpoint)
+    caller.start()
+    try:
+        kube.patch(TEP, "rolled", {"spec": {"hardware": "4xnvidia-h100-80gb"}})
+        after = kube.wait_for(
+            TEP,
+            "rolled",
+            lambda o: (
+                ready_with("Started", state="READY")(o)
+                and o["status"]["deploymentId"] != old_id
+                and not o["status"].get("rollout")
+            ),
+            timeout=120,
+        )["status"]
+    finally:
+        stop.set()
+        caller.join()
+
+    assert after["endpointName"] == before["endpointName"], "applications keep calling the same name"
+    (deployment,) = deployments_of(env, endpoint_id)
+    assert deployment.id == after["deploymentId"]
+    assert deployment.hardware == "4xnvidia-h100-80gb"
+    assert deployment.traffic_weight is not None
+    assert len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}/{endpoint_id}/deployments")) == 2
+    assert answers, "the application called during the rollout"
+    assert [a for a in answers if a != "ok"] == []
+    phases = {e["message"] for e in kube.events("rolled") if e["reason"] == "RollingOut"}
+    assert phases, "the rollout is reported"

@@ -140,7 +140,7 @@ def run(
             project_id=PROJECT,
             endpoint=remote,
             target=target,
-            deployment_message=message,
+            deployment_messages={d.id: message for d in remote.deployments} if remote and message else {},
         )
     )
 
@@ -375,13 +375,105 @@ def test_a_traffic_split_changed_by_hand_is_put_back() -> None:
     assert plan.action.split == (TrafficSplitEntry(deployment_id=DEPLOYMENT_ID, weight=100),)
 
 
-def test_a_changed_model_on_a_running_endpoint_is_not_deployed_beside_it() -> None:
-    """Rollouts are not built: a second deployment is never created silently."""
-    other = DeploymentTarget(model="projects/platform/models/ml_llama", config=CONFIG, hardware=None)
-    unrecorded = CREATED.model_copy(update={"deployment_id": None})
-    plan = run(endpoint(deployment()), previous=unrecorded, target=other)
-    assert plan.action is None
-    assert conditions(plan)[ConditionType.STALLED] == ("True", "RolloutNotSupported")
+# --- rollouts ---------------------------------------------------------------------------------------
+
+LLAMA = DeploymentTarget(
+    model="projects/platform/models/ml_llama", config=CONFIG, hardware="2xnvidia-h100-80gb"
+)
+NEW_NAME, NEW_ID = LLAMA.deployment_name(None), "dep_2"
+
+
+def new_deployment(state: str = "PROVISIONING", bounds: tuple[int, int] = (1, 1)) -> DeploymentSummary:
+    return deployment(state, *bounds, name=NEW_NAME).model_copy(update={"id": NEW_ID})
+
+
+def routed_to(deployment_id: str, *deployments: DeploymentSummary) -> Endpoint:
+    split = [TrafficSplitEntry(deployment_id=deployment_id, weight=100)]
+    return endpoint(*deployments).model_copy(update={"traffic_split": split})
+
+
+def test_a_model_change_rolls_out_behind_the_same_name_and_traffic_moves_only_once_the_new_one_is_ready() -> (
+    None
+):
+    old = deployment()
+    steps: list[tuple[Endpoint, str, str | None]] = [
+        (routed_to(DEPLOYMENT_ID, old), "Creating", "create"),
+        (routed_to(DEPLOYMENT_ID, old, new_deployment("PROVISIONING")), "WaitingReady", None),
+        (routed_to(DEPLOYMENT_ID, old, new_deployment("READY")), "ShiftingTraffic", "split"),
+        (routed_to(NEW_ID, old, new_deployment("READY")), "RemovingOld", "stop-old"),
+        (routed_to(NEW_ID, deployment("STOPPING", 0, 0), new_deployment("READY")), "RemovingOld", None),
+        (
+            routed_to(NEW_ID, deployment("STOPPED", 0, 0), new_deployment("READY")),
+            "RemovingOld",
+            "delete-old",
+        ),
+    ]
+    previous = CREATED
+    for remote, phase, call in steps:
+        plan = run(remote, previous=previous, target=LLAMA)
+        assert plan.status.rollout is not None
+        assert (plan.status.rollout.from_, plan.status.rollout.to, plan.status.rollout.phase) == (
+            DEPLOYMENT_ID,
+            NEW_NAME,
+            phase,
+        )
+        assert conditions(plan)[ConditionType.SERVING][0] == "True", "something serves at every step"
+        assert conditions(plan)[ConditionType.RECONCILING] == ("True", "RollingOut")
+        expected = {
+            None: None,
+            "create": CreateV2Deployment,
+            "split": SetTrafficSplit,
+            "stop-old": SetV2Autoscaling,
+            "delete-old": DeleteV2Deployment,
+        }[call]
+        assert (type(plan.action) if plan.action else None) is expected
+        if isinstance(plan.action, SetTrafficSplit):
+            assert plan.action.split == (TrafficSplitEntry(deployment_id=NEW_ID, weight=100),)
+        if isinstance(plan.action, SetV2Autoscaling | DeleteV2Deployment):
+            assert plan.action.deployment_id == DEPLOYMENT_ID, "only the old one is stopped and deleted"
+        previous = plan.status
+    done = run(routed_to(NEW_ID, new_deployment("READY")), previous=previous, target=LLAMA)
+    assert done.action is None
+    assert done.status.rollout is None
+    assert done.status.deployment_id == NEW_ID
+    assert conditions(done)[ConditionType.READY] == ("True", Reason.STARTED)
+
+
+def test_a_crash_after_the_traffic_moved_resumes_without_a_third_deployment() -> None:
+    """status.deploymentId still names the old one; the names tell what exists."""
+    plan = run(routed_to(NEW_ID, deployment(), new_deployment("READY")), previous=CREATED, target=LLAMA)
+    assert plan.status.deployment_id == NEW_ID
+    assert plan.action == SetV2Autoscaling(
+        ENDPOINT_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=0, max_replicas=0)
+    )
+    again = run(
+        routed_to(DEPLOYMENT_ID, deployment(), new_deployment("PROVISIONING")), previous=CREATED, target=LLAMA
+    )
+    assert again.action is None, "the new deployment of the spec's name is awaited, not created again"
+
+
+def test_a_failed_new_deployment_leaves_the_traffic_on_the_old_one_and_is_removed() -> None:
+    failing = routed_to(DEPLOYMENT_ID, deployment(), new_deployment("FAILED"))
+    plan = run(failing, target=LLAMA, message="out of memory")
+    assert plan.action == SetV2Autoscaling(ENDPOINT_ID, NEW_ID, Autoscaling(min_replicas=0, max_replicas=0))
+    assert conditions(plan)[ConditionType.STALLED] == ("True", "RolloutFailed")
+    assert "out of memory" in plan.status.condition(ConditionType.STALLED).message  # type: ignore[union-attr]
+    assert conditions(plan)[ConditionType.SERVING][0] == "True"
+    assert plan.status.deployment_id == DEPLOYMENT_ID
+    assert plan.status.rollout is not None
+    assert plan.status.rollout.phase == "Failed"
+
+    stopped = routed_to(DEPLOYMENT_ID, deployment(), new_deployment("STOPPED", (0, 0)))
+    removal = run(stopped, previous=plan.status, target=LLAMA)
+    assert removal.action == DeleteV2Deployment(ENDPOINT_ID, NEW_ID)
+
+    after = run(routed_to(DEPLOYMENT_ID, deployment()), previous=removal.status, target=LLAMA)
+    assert after.action is None, "the same failing spec is not deployed again"
+    assert conditions(after)[ConditionType.STALLED] == ("True", "RolloutFailed")
+
+    other = DeploymentTarget(model="projects/platform/models/ml_qwen", config=CONFIG, hardware=None)
+    retried = run(routed_to(DEPLOYMENT_ID, deployment()), previous=after.status, target=other)
+    assert isinstance(retried.action, CreateV2Deployment), "a new spec is a new rollout"
 
 
 def test_observe_only_mirrors_and_never_calls() -> None:
