@@ -91,6 +91,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             V2Settings(config.v2_inference_url, retry=retry, resync_interval=config.resync_interval),
             memo.v2_clients,
             memo.v2_lists,
+            memo.clients,
         ),
     )
 

@@ -64,6 +64,7 @@ from together_operator.together.v2_models import (
 )
 
 ENDPOINT_NAME_MAX = 63
+V1_ID_PREFIX = "endpoint-"
 _STATE_PREFIX = "DEPLOYMENT_STATE_"
 # Interconnect suffixes of v1 hardware ids, which v2 instance type names leave out.
 _INTERCONNECTS = ("sxm", "pcie", "nvl", "nvlink")
@@ -73,7 +74,7 @@ class V2Reason:
     """Reasons only v2 has (the rest are `core.Reason`)."""
 
     NAME_TAKEN = "NameTaken"
-    MIGRATION_NOT_SUPPORTED = "MigrationNotSupported"
+    MIGRATING = "Migrating"
     DEGRADED = "Degraded"
     PROVISIONING = "Provisioning"
     SCALING = "Scaling"
@@ -224,6 +225,8 @@ class V2Inputs:
     """The endpoint of our name in the project's list, if any."""
     target: DeploymentTarget | HardwareRejected | None = None
     """Resolved from the catalogue (cached per key by the shell); None until asked for."""
+    v1_endpoint_gone: bool | None = None
+    """During a migration: whether the v1 endpoint answered 404 after its DELETE; None: not asked."""
     deployment_messages: Mapping[str, str] = field(default_factory=dict)
     """deployment id -> its `status.message`, read (a single GET: the list lacks it) for the FAILED and
     DEGRADED deployments of the endpoint."""
@@ -260,6 +263,13 @@ class SetV2Autoscaling:
 
 
 @dataclass(frozen=True)
+class RetireV1Endpoint:
+    """The last step of a migration: DELETE the v1 endpoint (through the v1 API), then look it up."""
+
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
 class DeleteV2Deployment:
     endpoint_id: str
     deployment_id: str
@@ -272,6 +282,7 @@ V2Action = (
     | SetTrafficSplit
     | SetV2Autoscaling
     | DeleteV2Deployment
+    | RetireV1Endpoint
 )
 
 
@@ -280,6 +291,8 @@ class V2Plan:
     status: TogetherEndpointStatus
     action: V2Action | None = None
     events: tuple[Event, ...] = ()
+    again: bool = False
+    """Plan again as soon as this plan's status and connection ConfigMap are written."""
 
     @property
     def stalled(self) -> bool:
@@ -382,19 +395,14 @@ def autoscaling_differs(observed: Autoscaling, wanted: Autoscaling) -> bool:
 
 
 def plan_v2(inputs: V2Inputs) -> V2Plan:
-    if lives_on_v1(inputs.previous):
-        return _render(
-            inputs,
-            inputs.previous,
-            _stalled(
-                V2Reason.MIGRATION_NOT_SUPPORTED,
-                f"migrating from v1 to v2 is not supported yet; v1 endpoint {inputs.previous.endpoint_id} is "
-                "left as it is: create a new TogetherEndpoint on v2 (deleting this one deletes the v1 "
-                "endpoint unless deletionPolicy is Orphan)",
-            ),
+    name = endpoint_name(inputs.spec, inputs.namespace, inputs.name)
+    if lives_on_v1(inputs.previous) and inputs.previous.endpoint_id is not None:
+        # A migration begins: the v1 endpoint is remembered in status.rollout (and serves, and keeps the
+        # connection ConfigMap) until the v2 one is READY; everything else starts as a v2 create.
+        inputs = replace(
+            inputs, previous=_migration_start(inputs.previous, inputs.previous.endpoint_id, name)
         )
     status = inputs.previous.model_copy(update={"api": TogetherAPI.V2, "project_id": inputs.project_id})
-    name = endpoint_name(inputs.spec, inputs.namespace, inputs.name)
     endpoint = inputs.endpoint
     observe_only = inputs.spec.management_policy == ManagementPolicy.OBSERVE_ONLY
     if endpoint is None:
@@ -571,8 +579,56 @@ def _plan_live(
         )
         text = f"stopping and deleting deployment {old.id}, which no longer takes traffic"
         return _render(inputs, status, _working(V2Reason.ROLLING_OUT, text), _removal_step(endpoint, old))
+    v1_endpoint = migrating_from(status)
+    if v1_endpoint is not None:
+        return _plan_migration(inputs, status, live, v1_endpoint)
     status = status.model_copy(update={"rollout": None})
     return _render(inputs, status, _verdict_of_state(inputs, live, observing=False))
+
+
+def _plan_migration(
+    inputs: V2Inputs, status: TogetherEndpointStatus, live: DeploymentSummary, v1_endpoint: str
+) -> V2Plan:
+    """The v2 deployment of a migration exists: once it can serve, the connection ConfigMap is
+    rewritten (this plan, no call: the ConfigMap is written at the end of the reconcile), and only then
+    is the v1 endpoint deleted (left with deletionPolicy Orphan)."""
+    verdict = _verdict_of_state(inputs, live, observing=False)
+    rollout = status.rollout
+    assert rollout is not None
+    if not verdict.ready:
+        status = _rolling(status, v1_endpoint, rollout.to, RolloutPhase.WAITING_READY)
+        text = f"v1 endpoint {v1_endpoint} serves until the v2 deployment can: {verdict.message}"
+        return _render(inputs, status, _working(V2Reason.MIGRATING, text))
+    if rollout.phase != RolloutPhase.REMOVING_OLD:
+        status = _rolling(status, v1_endpoint, rollout.to, RolloutPhase.REMOVING_OLD)
+        text = f"v2 endpoint ready; the connection now names it; v1 endpoint {v1_endpoint} goes next"
+        return replace(_render(inputs, status, _working(V2Reason.MIGRATING, text)), again=True)
+    if inputs.spec.deletion_policy == DeletionPolicy.ORPHAN or inputs.v1_endpoint_gone:
+        return _render(inputs, status.model_copy(update={"rollout": None}), verdict)
+    if inputs.v1_endpoint_gone is None:
+        text = f"deleting v1 endpoint {v1_endpoint}"
+        return _render(inputs, status, _working(V2Reason.MIGRATING, text), RetireV1Endpoint(v1_endpoint))
+    return _render(
+        inputs, status, _working(V2Reason.MIGRATING, f"waiting for v1 endpoint {v1_endpoint} to go")
+    )
+
+
+def _migration_start(previous: TogetherEndpointStatus, v1_endpoint: str, name: str) -> TogetherEndpointStatus:
+    return TogetherEndpointStatus(
+        api=TogetherAPI.V2,
+        endpoint_name=previous.endpoint_name,
+        connection_config_map=previous.connection_config_map,
+        conditions=previous.conditions,
+        rollout=RolloutStatus(from_=v1_endpoint, to=name, phase=RolloutPhase.CREATING),
+    )
+
+
+def migrating_from(status: TogetherEndpointStatus) -> str | None:
+    """The v1 endpoint a migration in flight replaces (v1 ids are `endpoint-...`, v2 ones `ep_...`)."""
+    rollout = status.rollout
+    if rollout is None or rollout.from_ is None or not rollout.from_.startswith(V1_ID_PREFIX):
+        return None
+    return rollout.from_
 
 
 def _removal_step(endpoint: Endpoint, deployment: DeploymentSummary) -> V2Action | None:
@@ -730,7 +786,12 @@ def _events(previous: TogetherEndpointStatus, verdict: _Verdict) -> tuple[Event,
 
 
 def v2_connection_steps(spec: TogetherEndpointSpec, decided: V2Plan, inference_url: str) -> ConnectionSteps:
-    """As on v1, with the v2 inference base: TOGETHER_MODEL is `<project slug>/<endpoint name>`."""
+    """As on v1, with the v2 inference base: TOGETHER_MODEL is `<project slug>/<endpoint name>`. During
+    a migration the ConfigMap keeps naming the v1 endpoint until the v2 one can serve."""
+    rollout = decided.status.rollout
+    holding_v1 = rollout is not None and rollout.phase != RolloutPhase.REMOVING_OLD
+    if migrating_from(decided.status) is not None and holding_v1:
+        return ConnectionSteps(withdraw=None, publish=None)
     wanted = spec.connection.config_map_name if spec.connection else None
     published = decided.status.connection_config_map
     withdraw = published if published is not None and published != wanted else None
@@ -748,12 +809,11 @@ def with_v2_connection(
     if steps.withdraw is not None:
         status = status.model_copy(update={"connection_config_map": None})
     if steps.publish is None:
-        return V2Plan(status=status, action=decided.action, events=decided.events)
+        return replace(decided, status=status)
     if conflict is not None and not decided.stalled:
         rendered = _render(inputs, status, _stalled(Reason.CONNECTION_CONFIG_MAP_CONFLICT, conflict))
-        return V2Plan(status=rendered.status, action=decided.action, events=decided.events + rendered.events)
-    status = status.model_copy(update={"connection_config_map": steps.publish})
-    return V2Plan(status=status, action=decided.action, events=decided.events)
+        return replace(decided, status=rendered.status, events=decided.events + rendered.events)
+    return replace(decided, status=status.model_copy(update={"connection_config_map": steps.publish}))
 
 
 @dataclass(frozen=True)
@@ -828,7 +888,8 @@ V2DeletionStep = (
 
 def released_without_calls(spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> V2Released | None:
     """Deletion that needs no key and no call: nothing was created, Orphan, or ObserveOnly."""
-    if status.endpoint_id is None and status.create_requested_at is None:
+    nothing_sent = status.endpoint_id is None and status.create_requested_at is None
+    if nothing_sent and migrating_from(status) is None:
         return V2Released("no v2 endpoint was created")
     if spec.deletion_policy == DeletionPolicy.ORPHAN:
         return V2Released("deletionPolicy Orphan: the v2 endpoint is left in place")

@@ -31,7 +31,7 @@ from together_operator.resource import (
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
-from together_operator.together import NotFoundError, RateLimiter, TogetherError
+from together_operator.together import EndpointsAPI, NotFoundError, RateLimiter, TogetherError
 from together_operator.together.v2_client import DedicatedInferenceAPI, TogetherV2Client
 from together_operator.together.v2_models import DeploymentState, Endpoint, SupportedModel
 from together_operator.v2_core import (
@@ -40,6 +40,7 @@ from together_operator.v2_core import (
     DeleteV2Deployment,
     DeleteV2Endpoint,
     ResolveTarget,
+    RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
     V2Action,
@@ -49,6 +50,7 @@ from together_operator.v2_core import (
     V2Released,
     WaitForStopped,
     endpoint_name,
+    migrating_from,
     plan_v2,
     plan_v2_deletion,
     plan_v2_failure,
@@ -62,8 +64,16 @@ _log = logging.getLogger(__name__)
 
 MAX_STEPS = 8
 """Calls in one reconcile at most (endpoint, deployment, split, autoscaling, with room to spare)."""
+AGAIN_SECONDS = 0.5
+"""The wait before the next step when a plan asks to be planned again at once (after its writes)."""
 STEADY_STATES = frozenset({DeploymentState.READY, DeploymentState.STOPPED, DeploymentState.FAILED})
 MESSAGE_STATES = frozenset({DeploymentState.FAILED, DeploymentState.DEGRADED})
+
+
+class V1Clients(Protocol):
+    """The v1 clients (`clients.TogetherClients`): a migration deletes the v1 endpoint it replaces."""
+
+    def for_key(self, key: ApiKey) -> EndpointsAPI: ...
 
 
 class V2Host(Protocol):
@@ -248,12 +258,14 @@ class V2Reconciler:
         settings: V2Settings,
         clients: V2Clients,
         lists: V2EndpointLists,
+        v1_clients: V1Clients,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
         catalogue: SupportedModels | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients
         self._lists = lists
+        self._v1_clients = v1_clients
         self._clock = clock
         self._catalogue = catalogue or SupportedModels()
         self._changed_at: dict[str, float] = {}
@@ -301,6 +313,8 @@ class V2Reconciler:
         steps = v2_connection_steps(resource.spec, plan, self._settings.inference_url)
         plan = with_v2_connection(inputs, plan, steps, await host.connection(steps))
         await host.publish(plan.status, plan.events)
+        if plan.again:
+            return AGAIN_SECONDS
         reconciling = plan.status.condition(ConditionType.RECONCILING)
         if plan.action is not None or (reconciling is not None and reconciling.status == "True"):
             return self._settings.transition_check
@@ -363,6 +377,9 @@ class V2Reconciler:
                     action.endpoint_id, list(action.split), etag=action.etag
                 ),
             )
+        elif isinstance(action, RetireV1Endpoint):
+            gone = await _retire_v1(self._v1_clients.for_key(key), action.endpoint_id)
+            return replace(inputs, v1_endpoint_gone=gone)
         elif isinstance(action, DeleteV2Deployment):
             with contextlib.suppress(NotFoundError):  # gone already: a repeat after a lost answer
                 await api.delete_deployment(action.endpoint_id, action.deployment_id)
@@ -389,6 +406,7 @@ class V2Reconciler:
         """Steps of deletion in the platform's order until one has to wait; `Released` once it is gone."""
         withdraw = status.connection_config_map
         released = released_without_calls(spec, status)
+        v1_endpoint = migrating_from(status)
         if released is not None:
             return Released(released.message, withdraw_connection=withdraw)
         resolved = await key()
@@ -403,6 +421,16 @@ class V2Reconciler:
             endpoint = await self._our_endpoint(api, spec, status, namespace, name)
             for _ in range(MAX_STEPS):
                 step = plan_v2_deletion(V2DeletionInputs(spec=spec, status=status, endpoint=endpoint))
+                # An unfinished migration: the v1 endpoint it was replacing goes too.
+                if (
+                    isinstance(step, V2Released)
+                    and v1_endpoint is not None
+                    and not await _retire_v1(self._v1_clients.for_key(resolved), v1_endpoint)
+                ):
+                    return KeepFinalizer(
+                        f"waiting for v1 endpoint {v1_endpoint} to be gone",
+                        self._settings.transition_check,
+                    )
                 if isinstance(step, V2Released):
                     return Released(step.message, withdraw_connection=withdraw)
                 if isinstance(step, WaitForStopped):
@@ -428,6 +456,8 @@ class V2Reconciler:
         """By the recorded id; after an interrupted create (intent, no id), by our name."""
         if status.endpoint_id is not None:
             return await _endpoint_or_none(api, status.endpoint_id)
+        if status.create_requested_at is None:  # no create was sent: an endpoint of our name is not ours
+            return None
         wanted = endpoint_name(spec, namespace, name)
         return next((e for e in await api.list_endpoints() if e.short_name == wanted), None)
 
@@ -447,6 +477,17 @@ class V2Reconciler:
             with contextlib.suppress(NotFoundError):
                 await api.delete_endpoint(step.endpoint_id)
         return await _endpoint_or_none(api, step.endpoint_id)
+
+
+async def _retire_v1(api: EndpointsAPI, endpoint_id: str) -> bool:
+    """DELETE a v1 endpoint (again, if need be: a repeat is harmless); whether it is gone now."""
+    with contextlib.suppress(NotFoundError):
+        await api.delete_endpoint(endpoint_id)
+    try:
+        await api.get_endpoint(endpoint_id)
+    except NotFoundError:
+        return True
+    return False
 
 
 async def _endpoint_or_none(api: DedicatedInferenceAPI, endpoint_id: str) -> Endpoint | None:

@@ -213,3 +213,57 @@ def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traff
     assert [a for a in answers if a != "ok"] == []
     phases = {e["message"] for e in kube.events("rolled") if e["reason"] == "RollingOut"}
     assert phases, "the rollout is reported"
+
+
+def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_one_can(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    manifest = v2_manifest("moved", api="v1", connection={"configMapName": "moved-connection"})
+    kube.apply(manifest)
+    v1 = kube.wait_for(TEP, "moved", lambda o: ready_with("Started", state="STARTED")(o))["status"]
+    assert v1["api"] == "v1"
+    v1_id = v1["endpointId"]
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def call_through_the_config_map() -> None:
+        """An application that reads the connection ConfigMap before each call, without retries."""
+        while not stop.is_set():
+            data = kube.get("configmap", "moved-connection")["data"]
+            with openai.OpenAI(
+                base_url=data["TOGETHER_BASE_URL"], api_key=env.simulator.api_key, max_retries=0
+            ) as client:
+                try:
+                    client.chat.completions.create(
+                        model=data["TOGETHER_MODEL"], messages=[{"role": "user", "content": "hi"}]
+                    )
+                    answers.append(data["TOGETHER_MODEL"])
+                except openai.APIStatusError as error:
+                    answers.append(f"{error.status_code} {error.body}")
+
+    caller = threading.Thread(target=call_through_the_config_map)
+    caller.start()
+    try:
+        kube.patch(TEP, "moved", {"spec": {"api": "v2"}})
+        after = kube.wait_for(
+            TEP,
+            "moved",
+            lambda o: (
+                o["status"].get("api") == "v2"
+                and ready_with("Started", state="READY")(o)
+                and not o["status"].get("rollout")
+            ),
+            timeout=120,
+        )["status"]
+    finally:
+        stop.set()
+        caller.join()
+
+    assert after["endpointName"] == f"devuser/{kube.namespace}-moved"
+    assert v1_id not in {e.id for e in env.simulator.endpoints()}, "the v1 endpoint is deleted at the end"
+    data = kube.get("configmap", "moved-connection")["data"]
+    assert data["TOGETHER_MODEL"] == after["endpointName"]
+    assert data["TOGETHER_ENDPOINT_ID"] == after["endpointId"]
+    assert [a for a in answers if a not in (v1["endpointName"], after["endpointName"])] == []
+    assert answers[0] == v1["endpointName"], "the v1 endpoint served first"

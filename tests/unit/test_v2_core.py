@@ -5,6 +5,7 @@ out. A "later reconcile" feeds the previous plan's status back in, as the shell 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -13,6 +14,7 @@ import pytest
 from together_operator.core import HardwareRejected, NotCreated, Reason, RetryPolicy, plan
 from together_operator.resource import (
     ConditionType,
+    RolloutStatus,
     TogetherAPI,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
@@ -40,6 +42,7 @@ from together_operator.v2_core import (
     DeleteV2Endpoint,
     DeploymentTarget,
     ResolveTarget,
+    RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
     V2Action,
@@ -55,6 +58,7 @@ from together_operator.v2_core import (
     plan_v2,
     plan_v2_deletion,
     plan_v2_failure,
+    released_without_calls,
     resolve_target,
     v2_connection_steps,
     v2_hardware,
@@ -549,12 +553,97 @@ def test_the_api_is_the_specs_else_the_recorded_one_else_the_operators_default(
     assert api_in_use(spec(api=spec_api), status, default) == expected
 
 
-def test_moving_a_live_v1_endpoint_to_v2_stalls_without_a_call_until_migration_exists() -> None:
-    v1 = TogetherEndpointStatus(api=TogetherAPI.V1, endpoint_id="endpoint-1")
-    plan = run(None, previous=v1)
+V1_STATUS = TogetherEndpointStatus(
+    api=TogetherAPI.V1,
+    endpoint_id="endpoint-1",
+    endpoint_name=f"devuser/{MODEL}-bb04c904",
+    state="STARTED",
+    connection_config_map="chat-connection",
+)
+WITH_CONNECTION: dict[str, Any] = {"connection": {"configMapName": "chat-connection"}}
+
+
+def publishes(plan: V2Plan) -> bool:
+    return v2_connection_steps(spec(**WITH_CONNECTION), plan, INFERENCE).publish is not None
+
+
+def test_a_migration_creates_the_v2_endpoint_and_deletes_the_v1_one_only_once_the_v2_one_serves() -> None:
+    first = run(None, previous=V1_STATUS, target=None, **WITH_CONNECTION)
+    assert first.action == CreateV2Endpoint("team-a-mixtral")
+    assert (first.status.api, first.status.endpoint_id, first.status.create_requested_at) == (
+        TogetherAPI.V2,
+        None,
+        NOW,
+    )
+    assert first.status.rollout == RolloutStatus(from_="endpoint-1", to="team-a-mixtral", phase="Creating")
+    assert not publishes(first), "the connection keeps naming the v1 endpoint"
+
+    walk: list[tuple[Endpoint, str, type | None, bool]] = [
+        (endpoint(), "Creating", ResolveTarget, False),
+        (endpoint(deployment("PROVISIONING"), routed=False), "Creating", SetTrafficSplit, False),
+        (endpoint(deployment("PROVISIONING")), "WaitingReady", None, False),
+        (endpoint(deployment("READY")), "RemovingOld", None, True),  # the ConfigMap is rewritten first
+        (endpoint(deployment("READY")), "RemovingOld", RetireV1Endpoint, True),
+    ]
+    previous = first.status
+    for remote, phase, action, published in walk:
+        target = None if action is ResolveTarget else TARGET
+        plan = run(remote, previous=previous, target=target, **WITH_CONNECTION)
+        assert plan.status.rollout is not None
+        assert plan.status.rollout.phase == phase
+        assert (type(plan.action) if plan.action else None) is action
+        assert publishes(plan) is published
+        assert plan.again is (phase == "RemovingOld" and action is None), "the v1 delete follows at once"
+        previous = plan.status
+    assert run(
+        endpoint(deployment("READY")), previous=previous, **WITH_CONNECTION
+    ).action == RetireV1Endpoint("endpoint-1")
+    waiting = plan_v2(replace_inputs(previous, v1_endpoint_gone=False))
+    assert waiting.action is None
+    assert conditions(waiting)[ConditionType.RECONCILING] == ("True", "Migrating")
+    done = plan_v2(replace_inputs(waiting.status, v1_endpoint_gone=True))
+    assert done.status.rollout is None
+    assert conditions(done)[ConditionType.READY] == ("True", Reason.STARTED)
+
+
+def replace_inputs(previous: TogetherEndpointStatus, **changes: Any) -> V2Inputs:
+    base = V2Inputs(
+        spec=spec(**WITH_CONNECTION),
+        generation=1,
+        namespace=NAMESPACE,
+        name=NAME,
+        previous=previous,
+        now=NOW,
+        project_id=PROJECT,
+        endpoint=endpoint(deployment("READY")),
+        target=TARGET,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_a_migration_with_policy_orphan_leaves_the_v1_endpoint() -> None:
+    migrating = V1_STATUS.model_copy(
+        update={
+            "api": TogetherAPI.V2,
+            "endpoint_id": ENDPOINT_ID,
+            "deployment_id": DEPLOYMENT_ID,
+            "rollout": RolloutStatus(from_="endpoint-1", to="team-a-mixtral", phase="RemovingOld"),
+        }
+    )
+    plan = run(endpoint(deployment("READY")), previous=migrating, deletionPolicy="Orphan")
     assert plan.action is None
-    assert conditions(plan)[ConditionType.STALLED] == ("True", "MigrationNotSupported")
-    assert plan.status.api == TogetherAPI.V1
+    assert plan.status.rollout is None
+
+
+def test_deleting_a_resource_mid_migration_deletes_the_v2_side_and_then_the_v1_endpoint() -> None:
+    """Before any v2 create the v1 endpoint still has to go: nothing is released without a call."""
+    migrating = TogetherEndpointStatus(
+        api=TogetherAPI.V2, rollout=RolloutStatus(from_="endpoint-1", to="team-a-mixtral", phase="Creating")
+    )
+    assert released_without_calls(spec(), migrating) is None
+    assert plan_v2_deletion(V2DeletionInputs(spec=spec(), status=migrating, endpoint=None)) == V2Released(
+        "the v2 endpoint is gone"
+    )
 
 
 def test_the_connection_config_map_names_the_v2_endpoint_and_the_inference_base() -> None:
