@@ -5,12 +5,16 @@ conditions, the simulator's call log and deployments, and an application calling
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
+from tests.simulator.test_v2_sdk_fidelity import sdk3_python
 from tests.support.operator_fixtures import Kube, OperatorEnv, has_condition
 from together_simulator.v2_admin import AdminDeployment
 
@@ -267,3 +271,24 @@ def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_
     assert data["TOGETHER_ENDPOINT_ID"] == after["endpointId"]
     assert [a for a in answers if a not in (v1["endpointName"], after["endpointName"])] == []
     assert answers[0] == v1["endpointName"], "the v1 endpoint served first"
+
+
+def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_config_map(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    python = sdk3_python()
+    kube.apply(v2_manifest("app3", connection={"configMapName": "app3-connection"}))
+    kube.wait_for(TEP, "app3", ready_with("Started", state="READY"))
+    data = kube.get("configmap", "app3-connection")["data"]
+
+    run = subprocess.run(
+        [python, str(Path(__file__).parent / "sdk3" / "call_endpoint.py")],
+        env={**os.environ, **data, "TOGETHER_API_KEY": operator_env.simulator.api_key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == data["TOGETHER_MODEL"]
