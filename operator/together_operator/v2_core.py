@@ -830,8 +830,10 @@ def plan_v2_failure(
     a name taken meanwhile."""
     previous = inputs.previous.model_copy(update={"api": TogetherAPI.V2, "project_id": inputs.project_id})
     code = error.status_code
-    if isinstance(action, CreateV2Endpoint) and code is not None and 400 <= code < 500:
-        previous = previous.model_copy(update={"create_requested_at": None})
+    if isinstance(action, CreateV2Endpoint):
+        # The intent was written before the POST; only a 4xx proves that nothing was made.
+        answered = code is not None and 400 <= code < 500
+        previous = previous.model_copy(update={"create_requested_at": None if answered else inputs.now})
     if isinstance(action, CreateV2Endpoint) and code == 409:
         verdict = _stalled(
             V2Reason.NAME_TAKEN,

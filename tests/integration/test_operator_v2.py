@@ -292,3 +292,40 @@ def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_
 
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == data["TOGETHER_MODEL"]
+
+
+def test_under_30_percent_faults_a_v2_resource_converges_with_nothing_created_twice_or_left_behind(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """Every v2 call fails 30% of the time (5xx), and creates lose their answer 30% of the time: the
+    names read back resolve every lost answer. The simulator's faults draw from its seeded source."""
+    env = operator_env
+    name = f"{kube.namespace}-faulty"
+    env.simulator.set_faults(
+        [
+            {"fault": "lose_create_response", "method": "POST", "path": "/v2/", "probability": 0.3},
+            {"fault": "server_error", "status": 503, "path": "/v2/", "probability": 0.3},
+        ]
+    )
+    try:
+        kube.apply(v2_manifest("faulty"))
+        ready = kube.wait_for(TEP, "faulty", ready_with("Started", state="READY"), timeout=180)["status"]
+        kube.patch(TEP, "faulty", {"spec": {"hardware": "4xnvidia-h100-80gb"}})
+        kube.wait_for(
+            TEP,
+            "faulty",
+            lambda o: (
+                ready_with("Started", state="READY")(o)
+                and o["status"]["deploymentId"] != ready["deploymentId"]
+                and not o["status"].get("rollout")
+            ),
+            timeout=180,
+        )
+        ours = [d for d in env.simulator.v2_deployments() if d.endpoint_name.rpartition("/")[2] == name]
+        assert len({d.endpoint_id for d in ours}) == 1, "one endpoint of our name"
+        assert [d.hardware for d in ours] == ["4xnvidia-h100-80gb"], "one deployment: the rolled-out one"
+        kube.kubectl("delete", TEP, "faulty", "--wait=false")
+        kube.wait_gone(TEP, "faulty", timeout=180)
+    finally:
+        env.simulator.clear_faults()
+    assert [d for d in env.simulator.v2_deployments() if d.endpoint_name.rpartition("/")[2] == name] == []

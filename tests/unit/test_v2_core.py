@@ -685,8 +685,10 @@ def test_a_create_answered_409_is_name_taken_and_drops_the_intent() -> None:
 
 
 def test_a_create_without_a_verdict_keeps_the_intent_so_the_name_is_read_back() -> None:
-    intent = TogetherEndpointStatus(create_requested_at=NOW)
-    failure = failed(TransientError("timeout", **CALL), CreateV2Endpoint("team-a-mixtral"), intent)
+    """The failure is planned from the status before the create: the intent must survive it."""
+    failure = failed(
+        TransientError("timeout", **CALL), CreateV2Endpoint("team-a-mixtral"), TogetherEndpointStatus()
+    )
     assert failure.plan.status.create_requested_at == NOW
     assert conditions(failure.plan)[ConditionType.RECONCILING] == ("True", Reason.API_UNAVAILABLE)
 
