@@ -329,3 +329,43 @@ def test_under_30_percent_faults_a_v2_resource_converges_with_nothing_created_tw
     finally:
         env.simulator.clear_faults()
     assert [d for d in env.simulator.v2_deployments() if d.endpoint_name.rpartition("/")[2] == name] == []
+
+
+def test_a_failed_rollout_leaves_the_traffic_on_the_old_deployment_and_removes_the_new_one(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("doomed"))
+    status = kube.wait_for(TEP, "doomed", ready_with("Started", state="READY"))["status"]
+    endpoint_id, old_id = status["endpointId"], status["deploymentId"]
+
+    # The simulator cannot place this model on this hardware: the new deployment never gets READY.
+    kube.patch(TEP, "doomed", {"spec": {"model": "Qwen/Qwen3.5-9B-FP8", "hardware": "1xnvidia-h100-80gb"}})
+
+    def new_one_waits(obj: dict[str, Any]) -> bool:
+        waiting = [
+            d for d in deployments_of(env, endpoint_id) if d.id != old_id and d.state.endswith("DEGRADED")
+        ]
+        return bool(waiting) and (obj["status"].get("rollout") or {}).get("phase") == "WaitingReady"
+
+    waiting = kube.wait_for(TEP, "doomed", new_one_waits)
+    assert has_condition("Serving")(waiting), "the old deployment serves meanwhile"
+    (new,) = [d for d in deployments_of(env, endpoint_id) if d.id != old_id]
+    env.simulator.v2_out_of_band(new.id, "fail", message="engine exited with code 1")
+
+    def removed(obj: dict[str, Any]) -> bool:
+        return has_condition("Stalled", reason="RolloutFailed")(obj) and [
+            d.id for d in deployments_of(env, endpoint_id)
+        ] == [old_id]
+
+    failed = kube.wait_for(TEP, "doomed", removed)
+    (old,) = deployments_of(env, endpoint_id)
+    assert old.traffic_weight is not None, "the traffic stayed on the old deployment"
+    assert failed["status"]["deploymentId"] == old_id
+    assert failed["status"]["rollout"]["phase"] == "Failed"
+    assert "engine exited with code 1" in condition_message(failed, "Stalled")
+    assert has_condition("Serving")(failed)
+
+
+def condition_message(obj: dict[str, Any], kind: str) -> str:
+    return next(str(c.get("message", "")) for c in obj["status"]["conditions"] if c["type"] == kind)
