@@ -176,6 +176,8 @@ class RolloutStatus(_CamelModel):
     from_: str | None = Field(default=None, alias="from")
     to: str
     phase: str
+    since: datetime | None = None
+    """When the phase began (a migration deletes the v1 endpoint a grace period after the switch)."""
 
 
 class TogetherEndpointStatus(_CamelModel):

@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from together_operator.core import (
     ConnectionSteps,
@@ -64,6 +64,9 @@ from together_operator.together.v2_models import (
 )
 
 ENDPOINT_NAME_MAX = 63
+CONNECTION_SWITCH_GRACE = timedelta(seconds=30)
+"""After a migration rewrites the connection ConfigMap, the v1 endpoint still serves this long, so that
+applications that read the ConfigMap (or are restarted by a reloader) switch before it goes."""
 V1_ID_PREFIX = "endpoint-"
 _STATE_PREFIX = "DEPLOYMENT_STATE_"
 # Interconnect suffixes of v1 hardware ids, which v2 instance type names leave out.
@@ -291,8 +294,6 @@ class V2Plan:
     status: TogetherEndpointStatus
     action: V2Action | None = None
     events: tuple[Event, ...] = ()
-    again: bool = False
-    """Plan again as soon as this plan's status and connection ConfigMap are written."""
 
     @property
     def stalled(self) -> bool:
@@ -590,8 +591,9 @@ def _plan_migration(
     inputs: V2Inputs, status: TogetherEndpointStatus, live: DeploymentSummary, v1_endpoint: str
 ) -> V2Plan:
     """The v2 deployment of a migration exists: once it can serve, the connection ConfigMap is
-    rewritten (this plan, no call: the ConfigMap is written at the end of the reconcile), and only then
-    is the v1 endpoint deleted (left with deletionPolicy Orphan)."""
+    rewritten (this plan, no call: the ConfigMap is written at the end of the reconcile), and only at
+    the next look (the transition interval later, time for applications that read the ConfigMap to
+    switch) is the v1 endpoint deleted (left with deletionPolicy Orphan)."""
     verdict = _verdict_of_state(inputs, live, observing=False)
     rollout = status.rollout
     assert rollout is not None
@@ -599,10 +601,15 @@ def _plan_migration(
         status = _rolling(status, v1_endpoint, rollout.to, RolloutPhase.WAITING_READY)
         text = f"v1 endpoint {v1_endpoint} serves until the v2 deployment can: {verdict.message}"
         return _render(inputs, status, _working(V2Reason.MIGRATING, text))
-    if rollout.phase != RolloutPhase.REMOVING_OLD:
-        status = _rolling(status, v1_endpoint, rollout.to, RolloutPhase.REMOVING_OLD)
+    if rollout.phase != RolloutPhase.REMOVING_OLD or rollout.since is None:
+        status = _rolling(status, v1_endpoint, rollout.to, RolloutPhase.REMOVING_OLD, since=inputs.now)
         text = f"v2 endpoint ready; the connection now names it; v1 endpoint {v1_endpoint} goes next"
-        return replace(_render(inputs, status, _working(V2Reason.MIGRATING, text)), again=True)
+        return _render(inputs, status, _working(V2Reason.MIGRATING, text))
+    if inputs.now - rollout.since < CONNECTION_SWITCH_GRACE:
+        text = f"the connection names the v2 endpoint; v1 endpoint {v1_endpoint} serves until " + (
+            (rollout.since + CONNECTION_SWITCH_GRACE).isoformat()
+        )
+        return _render(inputs, status, _working(V2Reason.MIGRATING, text))
     if inputs.spec.deletion_policy == DeletionPolicy.ORPHAN or inputs.v1_endpoint_gone:
         return _render(inputs, status.model_copy(update={"rollout": None}), verdict)
     if inputs.v1_endpoint_gone is None:
@@ -651,8 +658,13 @@ def _routed(endpoint: Endpoint) -> list[tuple[str, float]]:
     return [(e.deployment_id, e.weight) for e in endpoint.traffic_split if e.weight > 0]
 
 
-def _rolling(status: TogetherEndpointStatus, source: str, to: str, phase: str) -> TogetherEndpointStatus:
-    return status.model_copy(update={"rollout": RolloutStatus(from_=source, to=to, phase=phase)})
+def _rolling(
+    status: TogetherEndpointStatus, source: str, to: str, phase: str, since: datetime | None = None
+) -> TogetherEndpointStatus:
+    previous = status.rollout
+    if since is None and previous is not None and previous.phase == phase:
+        since = previous.since
+    return status.model_copy(update={"rollout": RolloutStatus(from_=source, to=to, phase=phase, since=since)})
 
 
 def _placement(availability_zone: str | None) -> Placement | None:

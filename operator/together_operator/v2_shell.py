@@ -64,8 +64,6 @@ _log = logging.getLogger(__name__)
 
 MAX_STEPS = 8
 """Calls in one reconcile at most (endpoint, deployment, split, autoscaling, with room to spare)."""
-AGAIN_SECONDS = 0.5
-"""The wait before the next step when a plan asks to be planned again at once (after its writes)."""
 STEADY_STATES = frozenset({DeploymentState.READY, DeploymentState.STOPPED, DeploymentState.FAILED})
 MESSAGE_STATES = frozenset({DeploymentState.FAILED, DeploymentState.DEGRADED})
 
@@ -313,8 +311,6 @@ class V2Reconciler:
         steps = v2_connection_steps(resource.spec, plan, self._settings.inference_url)
         plan = with_v2_connection(inputs, plan, steps, await host.connection(steps))
         await host.publish(plan.status, plan.events)
-        if plan.again:
-            return AGAIN_SECONDS
         reconciling = plan.status.condition(ConditionType.RECONCILING)
         if plan.action is not None or (reconciling is not None and reconciling.status == "True"):
             return self._settings.transition_check

@@ -36,6 +36,7 @@ from together_operator.together.v2_models import (
     TrafficSplitEntry,
 )
 from together_operator.v2_core import (
+    CONNECTION_SWITCH_GRACE,
     CreateV2Deployment,
     CreateV2Endpoint,
     DeleteV2Deployment,
@@ -583,7 +584,7 @@ def test_a_migration_creates_the_v2_endpoint_and_deletes_the_v1_one_only_once_th
         (endpoint(deployment("PROVISIONING"), routed=False), "Creating", SetTrafficSplit, False),
         (endpoint(deployment("PROVISIONING")), "WaitingReady", None, False),
         (endpoint(deployment("READY")), "RemovingOld", None, True),  # the ConfigMap is rewritten first
-        (endpoint(deployment("READY")), "RemovingOld", RetireV1Endpoint, True),
+        (endpoint(deployment("READY")), "RemovingOld", None, True),  # applications get time to switch
     ]
     previous = first.status
     for remote, phase, action, published in walk:
@@ -593,15 +594,13 @@ def test_a_migration_creates_the_v2_endpoint_and_deletes_the_v1_one_only_once_th
         assert plan.status.rollout.phase == phase
         assert (type(plan.action) if plan.action else None) is action
         assert publishes(plan) is published
-        assert plan.again is (phase == "RemovingOld" and action is None), "the v1 delete follows at once"
         previous = plan.status
-    assert run(
-        endpoint(deployment("READY")), previous=previous, **WITH_CONNECTION
-    ).action == RetireV1Endpoint("endpoint-1")
-    waiting = plan_v2(replace_inputs(previous, v1_endpoint_gone=False))
+    later = NOW + CONNECTION_SWITCH_GRACE
+    assert plan_v2(replace_inputs(previous, now=later)).action == RetireV1Endpoint("endpoint-1")
+    waiting = plan_v2(replace_inputs(previous, now=later, v1_endpoint_gone=False))
     assert waiting.action is None
     assert conditions(waiting)[ConditionType.RECONCILING] == ("True", "Migrating")
-    done = plan_v2(replace_inputs(waiting.status, v1_endpoint_gone=True))
+    done = plan_v2(replace_inputs(waiting.status, now=later, v1_endpoint_gone=True))
     assert done.status.rollout is None
     assert conditions(done)[ConditionType.READY] == ("True", Reason.STARTED)
 
@@ -627,7 +626,12 @@ def test_a_migration_with_policy_orphan_leaves_the_v1_endpoint() -> None:
             "api": TogetherAPI.V2,
             "endpoint_id": ENDPOINT_ID,
             "deployment_id": DEPLOYMENT_ID,
-            "rollout": RolloutStatus(from_="endpoint-1", to="team-a-mixtral", phase="RemovingOld"),
+            "rollout": RolloutStatus(
+                from_="endpoint-1",
+                to="team-a-mixtral",
+                phase="RemovingOld",
+                since=NOW - CONNECTION_SWITCH_GRACE,
+            ),
         }
     )
     plan = run(endpoint(deployment("READY")), previous=migrating, deletionPolicy="Orphan")
