@@ -16,7 +16,7 @@ import pytest
 
 from tests.simulator.test_v2_sdk_fidelity import sdk3_python
 from tests.support.kube import Kube, has_condition
-from tests.support.manifests import MODEL, endpoint_manifest
+from tests.support.manifests import endpoint_manifest
 from tests.support.operator_fixtures import OperatorEnv
 from together_simulator.v2_admin import AdminDeployment
 
