@@ -5,8 +5,11 @@
     DEMO_REAL=1            talk to the real Together API with TOGETHER_API_KEY (costs money: the demo
                            endpoint is deleted at the end unless DEMO_KEEP=1)
     DEMO_KEEP=1            keep everything running until Ctrl-C instead of cleaning up
-    DEMO_SAMPLE=PATH       the TogetherEndpoint to apply
-                           (default deploy/samples/togetherendpoint-minimal.yaml)
+    DEMO_API=v2            run the operator with --default-api=v2 and apply the v2 sample: a named
+                           endpoint with one deployment on Together v2 (Dedicated Model Inference)
+    DEMO_SAMPLE=PATH       the TogetherEndpoint to apply (default
+                           deploy/samples/togetherendpoint-minimal.yaml, with DEMO_API=v2
+                           deploy/samples/togetherendpoint-v2.yaml)
 
 Steps: start (or use) the cluster, start the simulator, install the CRD, run the operator, apply the
 sample, wait for condition Ready, print `kubectl get tep -o wide` and how to send traffic.
@@ -31,6 +34,7 @@ from tests.support.controlplane import ControlPlane, find_bin_dir  # noqa: E402
 from tests.support.kube import install_crd  # noqa: E402
 from tests.support.operator import OperatorProcess, operator_environment  # noqa: E402
 
+from together_operator.settings import DEFAULT_V2_INFERENCE_URL  # noqa: E402
 from together_simulator import SimulatorConfig, run_simulator_in_thread  # noqa: E402
 
 NAMESPACE = "together-demo"
@@ -88,12 +92,14 @@ def together_api() -> Iterator[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def operator(kubeconfig: Path, base_url: str, api_key: str, log_path: Path) -> Iterator[None]:
+def operator(kubeconfig: Path, base_url: str, api_key: str, log_path: Path, api: str) -> Iterator[None]:
     log_path.unlink(missing_ok=True)
+    # The simulator serves v2 inference on its one port too.
+    v2_inference = [f"--v2-inference-url={base_url}"] if os.environ.get("DEMO_REAL") != "1" else []
     process = OperatorProcess(
         log_path,
         operator_environment(kubeconfig, base_url, api_key),
-        ["--poll-interval=5", "--transition-poll-interval=1"],
+        ["--poll-interval=5", "--transition-poll-interval=1", f"--default-api={api}", *v2_inference],
     )
     process.start()
     say(f"operator running (pid {process.current.pid}, log {log_path})")
@@ -104,15 +110,17 @@ def operator(kubeconfig: Path, base_url: str, api_key: str, log_path: Path) -> I
 
 
 def main() -> int:
-    sample = Path(
-        os.environ.get("DEMO_SAMPLE", REPO / "deploy" / "samples" / "togetherendpoint-minimal.yaml")
-    )
+    api = os.environ.get("DEMO_API", "v1")
+    if api not in ("v1", "v2"):
+        raise SystemExit(f"demo: DEMO_API must be v1 or v2, not {api!r}")
+    default_sample = "togetherendpoint-v2.yaml" if api == "v2" else "togetherendpoint-minimal.yaml"
+    sample = Path(os.environ.get("DEMO_SAMPLE", REPO / "deploy" / "samples" / default_sample))
     log_path = Path(os.environ.get("DEMO_LOG", "/tmp/together-operator-demo.log"))
     with cluster() as kubeconfig, together_api() as (base_url, api_key):
         kubectl = Kubectl(kubeconfig)
         crd = install_crd(kubectl, field_manager="together-operator-demo")
         say(f"CRD {crd} installed")
-        with operator(kubeconfig, base_url, api_key, log_path):
+        with operator(kubeconfig, base_url, api_key, log_path, api):
             kubectl("create", "namespace", NAMESPACE, check=False)
             applied = kubectl("apply", "-n", NAMESPACE, "-f", str(sample), "-o", "name").strip()
             say(f"applied {applied} in namespace {NAMESPACE}; waiting for condition Ready")
@@ -125,7 +133,10 @@ def main() -> int:
                 say(f"the endpoint did not become Ready; operator log: {log_path}")
                 return 1
             status = json.loads(kubectl("get", "-n", NAMESPACE, applied, "-o", "json"))["status"]
-            print_traffic_hint(base_url, status["endpointName"])
+            inference_url = (
+                base_url if api == "v1" or os.environ.get("DEMO_REAL") != "1" else DEFAULT_V2_INFERENCE_URL
+            )
+            print_traffic_hint(inference_url, status["endpointName"])
             if os.environ.get("DEMO_KEEP") == "1":
                 say(f"DEMO_KEEP=1: running until Ctrl-C; KUBECONFIG={kubeconfig}")
                 wait_for_interrupt()

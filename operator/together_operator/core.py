@@ -31,6 +31,7 @@ from together_operator.resource import (
     ManagementPolicy,
     ObservedAutoscaling,
     ScheduleStatus,
+    TogetherAPI,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
@@ -1579,6 +1580,8 @@ def _render(
         ),
     )
     status = status.model_copy(update={"conditions": conditions, "observed_generation": generation})
+    if status.endpoint_id is not None and status.api is None:  # recorded at first create or adoption
+        status = status.model_copy(update={"api": TogetherAPI.V1})
     if not failed:
         status = status.model_copy(update={"reconciled_generation": generation})
     if isinstance(inputs.remote, Found):

@@ -31,6 +31,7 @@ from together_operator.shell import Reconciler, ReconcilerSettings
 from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api, login
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
+from together_operator.v2_shell import V2Clients, V2EndpointLists, V2Reconciler, V2Settings
 
 # Seconds between two looks at what a namespace commits, for its budgets' status.
 BUDGET_STATUS_INTERVAL = 10.0
@@ -58,15 +59,21 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         on_cycle=metrics.poll_seconds.observe,
         resync=ResyncBudget(calls_per_second=config.resync_budget, min_period=config.resync_interval),
     )
+    retry = RetryPolicy(
+        transient_seconds=config.transient_retry_interval,
+        auth_seconds=config.stalled_retry_interval,
+        credentials_seconds=config.stalled_retry_interval,
+    )
+    memo.v2_clients = V2Clients(config.base_url, rate_limiter, transport=metrics.transport)
+    memo.v2_lists = V2EndpointLists(
+        PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval)
+    )
     memo.reconciler = Reconciler(
         ReconcilerSettings(
             base_url=config.base_url,
             finalizer=FINALIZER,
-            retry=RetryPolicy(
-                transient_seconds=config.transient_retry_interval,
-                auth_seconds=config.stalled_retry_interval,
-                credentials_seconds=config.stalled_retry_interval,
-            ),
+            retry=retry,
+            default_api=config.default_api,
         ),
         CredentialResolver(kube_client.CoreV1Api(api), config.api_key),
         memo.clients,
@@ -78,6 +85,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         Ownership(kube_client.CoordinationV1Api(api), kube_client.CoreV1Api(api), config.claims_namespace),
         SecretGuard(kube_client.CoreV1Api(api)),
         budgets=memo.budgets,
+        v2=V2Reconciler(
+            V2Settings(config.v2_inference_url, retry=retry, resync_interval=config.resync_interval),
+            memo.v2_clients,
+            memo.v2_lists,
+            memo.clients,
+        ),
     )
 
     metrics.watch_resources(memo.reconciler.statuses, lambda: rate_limiter.waited_seconds)
@@ -98,7 +111,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     memo.budget_statuses.cancel()
     await memo.poller.close()
+    await memo.v2_lists.close()
     await memo.clients.close()
+    await memo.v2_clients.close()
     memo.api_client.close()
 
 

@@ -49,6 +49,13 @@ class ManagementPolicy(StrEnum):
     OBSERVE_ONLY = "ObserveOnly"
 
 
+class TogetherAPI(StrEnum):
+    """Which Together API manages an endpoint (CONTRACT section 6)."""
+
+    V1 = "v1"
+    V2 = "v2"
+
+
 class GPUShorthand(_CamelModel):
     """`--gpu h100 --gpu-count 2` of the vendor CLI; resolved to one hardware id per model."""
 
@@ -77,6 +84,28 @@ class ScheduleSpec(_CamelModel):
     running: tuple[str, ...] = Field(min_length=1)
 
 
+class ScalingMetricSpec(_CamelModel):
+    name: str
+    target: float = Field(gt=0)
+    percentile: str | None = None
+
+
+class V2ScalingSpec(_CamelModel):
+    """The v2 deployment's autoscaling policy; windows are durations such as `5m` or `1h30m`."""
+
+    metric: ScalingMetricSpec | None = None
+    scale_up_window: str | None = None
+    scale_down_window: str | None = None
+    scale_to_zero_window: str | None = None
+
+
+class V2Spec(_CamelModel):
+    endpoint_name: str | None = None
+    config: str | None = None
+    """An exact config revision `projects/<p>/configs/<cr_...>`; omitted: resolved from the hardware."""
+    scaling: V2ScalingSpec | None = None
+
+
 class TogetherEndpointSpec(_CamelModel):
     """What the user asked for. Admission (the CRD's schema and CEL rules) has already validated it."""
 
@@ -96,6 +125,9 @@ class TogetherEndpointSpec(_CamelModel):
     api_key_secret_ref: SecretKeyRef | None = None
     connection: ConnectionSpec | None = None
     schedule: ScheduleSpec | None = None
+    # No default: the operator's --default-api decides for a resource without it (status.api records it).
+    api: TogetherAPI | None = None
+    v2: V2Spec | None = None
 
     @property
     def auto_stop_enabled(self) -> bool:
@@ -163,6 +195,16 @@ class ScheduleStatus(_CamelModel):
     """When a window next opens or closes; None: never."""
 
 
+class RolloutStatus(_CamelModel):
+    """A v2 change of deployment (or a v1 -> v2 migration) in flight."""
+
+    from_: str | None = Field(default=None, alias="from")
+    to: str
+    phase: str
+    since: datetime | None = None
+    """When the phase began (a migration deletes the v1 endpoint a grace period after the switch)."""
+
+
 class TogetherEndpointStatus(_CamelModel):
     endpoint_id: str | None = None
     # Fingerprint (not the key) of the API key that created or first saw the endpoint: to any other key
@@ -174,6 +216,14 @@ class TogetherEndpointStatus(_CamelModel):
     autoscaling: ObservedAutoscaling | None = None
     display_name: str | None = None
     created_at: datetime | None = None
+    api: TogetherAPI | None = None
+    # v2: the project, the deployment behind the endpoint and what the platform says of it.
+    project_id: str | None = None
+    deployment_id: str | None = None
+    ready_replicas: int | None = None
+    desired_replicas: int | None = None
+    message: str | None = None
+    rollout: RolloutStatus | None = None
     # Intent recorded before the one POST of a create, so a crash before endpointId is written is found.
     create_requested_at: datetime | None = None
     create_intent: CreateIntent | None = None

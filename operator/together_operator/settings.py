@@ -7,7 +7,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from together_operator.resource import TogetherAPI
+
 DEFAULT_BASE_URL = "https://api.together.ai/v1"
+DEFAULT_V2_INFERENCE_URL = "https://api-inference.together.ai/v1"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class OperatorConfig:
     metrics_port: int
     log_format: str
     verbose: bool
+    default_api: TogetherAPI = TogetherAPI.V1
+    """The API of a TogetherEndpoint without spec.api (recorded in its status.api at first create)."""
+    v2_inference_url: str = DEFAULT_V2_INFERENCE_URL
+    """TOGETHER_BASE_URL in the connection ConfigMap of a v2 endpoint."""
     claims_namespace: str = "default"
     """Where the claims of adopted endpoints are kept: the operator's own namespace."""
 
@@ -94,6 +101,15 @@ _FLAGS = (
     ),
     _Flag("rate-limit", float, "10", "Together API calls per second for the whole process; 0: unlimited"),
     _Flag("max-concurrent-calls", int, "16", "Together API calls in flight at once, process-wide; 0: no cap"),
+    _Flag(
+        "default-api", TogetherAPI, "v1", "v1 or v2: the Together API of a TogetherEndpoint without spec.api"
+    ),
+    _Flag(
+        "v2-inference-url",
+        str,
+        DEFAULT_V2_INFERENCE_URL,
+        "inference base URL published as TOGETHER_BASE_URL for v2 endpoints",
+    ),
     _Flag("health-host", str, "0.0.0.0", "address of the /healthz endpoint for probes"),
     _Flag("health-port", int, "8080", "port of the /healthz endpoint; 0 turns it off"),
     _Flag("metrics-host", str, "0.0.0.0", "address of the Prometheus /metrics endpoint"),
@@ -154,5 +170,7 @@ def config_from_args(args: argparse.Namespace) -> OperatorConfig:
         metrics_port=args.metrics_port,
         log_format=args.log_format,
         verbose=args.verbose,
+        default_api=args.default_api,
+        v2_inference_url=args.v2_inference_url,
         claims_namespace=args.claims_namespace,
     )

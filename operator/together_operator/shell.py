@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
-from together_operator import budget, core, pricing
+from together_operator import budget, core, pricing, v2_core
 from together_operator import schedule as schedules
 from together_operator.budget import BudgetBook
 from together_operator.connection import Owner
@@ -61,6 +61,7 @@ from together_operator.resource import (
     RESTART_REQUESTED_ANNOTATION,
     ConditionType,
     SecretKeyRef,
+    TogetherAPI,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
@@ -72,6 +73,7 @@ from together_operator.together import (
     NotFoundError,
     TogetherError,
 )
+from together_operator.v2_shell import V2Reconciler, V2Resource
 
 _log = logging.getLogger(__name__)
 
@@ -154,6 +156,8 @@ class ReconcilerSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     finalizer: str = "together.ai/finalizer"
     """kopf's finalizer: a resource is reconciled only once it holds it, so its deletion waits for us."""
+    default_api: TogetherAPI = TogetherAPI.V1
+    """The API of a resource whose spec.api is omitted and whose status.api records none (--default-api)."""
 
 
 @dataclass
@@ -198,8 +202,10 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
         jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2),
         budgets: BudgetBook | None = None,
+        v2: V2Reconciler | None = None,
     ) -> None:
         self._settings = settings
+        self._v2 = v2
         self._credentials = credentials
         self._clients = clients
         self._poller = poller
@@ -249,6 +255,8 @@ class Reconciler:
             if released is not None and namespace is not None and pricing.committed_hourly(released):
                 self.wake_namespace(namespace)  # budget freed: a resource waiting for it may proceed
             self._poller.unwatch(uid)
+            if self._v2 is not None:
+                self._v2.unwatch(uid)
 
     async def reconcile_once(self, body: Mapping[str, Any], others: OtherResources) -> float:
         """One reconcile of `body`; the seconds until the next one is due."""
@@ -345,6 +353,16 @@ class Reconciler:
         key = await self._credentials.resolve(namespace, spec.api_key_secret_ref)
         if isinstance(key, CredentialsMissing):
             return await self._fail(body, resource, inputs, key, action=None)
+        if self._on_v2(spec, previous):
+            assert self._v2 is not None
+            failures = resource.failures
+            resource_v2 = V2Resource(
+                namespace, name, uid, inputs.generation, spec, previous, resource.wake.set
+            )
+            delay = await self._v2.reconcile(_V2Host(self, body, resource), key, resource_v2)
+            if resource.failures == failures:
+                resource.failures = 0
+            return delay
         try:
             api = self._clients.for_key(key)
         except ValueError as error:  # a key that cannot be sent as a header; the message omits it
@@ -393,6 +411,12 @@ class Reconciler:
             transition_seconds=self._settings.transition_check,
         )
         return schedules.seconds_until_transition(plan.status.schedule, observed.now, delay)
+
+    def _on_v2(self, spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> bool:
+        return (
+            self._v2 is not None
+            and v2_core.api_in_use(spec, status, self._settings.default_api) == TogetherAPI.V2
+        )
 
     def _stored(self, body: Mapping[str, Any], resource: _Resource) -> StoredResource:
         """The resource's status and version: the watch's copy, or what was read after a 409 while the
@@ -643,6 +667,17 @@ class Reconciler:
         """One attempt at deleting the remote endpoint: `Released` once the finalizer may go."""
         meta = body["metadata"]
         status = StatusWriter.parse(body.get("status"))
+        spec = TogetherEndpointSpec.model_validate(body.get("spec") or {})
+        if self._on_v2(spec, status) and not v2_core.lives_on_v1(status):
+            assert self._v2 is not None
+            namespace = meta["namespace"]
+            return await self._v2.delete(
+                spec,
+                status,
+                namespace,
+                meta["name"],
+                lambda: self._credentials.resolve(namespace, spec.api_key_secret_ref),
+            )
         known = DeletionInputs(
             spec=TogetherEndpointSpec.model_validate(body.get("spec") or {}),
             status=status,
@@ -708,6 +743,33 @@ class Reconciler:
         await api.delete_endpoint(step.endpoint_id)
         self._deletes_sent[uid] = known.now
         return replace(known, delete_sent_at=known.now, endpoint_exists=None)
+
+
+@dataclass(frozen=True)
+class _V2Host:
+    """One resource's loop as the v2 shell sees it (`v2_shell.V2Host`)."""
+
+    reconciler: Reconciler
+    body: Mapping[str, Any]
+    resource: _Resource
+
+    def deleting(self) -> bool:
+        return self.reconciler._hold(self.body) is not None
+
+    async def write_intent(self, status: TogetherEndpointStatus) -> None:
+        version = self.reconciler._stored(self.body, self.resource).resource_version
+        await self.reconciler._write_status(self.body, self.resource, status, resource_version=version)
+
+    async def publish(self, status: TogetherEndpointStatus, events: tuple[Event, ...]) -> None:
+        await self.reconciler._publish(self.body, self.resource, Plan(status=status, events=events))
+
+    def backoff(self, suggested: float) -> float:
+        self.resource.failures += 1
+        retry = self.reconciler._settings.retry
+        return retry.backoff(self.resource.failures, suggested, self.reconciler._jitter())
+
+    async def connection(self, steps: ConnectionSteps) -> str | None:
+        return await self.reconciler._carry_out(self.body, steps)
 
 
 def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:

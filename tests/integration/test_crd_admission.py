@@ -26,7 +26,9 @@ from together_operator.resource import (
     ConditionType,
     ObservedAutoscaling,
     Pricing,
+    RolloutStatus,
     ScheduleStatus,
+    TogetherAPI,
     TogetherEndpointSpec,
     TogetherEndpointStatus,
 )
@@ -41,6 +43,9 @@ HARDWARE = "2x_nvidia_h100_80gb_sxm"
 ENDPOINT_ID = "endpoint-e6c6b82f-90f7-45b7-af39-3ca3b51d08a1"
 BASE: dict[str, Any] = {"model": MODEL, "hardware": HARDWARE}
 GPU: dict[str, Any] = {"model": MODEL, "gpu": {"type": "h100", "count": 2}}
+V1: dict[str, Any] = {**BASE, "api": "v1"}
+V2: dict[str, Any] = {**BASE, "api": "v2"}
+V2_HARDWARE = "2xnvidia-h100-80gb"
 
 
 def _manifest(name: str, spec: dict[str, Any]) -> str:
@@ -193,6 +198,60 @@ CREATE_CASES = [
         ("spec.connection.configMapName", "should match"),
     ),
     Rejected("unknown-spec-field", {**BASE, "replicas": 2}, ('unknown field "spec.replicas"',)),
+    Rejected("api-bad-enum", {**BASE, "api": "v3"}, ("spec.api", 'supported values: "v1", "v2"')),
+    Rejected(
+        "v2-settings-without-api",
+        {**BASE, "v2": {"endpointName": "mixtral"}},
+        ("spec.v2: Forbidden", "v2 is only for the v2 API: set spec.api to v2, or remove spec.v2"),
+    ),
+    Rejected(
+        "v2-settings-on-v1",
+        {**V1, "v2": {"config": "projects/p/configs/cr_1"}},
+        ("spec.v2: Forbidden", "v2 is only for the v2 API"),
+    ),
+    Rejected(
+        "prompt-cache-on-v2",
+        {**V2, "promptCache": False},
+        (
+            "spec.promptCache: Forbidden",
+            "promptCache is v1 only (and ignored there): remove spec.promptCache",
+        ),
+    ),
+    Rejected(
+        "inactive-timeout-outside-the-v2-range",
+        {**V2, "inactiveTimeout": 10},
+        ("spec.inactiveTimeout", "inactiveTimeout on api v2 must be 0 or between 30 and 1440 minutes"),
+    ),
+    Rejected(
+        "v2-hardware-form-on-v1",
+        {**BASE, "hardware": V2_HARDWARE},
+        ("spec.hardware", "hardware in the v2 form (e.g. 2xnvidia-h100-80gb) needs api v2"),
+    ),
+    Rejected(
+        "v2-endpoint-name-not-dns",
+        {**V2, "v2": {"endpointName": "Mixtral_1"}},
+        ("spec.v2.endpointName", "should match"),
+    ),
+    Rejected(
+        "v2-config-not-a-config-revision",
+        {**V2, "v2": {"config": "cr_123"}},
+        ("spec.v2.config", "should match"),
+    ),
+    Rejected(
+        "v2-scaling-unknown-metric",
+        {**V2, "v2": {"scaling": {"metric": {"name": "qps", "target": 5}}}},
+        ("spec.v2.scaling.metric.name", '"inflight_requests"'),
+    ),
+    Rejected(
+        "v2-scaling-window-not-a-duration",
+        {**V2, "v2": {"scaling": {"scaleDownWindow": "five minutes"}}},
+        ("spec.v2.scaling.scaleDownWindow", "should match"),
+    ),
+    Rejected(
+        "v2-observe-only-without-a-name",
+        {**V2, "managementPolicy": "ObserveOnly"},
+        ("spec.endpointId", "on api v2: spec.v2.endpointName"),
+    ),
 ]
 
 IMMUTABLE = "create a new TogetherEndpoint"
@@ -200,7 +259,7 @@ UPDATE_CASES = [
     Rejected(
         "change-model",
         BASE,
-        ("spec.model", "model is immutable: " + IMMUTABLE),
+        ("spec.model", "model is immutable on api v1: " + IMMUTABLE),
         patch={"model": "meta-llama/Llama-3.3-70B-Instruct-Turbo"},
     ),
     Rejected(
@@ -248,7 +307,7 @@ UPDATE_CASES = [
     Rejected(
         "enable-speculative-decoding",
         BASE,
-        ("spec.speculativeDecoding", "speculativeDecoding is immutable: " + IMMUTABLE),
+        ("spec.speculativeDecoding", "speculativeDecoding is immutable on api v1: " + IMMUTABLE),
         patch={"speculativeDecoding": True},
     ),
     Rejected(
@@ -274,6 +333,42 @@ UPDATE_CASES = [
         BASE,
         ("spec.endpointId", "endpointId is required with managementPolicy ObserveOnly"),
         patch={"managementPolicy": "ObserveOnly"},
+    ),
+    Rejected(
+        "change-model-on-explicit-v1",
+        V1,
+        ("spec.model", "model is immutable on api v1: " + IMMUTABLE),
+        patch={"model": "meta-llama/Llama-3.3-70B-Instruct-Turbo"},
+    ),
+    Rejected(
+        "api-back-from-v2-to-v1",
+        V2,
+        ("spec.api", "api can change only from v1 to v2 (a migration), never back"),
+        patch={"api": "v1"},
+    ),
+    Rejected(
+        "api-removed",
+        V2,
+        ("spec.api", "api cannot be removed once set"),
+        patch={"api": None},
+    ),
+    Rejected(
+        "v2-endpoint-name-changed",
+        {**V2, "v2": {"endpointName": "mixtral"}},
+        ("spec.v2.endpointName", "v2.endpointName is immutable"),
+        patch={"v2": {"endpointName": "mixtral-2"}},
+    ),
+    Rejected(
+        "v2-endpoint-name-added-after-create",  # the endpoint already carries the default name
+        V2,
+        ("spec.v2.endpointName", "v2.endpointName is immutable"),
+        patch={"v2": {"endpointName": "mixtral"}},
+    ),
+    Rejected(
+        "v2-endpoint-name-removed",
+        {**V2, "v2": {"endpointName": "mixtral"}},
+        ("spec.v2.endpointName", "v2.endpointName is immutable"),
+        patch={"v2": None},
     ),
     Rejected(
         "raise-max-replicas-above-int32",
@@ -450,6 +545,50 @@ def test_mutable_fields_can_change_and_endpoint_id_can_be_added(
     }
 
 
+def test_v2_fields_fixed_on_v1_change_as_a_rollout(control_plane: ControlPlane, namespace: str) -> None:
+    spec = {**V2, "v2": {"endpointName": "mixtral"}, "inactiveTimeout": 30}
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_manifest("ep", spec))
+    change = {
+        "model": "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        "hardware": V2_HARDWARE,
+        "availabilityZone": "us-central-4b",
+        "speculativeDecoding": True,
+        "v2": {"config": "projects/p/configs/cr_1", "scaling": {"metric": {"name": "ttft", "target": 0.5}}},
+        "inactiveTimeout": 0,
+    }
+    control_plane.kubectl(
+        "patch", "tep", "ep", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": change})
+    )
+    stored = _get(control_plane, namespace, "ep")["spec"]
+    assert stored["model"] == change["model"]
+    assert stored["hardware"] == V2_HARDWARE
+    assert stored["v2"] == {
+        "endpointName": "mixtral",
+        "config": "projects/p/configs/cr_1",
+        "scaling": {"metric": {"name": "ttft", "target": 0.5}},
+    }
+
+
+@pytest.mark.parametrize("start", [BASE, V1], ids=["api-omitted", "api-v1"])
+def test_migration_to_v2_may_change_the_v1_fields_in_the_same_update(
+    control_plane: ControlPlane, namespace: str, start: dict[str, Any]
+) -> None:
+    control_plane.kubectl(
+        "create", "-n", namespace, "-f", "-", input=_manifest("ep", {**start, "promptCache": True})
+    )
+    change = {"api": "v2", "hardware": V2_HARDWARE, "promptCache": None, "v2": {"endpointName": "mixtral"}}
+    control_plane.kubectl(
+        "patch", "tep", "ep", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": change})
+    )
+    stored = _get(control_plane, namespace, "ep")["spec"]
+    assert (stored["api"], stored["hardware"], stored["v2"]) == (
+        "v2",
+        V2_HARDWARE,
+        {"endpointName": "mixtral"},
+    )
+    assert "promptCache" not in stored
+
+
 def test_reapplying_an_unchanged_manifest_passes_the_transition_rules(
     control_plane: ControlPlane, namespace: str
 ) -> None:
@@ -551,6 +690,38 @@ def test_status_from_the_model_round_trips_and_fills_the_columns(
         f"devuser/{MODEL}-bb04c904",
         "6.72-13.44",
     ]
+
+
+def test_v2_status_from_the_model_round_trips(control_plane: ControlPlane, namespace: str) -> None:
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_manifest("mixtral", V2))
+    status = TogetherEndpointStatus(
+        api=TogetherAPI.V2,
+        endpoint_id="ep_0123",
+        endpoint_name="devuser/mixtral",
+        project_id="proj_1",
+        deployment_id="dep_0456",
+        state="PROVISIONING",
+        hardware=V2_HARDWARE,
+        ready_replicas=0,
+        desired_replicas=1,
+        message="waiting for capacity",
+        rollout=RolloutStatus(from_="dep_0123", to="mixtral-3f2a", phase="WaitingReady"),
+        observed_generation=1,
+    )
+    control_plane.kubectl(
+        "patch",
+        "tep",
+        "mixtral",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status.to_patch()}),
+    )
+    stored = _get(control_plane, namespace, "mixtral")
+    assert stored["status"]["rollout"] == {"from": "dep_0123", "to": "mixtral-3f2a", "phase": "WaitingReady"}
+    assert TogetherEndpointStatus.model_validate(stored["status"]) == status
 
 
 def test_spec_cannot_be_changed_through_the_status_subresource(

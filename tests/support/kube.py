@@ -135,7 +135,6 @@ def has_condition(
     return check
 
 
-CRDS_DIR = REPO_ROOT / "crds"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 BUDGET_CRD_NAME = f"togetherbudgets.{GROUP}"
 
@@ -149,8 +148,7 @@ def install_crd(kubectl: Callable[..., object], field_manager: str = "together-o
         "--server-side",
         "--force-conflicts",
         f"--field-manager={field_manager}",
-        "-f",
-        str(CRDS_DIR),
+        *(f"--filename={REPO_ROOT / 'crds' / f'{name}.yaml'}" for name in (CRD_NAME, BUDGET_CRD_NAME)),
     )
     for name in (CRD_NAME, BUDGET_CRD_NAME):
         kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")

@@ -71,6 +71,8 @@ def operator_env(
             "--resync-interval=5",
             "--stalled-retry-interval=2",
             "--transient-retry-interval=1",
+            # v2 connection ConfigMaps point applications at the simulator, which serves both APIs.
+            f"--v2-inference-url={simulator.base_url}",
         ]
         operator = OperatorProcess(
             tmp_path_factory.mktemp("operator") / "operator.log",

@@ -339,8 +339,34 @@ def test_optional_immutable_fields_are_checked_on_spec_so_adding_and_removing_co
 def test_spec_rules_point_at_a_field_and_name_it() -> None:
     for rule in _spec_rules():
         field = rule["fieldPath"].lstrip(".")
-        assert field in SPEC["properties"]
+        schema: Schema = SPEC
+        for part in field.split("."):
+            assert part in schema["properties"], rule
+            schema = schema["properties"][part]
         assert field in rule["message"], rule
+
+
+def test_api_has_no_schema_default_so_a_later_default_never_flips_a_stored_object() -> None:
+    assert SPEC["properties"]["api"]["enum"] == ["v1", "v2"]
+    assert "default" not in SPEC["properties"]["api"]
+    assert TogetherEndpointSpec.model_fields["api"].default is None
+
+
+@pytest.mark.parametrize("field", ["model", "hardware", "gpu", "availabilityZone", "speculativeDecoding"])
+def test_fields_fixed_on_v1_are_a_rollout_on_v2(field: str) -> None:
+    (rule,) = [r for r in _spec_rules() if r.get("fieldPath") == f".{field}" and "oldSelf" in r["rule"]]
+    assert rule["rule"].startswith("(has(self.api) && self.api == 'v2') ||")
+    assert rule["message"].startswith(f"{field} is immutable on api v1")
+
+
+def test_v2_rules_name_their_field_and_what_to_do() -> None:
+    messages = {r["fieldPath"]: r["message"] for r in _spec_rules() if "oldSelf" not in r["rule"]}
+    assert "set spec.api to v2, or remove spec.v2" in messages[".v2"]
+    assert messages[".promptCache"].startswith("promptCache is v1 only")
+    assert "between 30 and 1440" in messages[".inactiveTimeout"]
+    transitions = [r["message"] for r in _spec_rules() if "oldSelf" in r["rule"]]
+    assert "api can change only from v1 to v2 (a migration), never back" in " ".join(transitions)
+    assert any(m.startswith("v2.endpointName is immutable") for m in transitions)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -352,9 +378,16 @@ def test_spec_rules_point_at_a_field_and_name_it() -> None:
     [
         (
             "hardware",
-            ["2x_nvidia_h100_80gb_sxm", "1x_nvidia_a100_80gb_sxm", "16x_x"],
-            ["0x_nvidia_h100", "2x-nvidia", "nvidia_h100", "2x_NVIDIA", "2x_", ""],
+            ["2x_nvidia_h100_80gb_sxm", "1x_nvidia_a100_80gb_sxm", "16x_x", "2xnvidia-h100-80gb"],
+            ["0x_nvidia_h100", "2x-nvidia", "nvidia_h100", "2x_NVIDIA", "2x_", "2xnvidia-", ""],
         ),
+        ("v2.endpointName", ["mixtral", "team-a-mixtral", "a" * 63], ["Mixtral", "-a", "a-", "a" * 64]),
+        (
+            "v2.config",
+            ["projects/proj_1/configs/cr_abc"],
+            ["cr_abc", "projects/p/configs/", "projects/p/models/m"],
+        ),
+        ("v2.scaling.scaleDownWindow", ["5m", "1h30m", "90s"], ["5 m", "5min", "m"]),
         ("gpu.type", ["h100", "a100", "l40s", "a100-80gb"], ["H100", "-h100", "h100 ", ""]),
         (
             "endpointId",

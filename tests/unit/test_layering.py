@@ -48,7 +48,7 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[s
     ("modules", "forbidden"),
     [
         pytest.param(
-            ["together_operator/core.py", "together_operator/resource.py"],
+            ["together_operator/core.py", "together_operator/v2_core.py", "together_operator/resource.py"],
             (
                 "kopf",
                 "kubernetes",
@@ -64,6 +64,7 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[s
                 "together_operator.hardware",
                 "together_operator.clients",
                 "together_operator.together.client",
+                "together_operator.together.v2_client",
             ),
             id="the-core-is-pure",
         ),

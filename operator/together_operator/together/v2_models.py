@@ -56,13 +56,29 @@ class Whoami(_Response):
 # --- endpoints and deployments ----------------------------------------------------------------------
 
 
+class ScalingMetric(_Request):
+    """What the replica count follows: `type` is the metric's (`METRIC_TARGET_TYPE_*`, fixed per name)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    name: str
+    type: str
+    target: float
+    percentile: str | None = None
+
+
 class Autoscaling(_Request):
-    """Replica bounds. On an update a bound left out (None) keeps its value; 0/0 stops a deployment."""
+    """Replica bounds and the scaling policy. On an update a field left out (None) keeps its value;
+    0/0 stops a deployment. Windows are protobuf JSON durations (`300s`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
     min_replicas: int | None = None
     max_replicas: int | None = None
+    scale_up_window: str | None = None
+    scale_down_window: str | None = None
+    scale_to_zero_window: str | None = None
+    scaling_metrics: tuple[ScalingMetric, ...] | None = None
 
 
 class TrafficSplitEntry(_Request):
@@ -127,6 +143,18 @@ class Deployment(_Response):
         return self.name.rpartition("/")[2]
 
 
+class PlacementConfig(_Request):
+    regions: tuple[str, ...]
+    constraint: str = "ENFORCEMENT_REQUIRED"
+    """`ENFORCEMENT_REQUIRED` or `ENFORCEMENT_PREFERRED`: how strictly the regions are kept to."""
+
+
+class Placement(_Request):
+    """Inline placement parameters (the SDK's `PlacementInline`); a saved profile is not used here."""
+
+    inline: PlacementConfig
+
+
 class CreateDeploymentRequest(_Request):
     name: str
     model: str
@@ -135,6 +163,7 @@ class CreateDeploymentRequest(_Request):
     """A config revision resource name, `projects/{p}/configs/{cr_...}`."""
     autoscaling: Autoscaling
     inactive_timeout: int | None = None
+    placement: Placement | None = None
 
 
 # --- catalogue --------------------------------------------------------------------------------------

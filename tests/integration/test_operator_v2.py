@@ -1,0 +1,367 @@
+"""The operator on Together v2, end to end: a real kube-apiserver, `together-operator run`, and the
+simulator's v2 API (CONTRACT section 6). Assertions are on what users and the bill see: status and
+conditions, the simulator's call log and deployments, and an application calling the endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.simulator.test_v2_sdk_fidelity import sdk3_python
+from tests.support.kube import Kube, has_condition
+from tests.support.manifests import endpoint_manifest
+from tests.support.operator_fixtures import OperatorEnv
+from together_simulator.v2_admin import AdminDeployment
+
+pytestmark = pytest.mark.controlplane
+
+TEP = "togetherendpoint"
+ENDPOINTS = r"/v2/projects/[^/]+/endpoints"
+
+
+def v2_manifest(name: str, **spec: Any) -> dict[str, Any]:
+    return endpoint_manifest(name, api="v2", **spec)
+
+
+def deployments_of(env: OperatorEnv, endpoint_id: str) -> list[AdminDeployment]:
+    return [d for d in env.simulator.v2_deployments() if d.endpoint_id == endpoint_id]
+
+
+def ready_with(reason: str, **status: Any) -> Any:
+    def check(obj: dict[str, Any]) -> bool:
+        seen = obj.get("status") or {}
+        return has_condition("Ready", reason=reason)(obj) and all(seen.get(k) == v for k, v in status.items())
+
+    return check
+
+
+def test_v2_lifecycle_create_scale_stop_start_delete(operator_env: OperatorEnv, kube: Kube) -> None:
+    env = operator_env
+    endpoint_posts_before = len(env.simulator.calls(method="POST", path=ENDPOINTS))
+    kube.apply(v2_manifest("chat"))
+    obj = kube.wait_for(TEP, "chat", ready_with("Started", state="READY"))
+
+    status = obj["status"]
+    assert status["api"] == "v2"
+    assert status["endpointName"] == f"devuser/{kube.namespace}-chat"
+    (deployment,) = deployments_of(env, status["endpointId"])
+    assert status["deploymentId"] == deployment.id
+    assert deployment.hardware == "2xnvidia-h100-80gb"
+    assert deployment.traffic_weight is not None, "the deployment takes the endpoint's traffic"
+    assert (deployment.autoscaling.min_replicas, deployment.autoscaling.max_replicas) == (1, 1)
+    assert has_condition("Serving")(obj)
+    assert has_condition("Stalled", "False")(obj)
+    assert len(env.simulator.calls(method="POST", path=ENDPOINTS)) == endpoint_posts_before + 1
+    assert (
+        len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}/{status['endpointId']}/deployments")) == 1
+    )
+
+    scaling = {"metric": {"name": "gpu_utilization", "target": 70}, "scaleUpWindow": "30s"}
+    kube.patch(TEP, "chat", {"spec": {"autoscaling": {"maxReplicas": 2}, "v2": {"scaling": scaling}}})
+    obj = kube.wait_for(
+        TEP, "chat", lambda o: ready_with("Started")(o) and o["status"]["autoscaling"]["maxReplicas"] == 2
+    )
+    (deployment,) = deployments_of(env, status["endpointId"])
+    assert (deployment.autoscaling.min_replicas, deployment.autoscaling.max_replicas) == (1, 2)
+    assert deployment.autoscaling.scale_up_window == "30s"
+    assert [(m.name, m.type, m.target) for m in deployment.autoscaling.scaling_metrics or []] == [
+        ("gpu_utilization", "METRIC_TARGET_TYPE_UTILIZATION", 70)
+    ]
+
+    kube.patch(TEP, "chat", {"spec": {"state": "Stopped"}})
+    obj = kube.wait_for(TEP, "chat", ready_with("Stopped", state="STOPPED"))
+    assert obj["status"]["autoscaling"] == {"minReplicas": 0, "maxReplicas": 0}
+    assert has_condition("Serving", "False")(obj)
+
+    kube.patch(TEP, "chat", {"spec": {"state": "Started"}})
+    obj = kube.wait_for(TEP, "chat", ready_with("Started", state="READY"))
+    assert obj["status"]["autoscaling"] == {"minReplicas": 1, "maxReplicas": 2}
+    assert (
+        len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}/{status['endpointId']}/deployments")) == 1
+    )
+
+    kube.kubectl("delete", TEP, "chat", "--wait=false")
+    kube.wait_gone(TEP, "chat")
+    assert deployments_of(env, status["endpointId"]) == []
+    endpoint_id = status["endpointId"]
+    deletes = [c.path for c in env.simulator.calls(method="DELETE", path=f"{ENDPOINTS}/{endpoint_id}.*")]
+    assert [path.split(f"/endpoints/{endpoint_id}")[1] for path in deletes] == [
+        f"/deployments/{deployment.id}",
+        "",
+    ], "the deployment goes before the endpoint, each once"
+
+
+def test_drift_of_autoscaling_and_traffic_split_is_put_back(operator_env: OperatorEnv, kube: Kube) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("drift"))
+    obj = kube.wait_for(TEP, "drift", ready_with("Started", state="READY"))
+    deployment_id = obj["status"]["deploymentId"]
+
+    env.simulator.v2_out_of_band(deployment_id, "scale", min_replicas=3, max_replicas=3)
+    env.simulator.v2_out_of_band(deployment_id, "unroute")
+
+    def put_back(_: dict[str, Any]) -> bool:
+        (deployment,) = [d for d in env.simulator.v2_deployments() if d.id == deployment_id]
+        bounds = (deployment.autoscaling.min_replicas, deployment.autoscaling.max_replicas)
+        return bounds == (1, 1) and deployment.traffic_weight is not None
+
+    kube.wait_for(TEP, "drift", lambda o: put_back(o) and ready_with("Started")(o))
+
+
+def test_a_failed_deployment_stalls_with_the_platforms_message(operator_env: OperatorEnv, kube: Kube) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("failing"))
+    obj = kube.wait_for(TEP, "failing", ready_with("Started", state="READY"))
+
+    env.simulator.v2_out_of_band(obj["status"]["deploymentId"], "fail", message="engine exited with code 1")
+
+    obj = kube.wait_for(TEP, "failing", has_condition("Stalled", reason="RemoteError"))
+    stalled = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["message"] == "engine exited with code 1"
+    assert obj["status"]["message"] == "engine exited with code 1"
+    warnings = {e["reason"] for e in kube.events("failing") if e["type"] == "Warning"}
+    assert "RemoteError" in warnings
+
+
+def test_a_name_taken_by_another_endpoint_is_not_adopted(operator_env: OperatorEnv, kube: Kube) -> None:
+    kube.apply(v2_manifest("first", v2={"endpointName": f"{kube.namespace}-shared"}))
+    first = kube.wait_for(TEP, "first", ready_with("Started"))
+
+    kube.apply(v2_manifest("second", v2={"endpointName": f"{kube.namespace}-shared"}))
+    second = kube.wait_for(TEP, "second", has_condition("Stalled", reason="NameTaken"))
+
+    assert "endpointId" not in second["status"] or second["status"]["endpointId"] is None
+    assert len(deployments_of(operator_env, first["status"]["endpointId"])) == 1
+
+
+def test_an_application_calls_the_v2_endpoint_through_the_connection_config_map(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    kube.apply(v2_manifest("app", connection={"configMapName": "app-connection"}))
+    obj = kube.wait_for(TEP, "app", ready_with("Started", state="READY"))
+
+    data = kube.get("configmap", "app-connection")["data"]
+    assert data == {
+        "TOGETHER_MODEL": obj["status"]["endpointName"],
+        "TOGETHER_BASE_URL": operator_env.simulator.base_url,
+        "TOGETHER_ENDPOINT_ID": obj["status"]["endpointId"],
+    }
+    with openai.OpenAI(base_url=data["TOGETHER_BASE_URL"], api_key=operator_env.simulator.api_key) as client:
+        reply = client.chat.completions.create(
+            model=data["TOGETHER_MODEL"], messages=[{"role": "user", "content": "Say hi"}]
+        )
+    assert reply.choices[0].message.content
+    assert reply.model == data["TOGETHER_MODEL"]
+
+
+def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traffic(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("rolled"))
+    before = kube.wait_for(TEP, "rolled", ready_with("Started", state="READY"))["status"]
+    endpoint_id, old_id = before["endpointId"], before["deploymentId"]
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def call_the_endpoint() -> None:
+        """An application calling during the rollout; no retries, so a routing error would show."""
+        with openai.OpenAI(
+            base_url=env.simulator.base_url, api_key=env.simulator.api_key, max_retries=0
+        ) as client:
+            while not stop.is_set():
+                try:
+                    client.chat.completions.create(
+                        model=before["endpointName"], messages=[{"role": "user", "content": "hi"}]
+                    )
+                    answers.append("ok")
+                except openai.APIStatusError as error:
+                    answers.append(f"{error.status_code} {error.body}")
+
+    caller = threading.Thread(target=call_the_endpoint)
+    caller.start()
+    try:
+        kube.patch(TEP, "rolled", {"spec": {"hardware": "4xnvidia-h100-80gb"}})
+        after = kube.wait_for(
+            TEP,
+            "rolled",
+            lambda o: (
+                ready_with("Started", state="READY")(o)
+                and o["status"]["deploymentId"] != old_id
+                and not o["status"].get("rollout")
+            ),
+            timeout=120,
+        )["status"]
+    finally:
+        stop.set()
+        caller.join()
+
+    assert after["endpointName"] == before["endpointName"], "applications keep calling the same name"
+    (deployment,) = deployments_of(env, endpoint_id)
+    assert deployment.id == after["deploymentId"]
+    assert deployment.hardware == "4xnvidia-h100-80gb"
+    assert deployment.traffic_weight is not None
+    assert len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}/{endpoint_id}/deployments")) == 2
+    assert answers, "the application called during the rollout"
+    assert [a for a in answers if a != "ok"] == []
+    phases = {e["message"] for e in kube.events("rolled") if e["reason"] == "RollingOut"}
+    assert phases, "the rollout is reported"
+
+
+def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_one_can(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    manifest = v2_manifest("moved", api="v1", connection={"configMapName": "moved-connection"})
+    kube.apply(manifest)
+    v1 = kube.wait_for(TEP, "moved", lambda o: ready_with("Started", state="STARTED")(o))["status"]
+    assert v1["api"] == "v1"
+    v1_id = v1["endpointId"]
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def call_through_the_config_map() -> None:
+        """An application that reads the connection ConfigMap before each call, without retries."""
+        while not stop.is_set():
+            data = kube.get("configmap", "moved-connection")["data"]
+            with openai.OpenAI(
+                base_url=data["TOGETHER_BASE_URL"], api_key=env.simulator.api_key, max_retries=0
+            ) as client:
+                try:
+                    client.chat.completions.create(
+                        model=data["TOGETHER_MODEL"], messages=[{"role": "user", "content": "hi"}]
+                    )
+                    answers.append(data["TOGETHER_MODEL"])
+                except openai.APIStatusError as error:
+                    answers.append(f"{error.status_code} {error.body}")
+
+    caller = threading.Thread(target=call_through_the_config_map)
+    caller.start()
+    try:
+        kube.patch(TEP, "moved", {"spec": {"api": "v2"}})
+        after = kube.wait_for(
+            TEP,
+            "moved",
+            lambda o: (
+                o["status"].get("api") == "v2"
+                and ready_with("Started", state="READY")(o)
+                and not o["status"].get("rollout")
+            ),
+            timeout=120,
+        )["status"]
+    finally:
+        stop.set()
+        caller.join()
+
+    assert after["endpointName"] == f"devuser/{kube.namespace}-moved"
+    assert v1_id not in {e.id for e in env.simulator.endpoints()}, "the v1 endpoint is deleted at the end"
+    data = kube.get("configmap", "moved-connection")["data"]
+    assert data["TOGETHER_MODEL"] == after["endpointName"]
+    assert data["TOGETHER_ENDPOINT_ID"] == after["endpointId"]
+    assert [a for a in answers if a not in (v1["endpointName"], after["endpointName"])] == []
+    assert answers[0] == v1["endpointName"], "the v1 endpoint served first"
+
+
+def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_config_map(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    python = sdk3_python()
+    kube.apply(v2_manifest("app3", connection={"configMapName": "app3-connection"}))
+    kube.wait_for(TEP, "app3", ready_with("Started", state="READY"))
+    data = kube.get("configmap", "app3-connection")["data"]
+
+    run = subprocess.run(
+        [python, str(Path(__file__).parent / "sdk3" / "call_endpoint.py")],
+        env={**os.environ, **data, "TOGETHER_API_KEY": operator_env.simulator.api_key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == data["TOGETHER_MODEL"]
+
+
+def test_under_30_percent_faults_a_v2_resource_converges_with_nothing_created_twice_or_left_behind(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """Every v2 call fails 30% of the time (5xx), and creates lose their answer 30% of the time: the
+    names read back resolve every lost answer. The simulator's faults draw from its seeded source."""
+    env = operator_env
+    name = f"{kube.namespace}-faulty"
+    env.simulator.set_faults(
+        [
+            {"fault": "lose_create_response", "method": "POST", "path": "/v2/", "probability": 0.3},
+            {"fault": "server_error", "status": 503, "path": "/v2/", "probability": 0.3},
+        ]
+    )
+    try:
+        kube.apply(v2_manifest("faulty"))
+        ready = kube.wait_for(TEP, "faulty", ready_with("Started", state="READY"), timeout=180)["status"]
+        kube.patch(TEP, "faulty", {"spec": {"hardware": "4xnvidia-h100-80gb"}})
+        kube.wait_for(
+            TEP,
+            "faulty",
+            lambda o: (
+                ready_with("Started", state="READY")(o)
+                and o["status"]["deploymentId"] != ready["deploymentId"]
+                and not o["status"].get("rollout")
+            ),
+            timeout=180,
+        )
+        ours = [d for d in env.simulator.v2_deployments() if d.endpoint_name.rpartition("/")[2] == name]
+        assert len({d.endpoint_id for d in ours}) == 1, "one endpoint of our name"
+        assert [d.hardware for d in ours] == ["4xnvidia-h100-80gb"], "one deployment: the rolled-out one"
+        kube.kubectl("delete", TEP, "faulty", "--wait=false")
+        kube.wait_gone(TEP, "faulty", timeout=180)
+    finally:
+        env.simulator.clear_faults()
+    assert [d for d in env.simulator.v2_deployments() if d.endpoint_name.rpartition("/")[2] == name] == []
+
+
+def test_a_failed_rollout_leaves_the_traffic_on_the_old_deployment_and_removes_the_new_one(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("doomed"))
+    status = kube.wait_for(TEP, "doomed", ready_with("Started", state="READY"))["status"]
+    endpoint_id, old_id = status["endpointId"], status["deploymentId"]
+
+    # The simulator cannot place this model on this hardware: the new deployment never gets READY.
+    kube.patch(TEP, "doomed", {"spec": {"model": "Qwen/Qwen3.5-9B-FP8", "hardware": "1xnvidia-h100-80gb"}})
+
+    def new_one_waits(obj: dict[str, Any]) -> bool:
+        waiting = [
+            d for d in deployments_of(env, endpoint_id) if d.id != old_id and d.state.endswith("DEGRADED")
+        ]
+        return bool(waiting) and (obj["status"].get("rollout") or {}).get("phase") == "WaitingReady"
+
+    waiting = kube.wait_for(TEP, "doomed", new_one_waits)
+    assert has_condition("Serving")(waiting), "the old deployment serves meanwhile"
+    (new,) = [d for d in deployments_of(env, endpoint_id) if d.id != old_id]
+    env.simulator.v2_out_of_band(new.id, "fail", message="engine exited with code 1")
+
+    def removed(obj: dict[str, Any]) -> bool:
+        return has_condition("Stalled", reason="RolloutFailed")(obj) and [
+            d.id for d in deployments_of(env, endpoint_id)
+        ] == [old_id]
+
+    failed = kube.wait_for(TEP, "doomed", removed)
+    (old,) = deployments_of(env, endpoint_id)
+    assert old.traffic_weight is not None, "the traffic stayed on the old deployment"
+    assert failed["status"]["deploymentId"] == old_id
+    assert failed["status"]["rollout"]["phase"] == "Failed"
+    assert "engine exited with code 1" in condition_message(failed, "Stalled")
+    assert has_condition("Serving")(failed)
+
+
+def condition_message(obj: dict[str, Any], kind: str) -> str:
+    return next(str(c.get("message", "")) for c in obj["status"]["conditions"] if c["type"] == kind)
