@@ -363,6 +363,8 @@ def test_the_operator_reads_every_setting_the_chart_gives_it(
         "metrics_port": 0,
         "log_format": "plain",
         "verbose": True,
+        "default_api": "v1",
+        "v2_inference_url": "https://api-inference.together.ai/v1",
         "claims_namespace": "together-operator",
     }
     namespaced = env_of(tools.render(SCENARIOS["namespaced"]))
