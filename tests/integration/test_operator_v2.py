@@ -27,7 +27,7 @@ ENDPOINTS = r"/v2/projects/[^/]+/endpoints"
 
 
 def v2_manifest(name: str, **spec: Any) -> dict[str, Any]:
-    return endpoint_manifest(name, api="v2", **spec)
+    return endpoint_manifest(name, **{"api": "v2", **spec})
 
 
 def deployments_of(env: OperatorEnv, endpoint_id: str) -> list[AdminDeployment]:
