@@ -41,7 +41,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.support.controlplane import ControlPlane, free_port
 from tests.support.kube import install_crd
 from tests.support.manifests import endpoint_manifest
-from tests.support.operator import operator_environment, wait_healthy
+from tests.support.operator import operator_environment, terminate, wait_healthy
 
 from together_operator.resource import GROUP, PLURAL, VERSION
 from together_simulator import Call, RunningSimulator, SimulatorConfig
@@ -145,12 +145,7 @@ class Child:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
+            terminate(self.proc)
         self._log.close()
 
 

@@ -26,6 +26,7 @@ from tests.integration.test_operator_lifecycle import TEP
 from tests.support.controlplane import ControlPlane, free_port
 from tests.support.kube import Kube, condition, has_condition
 from tests.support.manifests import endpoint_manifest
+from tests.support.operator import terminate
 from tests.support.operator_fixtures import OperatorEnv
 
 pytestmark = pytest.mark.controlplane
@@ -81,12 +82,7 @@ class Prometheus:
         return [rule for group in answer["data"]["groups"] for rule in group["rules"]]
 
     def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        terminate(self._proc)
         self._log.close()
 
 

@@ -146,12 +146,7 @@ class OperatorProcess:
         if not self.running():
             return
         assert self._proc is not None
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        terminate(self._proc, grace=30)
         self.current.ended = time.time()
 
     def running(self) -> bool:
@@ -180,3 +175,13 @@ class OperatorProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def terminate(proc: subprocess.Popen[bytes], grace: float = 20) -> None:
+    """SIGTERM `proc`, and SIGKILL it if it has not exited `grace` seconds later; returns once it is gone."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
