@@ -30,6 +30,21 @@ def _post_event(body: Any, event: Event) -> None:
     kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
 
 
+def reconciler_settings(config: OperatorConfig) -> ReconcilerSettings:
+    """What the reconciler takes from `together-operator run`'s flags."""
+    return ReconcilerSettings(
+        base_url=config.base_url,
+        finalizer=FINALIZER,
+        resync_interval=config.resync_interval,
+        transition_check=config.transition_poll_interval,
+        retry=RetryPolicy(
+            transient_seconds=config.transient_retry_interval,
+            auth_seconds=config.stalled_retry_interval,
+            credentials_seconds=config.stalled_retry_interval,
+        ),
+    )
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
@@ -44,16 +59,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         on_cycle=metrics.poll_seconds.observe,
     )
     memo.reconciler = Reconciler(
-        ReconcilerSettings(
-            base_url=config.base_url,
-            finalizer=FINALIZER,
-            resync_interval=config.resync_interval,
-            retry=RetryPolicy(
-                transient_seconds=config.transient_retry_interval,
-                auth_seconds=config.stalled_retry_interval,
-                credentials_seconds=config.stalled_retry_interval,
-            ),
-        ),
+        reconciler_settings(config),
         CredentialResolver(kube_client.CoreV1Api(api), config.api_key),
         memo.clients,
         memo.poller,
