@@ -20,7 +20,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## testbins: build (or reuse from the cache) kube-apiserver, etcd, kubectl and helm
+## testbins: build (or reuse from the cache) kube-apiserver, etcd, kube-controller-manager, kubectl, helm,
+## hack/kstatus, and Prometheus and promtool
 testbins:
 	hack/build-testbins.sh
 

@@ -44,6 +44,21 @@ def _post_event(body: Any, event: Event) -> None:
 kopf.on.login()(login)
 
 
+def reconciler_settings(config: OperatorConfig) -> ReconcilerSettings:
+    """What the reconciler takes from `together-operator run`'s flags."""
+    return ReconcilerSettings(
+        base_url=config.base_url,
+        finalizer=FINALIZER,
+        transition_check=config.transition_poll_interval,
+        retry=RetryPolicy(
+            transient_seconds=config.transient_retry_interval,
+            auth_seconds=config.stalled_retry_interval,
+            credentials_seconds=config.stalled_retry_interval,
+        ),
+        default_api=config.default_api,
+    )
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
@@ -59,22 +74,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         on_cycle=metrics.poll_seconds.observe,
         resync=ResyncBudget(calls_per_second=config.resync_budget, min_period=config.resync_interval),
     )
-    retry = RetryPolicy(
-        transient_seconds=config.transient_retry_interval,
-        auth_seconds=config.stalled_retry_interval,
-        credentials_seconds=config.stalled_retry_interval,
-    )
+    flags = reconciler_settings(config)
     memo.v2_clients = V2Clients(config.base_url, rate_limiter, transport=metrics.transport)
     memo.v2_lists = V2EndpointLists(
         PollIntervals(steady=config.poll_interval, transition=config.transition_poll_interval)
     )
     memo.reconciler = Reconciler(
-        ReconcilerSettings(
-            base_url=config.base_url,
-            finalizer=FINALIZER,
-            retry=retry,
-            default_api=config.default_api,
-        ),
+        flags,
         CredentialResolver(kube_client.CoreV1Api(api), config.api_key),
         memo.clients,
         memo.poller,
@@ -86,7 +92,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         SecretGuard(kube_client.CoreV1Api(api)),
         budgets=memo.budgets,
         v2=V2Reconciler(
-            V2Settings(config.v2_inference_url, retry=retry, resync_interval=config.resync_interval),
+            V2Settings(config.v2_inference_url, retry=flags.retry, resync_interval=config.resync_interval),
             memo.v2_clients,
             memo.v2_lists,
             memo.clients,

@@ -51,6 +51,12 @@ def make_key(label: str) -> str:
     return f"tk-{label}-{secrets.token_hex(16)}"
 
 
+def fault_seed() -> int:
+    """The seed of a randomised scenario: FAULT_SEED when set (to repeat a run), else a fresh random one.
+    Scenarios print it, and pass for every seed."""
+    return int(os.environ.get("FAULT_SEED") or secrets.randbelow(2**32))
+
+
 def is_ready(obj: Mapping[str, Any], reason: str | None = None) -> bool:
     """Ready=True for the resource's current generation (and with `reason`, that reason)."""
     return has_condition("Ready", reason=reason)(dict(obj))

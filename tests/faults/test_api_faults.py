@@ -6,14 +6,12 @@ the operator's intervals (no hot loop).
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import TEP, is_ready, make_key, report
+from tests.faults.harness import TEP, fault_seed, is_ready, make_key, report
 from tests.support.manifests import endpoint_manifest
 
 pytestmark = pytest.mark.controlplane
@@ -51,7 +49,7 @@ def _faults() -> list[dict[str, object]]:
 def test_thirty_percent_of_calls_failing_converges_without_duplicates_or_hot_loops(
     fault_stack: StackFactory,
 ) -> None:
-    seed = int(os.environ.get("FAULT_SEED") or secrets.randbelow(2**32))
+    seed = fault_seed()
     print(f"\napi faults: seed {seed} (FAULT_SEED={seed} repeats the simulator's draws)")
     key = make_key("faulty")
     stack = fault_stack(
@@ -69,6 +67,7 @@ def test_thirty_percent_of_calls_failing_converges_without_duplicates_or_hot_loo
     for name in names:
         kube.apply(endpoint_manifest(name))
     created = stack.wait_all(ns, is_ready, timeout=600, what="Ready after create")
+    ready_seconds = time.monotonic() - started
     ids = {obj["metadata"]["name"]: obj["status"]["endpointId"] for obj in created}
     assert sorted(e.id for e in stack.dedicated_endpoints()) == sorted(ids.values())
 
@@ -96,16 +95,10 @@ def test_thirty_percent_of_calls_failing_converges_without_duplicates_or_hot_loo
     posts = stats.posts()
     # An endpoint was made by a POST the server handled: answered 200, or its response lost after.
     made = [c for c in posts if c.status == 200 or "lose_create_response" in c.faults]
-    assert len(made) == RESOURCES, f"{len(made)} endpoints created for {RESOURCES} resources"
-    assert stack.dedicated_endpoints() == []
-    assert set(stats.endpoint_calls()) >= set(ids.values())
-
-    # No hot loop: each resource's own calls stay within what its wakes allow (see the constants).
     per_endpoint = stats.endpoint_calls()
+    # No hot loop: each resource's own calls stay within what its wakes allow (see the constants).
     bound = CALLS_PER_WAKE * (CHANGES_PER_RESOURCE + duration / RESYNC)
     worst = max(per_endpoint[endpoint_id] for endpoint_id in ids.values())
-    assert worst <= bound, f"{worst} calls for one endpoint in {duration:.0f}s (bound {bound:.0f})"
-    faults = stats.faults_by_kind()
     # Failed as the operator saw it: an error status, no response, or held past its timeout.
     failed = sum(
         1
@@ -114,17 +107,19 @@ def test_thirty_percent_of_calls_failing_converges_without_duplicates_or_hot_loo
         or (c.status or 0) >= 500
         or {"latency", "lose_create_response"} & set(c.faults)
     )
-    assert failed / len(stats.calls) >= 0.2, "the faults did not fire as configured"
     shared = len(stats.calls) - sum(per_endpoint.values()) - len(posts)
+    # Reported before the checks, so that a sweep (tests/faults/sweep.py) has the numbers of a failing
+    # seed too.
     report(
         "api_faults",
         seed=seed,
         resources=RESOURCES,
+        ready_seconds=round(ready_seconds),
         seconds=round(duration),
         calls_total=len(stats.calls),
         calls_failed=failed,
         failed_fraction=round(failed / len(stats.calls), 3),
-        faults_by_kind=dict(faults),
+        faults_by_kind=dict(stats.faults_by_kind()),
         posts=len(posts),
         endpoints_created=len(made),
         duplicates=len(made) - RESOURCES,
@@ -136,5 +131,10 @@ def test_thirty_percent_of_calls_failing_converges_without_duplicates_or_hot_loo
         calls_per_resource=round(len(stats.calls) / RESOURCES, 1),
         tracebacks=stack.tracebacks(),
     )
+    assert len(made) == RESOURCES, f"{len(made)} endpoints created for {RESOURCES} resources"
+    assert stack.dedicated_endpoints() == []
+    assert set(per_endpoint) >= set(ids.values())
+    assert worst <= bound, f"{worst} calls for one endpoint in {duration:.0f}s (bound {bound:.0f})"
+    assert failed / len(stats.calls) >= 0.2, "the faults did not fire as configured"
     assert stack.tracebacks() == 0
     stack.assert_no_key_leaks()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import TEP, FaultStack, is_ready, make_key, report
+from tests.faults.harness import TEP, FaultStack, fault_seed, is_ready, make_key, report
 from tests.support.kube import Kube
 from tests.support.manifests import endpoint_manifest
 from together_simulator import Call
@@ -40,10 +39,6 @@ LATENCY = {"POST": 2.0, "PATCH": 0.7, "DELETE": 0.7}
 LIFETIME = (0.2, 3.0)
 """How long each operator incarnation lives once healthy (uniform), before the next SIGKILL."""
 STEP_TIMEOUT = 180.0
-
-
-def _seed() -> int:
-    return int(os.environ.get("FAULT_SEED") or secrets.randbelow(2**32))
 
 
 @dataclass
@@ -122,7 +117,7 @@ def _in_flight(calls: list[Call], method: str, kill_time: float) -> bool:
 def test_sigkill_at_random_points_leaves_one_endpoint_per_resource_and_no_orphan(
     fault_stack: StackFactory,
 ) -> None:
-    seed = _seed()
+    seed = fault_seed()
     print(f"\nsigkill: seed {seed} (FAULT_SEED={seed} repeats the choices), {CYCLES} cycles")
     key = make_key("kill")
     stack = fault_stack(

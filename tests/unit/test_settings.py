@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from together_operator.handlers import reconciler_settings
 from together_operator.settings import add_run_arguments, config_from_args
 
 
@@ -61,3 +62,20 @@ def test_the_api_key_never_shows_in_the_config_repr(monkeypatch: pytest.MonkeyPa
 def test_a_resync_budget_of_no_reads_is_refused(budget: str) -> None:
     with pytest.raises(SystemExit):
         parse(f"--resync-budget={budget}")
+
+
+def test_the_reconciler_takes_its_intervals_from_the_flags() -> None:
+    config = config_from_args(
+        parse(
+            "--transition-poll-interval=2",
+            "--transient-retry-interval=3",
+            "--stalled-retry-interval=70",
+        )
+    )
+
+    settings = reconciler_settings(config)
+
+    # While an endpoint changes state (or a create is in doubt) the resource looks again this often.
+    assert settings.transition_check == 2
+    assert settings.retry.transient_seconds == 3
+    assert (settings.retry.auth_seconds, settings.retry.credentials_seconds) == (70, 70)
