@@ -743,6 +743,13 @@ def _plan_create(inputs: Inputs) -> Plan:
     return Plan(status=plan_.status, actions=(CreateEndpoint(request),), events=plan_.events)
 
 
+def create_sent_at(plan: Plan, sent_at: datetime) -> Plan:
+    """`plan` (a create's) with its intent timed when the POST is sent: after the hardware look-up and
+    the rate limiter's slot, which can take long, so that the outcome window never closes before a
+    POST held there lands."""
+    return replace(plan, status=plan.status.model_copy(update={"create_requested_at": sent_at}))
+
+
 def _intent_of(request: CreateEndpointRequest) -> CreateIntent:
     return CreateIntent(
         model=request.model,
@@ -1232,11 +1239,13 @@ def plan_failure(
     action: Action | None,
     retry: RetryPolicy = RetryPolicy(),
     failed_at: datetime | None = None,
+    sent_at: datetime | None = None,
 ) -> FailurePlan:
     """The status after a failed call (`action` None: while observing), and when to try again.
 
     `failed_at`: when the failure was seen (default `inputs.now`); a create without a verdict may still
-    make its endpoint for a window after that."""
+    make its endpoint for a window after that. `sent_at`: when a create's POST was sent, its intent's
+    time (default `inputs.now`)."""
     status = inputs.previous
     answered = False
     if isinstance(action, CreateEndpoint):
@@ -1247,7 +1256,9 @@ def plan_failure(
         intent = _intent_of(action.request)
         if not answered:
             intent = intent.model_copy(update={"outcome_unknown_since": failed_at or inputs.now})
-        status = status.model_copy(update={"create_requested_at": inputs.now, "create_intent": intent})
+        status = status.model_copy(
+            update={"create_requested_at": sent_at or inputs.now, "create_intent": intent}
+        )
         if isinstance(error, UnexpectedResponseError) and error.endpoint_id is not None:
             # A 2xx whose body could not be read: the endpoint exists, and its id is known.
             status = status.model_copy(update={"endpoint_id": error.endpoint_id})

@@ -4,8 +4,9 @@ core, carries out what the core returned, in order, and writes the status the co
 One reconcile, in controller-runtime's shape: read (the credential; the remote endpoint from the
 poller's list, with a GET only where `core.usable_cached_read` says so; the hardware offered when a
 create may follow) -> `core.plan` -> act in order (a create: its intent written first, guarded by
-resourceVersion, then the POST, then the endpoint id at once) -> the connection ConfigMap -> one status
-write and the events. Deletion runs `core.plan_deletion` the same way, one read or call per step.
+resourceVersion and timed in the client's rate-limiter slot right before the POST, then the POST, then
+the endpoint id at once) -> the connection ConfigMap -> one status write and the events. Deletion runs
+`core.plan_deletion` the same way, one read or call per step.
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ class _Resource:
     """The status last written, so a write is not repeated before the watch shows it."""
     create_answered: bool = False
     """The last create got a 4xx answer: no part of it is still in flight."""
+    create_sent_at: datetime | None = None
+    """When the last create's POST was sent (its intent's time); None: the create sent nothing."""
     secret_in_use: str | None = None
     """The Secret this resource last needed (`core.secret_in_use`), to release it once it does not."""
     price: KnownPrice | None = None
@@ -458,7 +461,6 @@ class Reconciler:
         hardware = None
         if observation.hardware:
             hardware = await self._hardware.offered(key.fingerprint, api, inputs.spec.model)
-        # Planned as of now, after the reads: a create's intent is stamped as close to its POST as can be.
         return replace(
             inputs,
             remote=remote,
@@ -578,13 +580,23 @@ class Reconciler:
         """Carry out one action and plan again from what the API answered."""
         meta = body["metadata"]
         if isinstance(action, CreateEndpoint):
-            # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
-            # with a conflict instead of creating twice.
             version = self._stored(body, resource).resource_version
-            await self._write_status(body, resource, plan.status, resource_version=version)
-            self._post_events(body, plan.events)
             resource.create_answered = False
-            answer = await api.create_endpoint(action.request)
+            resource.create_sent_at = None
+
+            async def record_intent() -> None:
+                # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
+                # with a conflict instead of creating twice. Timed in the client's rate-limiter slot,
+                # right before the POST: after a restart, the outcome window must not close before a
+                # POST that waited long for its slot lands.
+                nonlocal plan
+                sent_at = self._clock()
+                plan = core.create_sent_at(plan, sent_at)
+                await self._write_status(body, resource, plan.status, resource_version=version)
+                resource.create_sent_at = sent_at
+                self._post_events(body, plan.events)
+
+            answer = await api.create_endpoint(action.request, before_send=record_intent)
             self._poller.watch(key.fingerprint, api, answer.id, meta["uid"], resource.wake.set)
         elif isinstance(action, AdoptEndpoint):
             answer = await api.get_endpoint(action.endpoint_id)
@@ -618,7 +630,12 @@ class Reconciler:
         if isinstance(error, TogetherError):
             _log.warning("%s: %s", _name(body), error)
         failure = core.plan_failure(
-            inputs, error, action=action, retry=self._settings.retry, failed_at=self._clock()
+            inputs,
+            error,
+            action=action,
+            retry=self._settings.retry,
+            failed_at=self._clock(),
+            sent_at=resource.create_sent_at,
         )
         resource.create_answered |= failure.create_answered
         await self._publish(body, resource, Plan(status=failure.status, events=failure.events))

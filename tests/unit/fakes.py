@@ -6,7 +6,7 @@ the order of what was sent, e.g. the create intent before the POST."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,7 +56,7 @@ class FixedClock:
 
 class FakeTogether:
     """A Together account in memory (an `EndpointsAPI`). `fail` queues errors for the next calls of an
-    operation; `lose_create_answer` makes the next POST create its endpoint, then raise (a lost
+    operation; `lost_create_answer` makes the next POST create its endpoint, then raise (a lost
     response)."""
 
     def __init__(
@@ -65,12 +65,15 @@ class FakeTogether:
         self.endpoints = {e.id: e for e in endpoints}
         self.log: Log = log if log is not None else []
         self.clock = clock
+        self.slot_waits: dict[str, float] = {}
+        """operation -> seconds it waits on `clock` (which it moves on) for a rate-limiter slot before it
+        is sent"""
         self.takes: dict[str, float] = {}
         """operation -> seconds it takes on `clock` (which it moves on) before it answers"""
         self.meanwhile: dict[str, Callable[[], None]] = {}
         """operation -> what else happens while it is in flight"""
         self.hardware: list[HardwareWithStatus] = list(OFFERED)
-        self.failures: dict[str, list[Exception]] = {}
+        self.failures: dict[str, list[BaseException]] = {}
         self.deletes_take_effect = True
         """False: a DELETE is accepted (2xx) but the endpoint stays, as while Together tears it down."""
         self.lost_create_answer: TogetherError | None = None
@@ -79,12 +82,16 @@ class FakeTogether:
         self.listed = asyncio.Event()
         self._created = 0
 
-    def fail(self, operation: str, *errors: Exception) -> None:
+    def fail(self, operation: str, *errors: BaseException) -> None:
         """Raise `errors`, one per call, on the next calls of `operation` (e.g. "POST /endpoints")."""
         self.failures.setdefault(operation, []).extend(errors)
 
-    async def _call(self, operation: str) -> None:
+    async def _call(self, operation: str, before_send: Callable[[], Awaitable[None]] | None = None) -> None:
         await asyncio.sleep(0)  # a call yields to the event loop, as I/O does
+        if self.clock is not None:
+            self.clock.advance(seconds=self.slot_waits.get(operation, 0.0))
+        if before_send is not None:
+            await before_send()  # in the slot, as the client does: if it raises, nothing is sent
         self.log.append(operation)
         if self.clock is not None:
             self.clock.advance(seconds=self.takes.get(operation, 0.0))
@@ -115,8 +122,10 @@ class FakeTogether:
         await self._call(f"GET /endpoints/{endpoint_id}")
         return self._get(endpoint_id, "GET")
 
-    async def create_endpoint(self, request: CreateEndpointRequest) -> DedicatedEndpoint:
-        await self._call("POST /endpoints")
+    async def create_endpoint(
+        self, request: CreateEndpointRequest, *, before_send: Callable[[], Awaitable[None]] | None = None
+    ) -> DedicatedEndpoint:
+        await self._call("POST /endpoints", before_send)
         self._created += 1
         made = endpoint(
             id=f"endpoint-{self._created}",
@@ -327,8 +336,16 @@ class ShellBed:
         self.events: list[Event] = []
         self.others = OtherResources()
         self.budgets = BudgetBook()
-        self.reconciler = Reconciler(
-            settings or ReconcilerSettings(base_url="https://api.together.ai/v1"),
+        self.settings = settings or ReconcilerSettings(base_url="https://api.together.ai/v1")
+        self.reconciler = self._start()
+
+    def restart(self) -> None:
+        """The operator restarts: a new `Reconciler`, with nothing remembered but what the fakes hold."""
+        self.reconciler = self._start()
+
+    def _start(self) -> Reconciler:
+        return Reconciler(
+            self.settings,
             self.credentials,
             FakeClients(self.together),
             self.lists,

@@ -5,8 +5,11 @@ is safe. Driven against the fakes (tests/unit/fakes.py), one reconcile at a time
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from together_operator.core import CREATE_OUTCOME_WINDOW, KeepFinalizer, OtherResources, Released
 from together_operator.handlers import open_creates
@@ -125,6 +128,49 @@ async def test_the_intent_is_stamped_after_the_hardware_look_up() -> None:
     await bed.reconcile(bed.resource())
 
     assert bed.status.writes[0].create_requested_at == NOW + timedelta(seconds=30)
+
+
+async def test_the_intent_is_timed_when_the_post_is_sent_after_its_wait_for_a_rate_limiter_slot() -> None:
+    bed = ShellBed()
+    bed.together.slot_waits["POST /endpoints"] = 600.0
+
+    await bed.reconcile(bed.resource())
+
+    sent_at = NOW + timedelta(seconds=600)
+    intent, recorded = bed.status.writes[0], bed.status.writes[1]
+    assert (intent.create_requested_at, intent.endpoint_id) == (sent_at, None)
+    assert (recorded.create_requested_at, recorded.endpoint_id) == (sent_at, "endpoint-1")
+
+
+async def test_a_create_that_failed_after_a_long_wait_for_its_slot_keeps_its_send_time() -> None:
+    bed = ShellBed()
+    bed.together.slot_waits["POST /endpoints"] = 600.0
+    bed.together.fail("POST /endpoints", timed_out())
+
+    await bed.reconcile(bed.resource())
+
+    assert bed.status.writes[-1].create_requested_at == NOW + timedelta(seconds=600)
+
+
+async def test_a_post_in_flight_when_the_operator_stops_is_waited_for_a_window_after_it_was_sent() -> None:
+    """The POST waited a whole outcome window for its rate-limiter slot, and the operator stopped with it
+    on the wire: after the restart, the window runs from the send, so the POST may still land and is
+    not sent again."""
+    bed = ShellBed()
+    body = bed.resource()
+    bed.together.slot_waits["POST /endpoints"] = CREATE_OUTCOME_WINDOW.total_seconds()
+    bed.together.fail("POST /endpoints", asyncio.CancelledError())  # the operator stops meanwhile
+    with pytest.raises(asyncio.CancelledError):
+        await bed.reconcile(body)
+    bed.restart()
+    bed.watch_event(body)
+
+    bed.clock.advance(seconds=10)
+    await bed.reconcile(body)
+
+    assert "GET /endpoints" in bed.calls()  # looked for it, found nothing
+    assert bed.calls().count("POST /endpoints") == 1
+    assert bed.status.writes[-1].endpoint_id is None
 
 
 async def test_a_create_that_timed_out_is_waited_for_a_window_after_the_timeout() -> None:

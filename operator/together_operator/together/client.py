@@ -9,6 +9,10 @@ backoff and jitter, never sooner than the server's Retry-After. A Retry-After lo
 `MAX_RETRY_DELAY` is not waited out here: the error goes to the caller, which can requeue the work
 instead of holding a worker. A create (POST) is never retried, whatever the failure: a response lost
 on the way back may belong to an endpoint that now exists, and a second POST would make another.
+
+A create's `before_send` hook is awaited inside its rate-limiter slot, right before the POST goes out:
+the caller records its intent then, so the time it records is when the POST was sent, however long
+the slot took. If the hook raises, nothing is sent.
 """
 
 import asyncio
@@ -16,7 +20,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
@@ -64,6 +68,9 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+BeforeSend = Callable[[], Awaitable[None]]
+"""Awaited right before a request is sent, inside its rate-limiter slot."""
+
 
 def _user_agent() -> str:
     try:
@@ -77,7 +84,8 @@ class EndpointsAPI(Protocol):
 
     Failures are raised as the `errors` classes, whatever the backend: in particular `NotFoundError`
     for an endpoint id that does not exist, and `TransientError` from `create_endpoint` when it cannot
-    tell whether the endpoint was created.
+    tell whether the endpoint was created. `create_endpoint` awaits `before_send` right before the POST
+    goes out (after any wait for a rate-limiter slot), and sends nothing if it raises.
     """
 
     async def list_endpoints(
@@ -86,7 +94,9 @@ class EndpointsAPI(Protocol):
 
     async def get_endpoint(self, endpoint_id: str) -> DedicatedEndpoint: ...
 
-    async def create_endpoint(self, request: CreateEndpointRequest) -> DedicatedEndpoint: ...
+    async def create_endpoint(
+        self, request: CreateEndpointRequest, *, before_send: BeforeSend | None = None
+    ) -> DedicatedEndpoint: ...
 
     async def update_endpoint(
         self, endpoint_id: str, request: UpdateEndpointRequest
@@ -198,8 +208,11 @@ class TogetherClient(EndpointsAPI):
         """GET /endpoints/{id}; `NotFoundError` when there is no such endpoint."""
         return await self._call("GET", _endpoint_path(endpoint_id), DedicatedEndpoint.model_validate_json)
 
-    async def create_endpoint(self, request: CreateEndpointRequest) -> DedicatedEndpoint:
-        """POST /endpoints, exactly once.
+    async def create_endpoint(
+        self, request: CreateEndpointRequest, *, before_send: BeforeSend | None = None
+    ) -> DedicatedEndpoint:
+        """POST /endpoints, exactly once; `before_send` is awaited in the rate-limiter slot right before
+        it, and an error it raises is raised here with nothing sent.
 
         A `TransientError` here means the outcome is unknown: the endpoint may exist. Look for it
         (list, match) before creating again.
@@ -210,6 +223,7 @@ class TogetherClient(EndpointsAPI):
             DedicatedEndpoint.model_validate_json,
             json=request.to_body(),
             idempotent=False,
+            before_send=before_send,
         )
 
     async def update_endpoint(self, endpoint_id: str, request: UpdateEndpointRequest) -> DedicatedEndpoint:
@@ -255,12 +269,13 @@ class TogetherClient(EndpointsAPI):
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
         idempotent: bool = True,
+        before_send: BeforeSend | None = None,
     ) -> T:
         """Send one request, retrying it when that is safe and useful, and parse the success body."""
         retries_done = 0
         while True:
             try:
-                response = await self._send(method, path, params=params, json=json)
+                response = await self._send(method, path, params=params, json=json, before_send=before_send)
                 try:
                     return parse(response.content)
                 except ValidationError as exc:
@@ -287,12 +302,30 @@ class TogetherClient(EndpointsAPI):
                 await asyncio.sleep(delay)
 
     async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+        before_send: BeforeSend | None,
+    ) -> httpx.Response:
+        """One HTTP exchange; any outcome but a 2xx response becomes a `TogetherError`. What
+        `before_send` raises is the caller's own error, not the request's: it goes out as it is."""
+        async with self._rate_limiter.slot():
+            if before_send is not None:
+                await before_send()
+            response = await self._exchange(method, path, params=params, json=json)
+        if response.is_success:
+            return response
+        raise self._error_from_response(response, method, path)
+
+    async def _exchange(
         self, method: str, path: str, *, params: dict[str, str] | None, json: dict[str, Any] | None
     ) -> httpx.Response:
-        """One HTTP exchange; any outcome but a 2xx response becomes a `TogetherError`."""
+        """The request itself; a failure to get any response becomes a `TransientError`."""
         try:
-            async with self._rate_limiter.slot():
-                response = await self._http.request(method, path, params=params, json=json)
+            return await self._http.request(method, path, params=params, json=json)
         except httpx.TimeoutException as exc:
             raise TransientError(
                 f"{type(exc).__name__}: no response within {self._timeout:g}s", method=method, path=path
@@ -300,9 +333,6 @@ class TogetherClient(EndpointsAPI):
         except httpx.RequestError as exc:
             detail = self._redact(str(exc)) or "no details"
             raise TransientError(f"{type(exc).__name__}: {detail}", method=method, path=path) from exc
-        if response.is_success:
-            return response
-        raise self._error_from_response(response, method, path)
 
     def _error_from_response(self, response: httpx.Response, method: str, path: str) -> TogetherError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

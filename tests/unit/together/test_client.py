@@ -4,8 +4,9 @@ The client tests in tests/client cover the same behaviour against the simulator 
 pin down the details a server cannot easily show (headers, query spelling, backoff bounds).
 """
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from together_operator.together import (
     NotFoundError,
     PermanentError,
     RateLimitedError,
+    RateLimiter,
     TogetherClient,
     TransientError,
     UpdateEndpointRequest,
@@ -216,6 +218,64 @@ async def test_create_is_sent_exactly_once_whatever_the_failure(
             await client.create_endpoint(CREATE_REQUEST)
 
     assert [r.method for r in server.requests] == ["POST"]
+
+
+class RecordingLimiter(RateLimiter):
+    """An unlimited rate limiter that logs when a call takes and gives back its slot."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__(0)
+        self.log = log
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.log.append("slot taken")
+        try:
+            yield
+        finally:
+            self.log.append("slot given back")
+
+
+def recording_server(log: list[str]) -> Server:
+    def answer(request: httpx.Request) -> httpx.Response:
+        log.append(f"{request.method} sent")
+        return httpx.Response(200, json=ENDPOINT_BODY)
+
+    return Server(answer)
+
+
+async def test_a_create_runs_its_before_send_hook_in_its_rate_limiter_slot_right_before_the_post() -> None:
+    log: list[str] = []
+    server = recording_server(log)
+
+    async def before_send() -> None:
+        log.append("hook")
+
+    transport = httpx.MockTransport(server)
+    async with TogetherClient(
+        "https://api.example.test/v1", API_KEY, transport=transport, rate_limiter=RecordingLimiter(log)
+    ) as client:
+        await client.create_endpoint(CREATE_REQUEST, before_send=before_send)
+
+    assert log == ["slot taken", "hook", "POST sent", "slot given back"]
+
+
+async def test_a_create_whose_before_send_hook_fails_sends_nothing_and_raises_the_hook_s_error() -> None:
+    log: list[str] = []
+    server = recording_server(log)
+
+    async def before_send() -> None:
+        raise RuntimeError("intent write refused: 409")
+
+    transport = httpx.MockTransport(server)
+    async with TogetherClient(
+        "https://api.example.test/v1", API_KEY, transport=transport, rate_limiter=RecordingLimiter(log)
+    ) as client:
+        with pytest.raises(RuntimeError, match="409"):
+            await client.create_endpoint(CREATE_REQUEST, before_send=before_send)
+
+    assert server.requests == []
+    assert log == ["slot taken", "slot given back"]
 
 
 async def test_permanent_errors_are_not_retried() -> None:
