@@ -358,6 +358,7 @@ class Reconciler:
             return await self._fail(body, resource, inputs, key, action=None)
         if self._on_v2(spec, previous):
             assert self._v2 is not None
+            await self._keep_secret(namespace, uid, resource, others, v2_core.secret_in_use(spec))
             failures = resource.failures
             resource_v2 = V2Resource(
                 namespace, name, uid, inputs.generation, spec, previous, resource.wake.set
@@ -387,14 +388,7 @@ class Reconciler:
         if plan.actions:
             await self._look_up_price(api, key, observed, plan.status, resource)
             plan = self._within_budget(observed, plan, resource, uid)
-        in_use = core.secret_in_use(spec, plan.status)
-        if in_use is not None:  # before a create: deletion must find the key whenever an endpoint exists
-            await self._secrets.hold(namespace, in_use)
-        if resource.secret_in_use != in_use:
-            unused = core.secret_to_release(namespace, resource.secret_in_use, others.secret_users, uid)
-            if unused is not None:
-                await self._secrets.release(namespace, unused)
-            resource.secret_in_use = in_use
+        await self._keep_secret(namespace, uid, resource, others, core.secret_in_use(spec, plan.status))
         for action in plan.actions:
             if self._hold(body) is not None:  # deletion began meanwhile: act no more
                 return 0.5
@@ -414,6 +408,19 @@ class Reconciler:
             transition_seconds=self._settings.transition_check,
         )
         return schedules.seconds_until_transition(plan.status.schedule, observed.now, delay)
+
+    async def _keep_secret(
+        self, namespace: str, uid: str, resource: _Resource, others: OtherResources, in_use: str | None
+    ) -> None:
+        """Hold the Secret deletion will need (before a create: deletion must find the key whenever an
+        endpoint exists); release the one it needed before, unless another resource still needs it."""
+        if in_use is not None:
+            await self._secrets.hold(namespace, in_use)
+        if resource.secret_in_use != in_use:
+            unused = core.secret_to_release(namespace, resource.secret_in_use, others.secret_users, uid)
+            if unused is not None:
+                await self._secrets.release(namespace, unused)
+            resource.secret_in_use = in_use
 
     def _on_v2(self, spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> bool:
         return (
@@ -688,13 +695,16 @@ class Reconciler:
         if self._on_v2(spec, status) and not v2_core.lives_on_v1(status):
             assert self._v2 is not None
             namespace = meta["namespace"]
-            return await self._v2.delete(
+            outcome = await self._v2.delete(
                 spec,
                 status,
                 namespace,
                 meta["name"],
                 lambda: self._credentials.resolve(namespace, spec.api_key_secret_ref),
             )
+            if isinstance(outcome, Released):
+                await self._release_secret(namespace, spec, others, meta["uid"])
+            return outcome
         known = DeletionInputs(
             spec=TogetherEndpointSpec.model_validate(body.get("spec") or {}),
             status=status,
@@ -732,13 +742,17 @@ class Reconciler:
                 await self._connections.withdraw(_owner(body), step.withdraw_connection)
             if step.release_claim is not None:
                 await self._ownership.release(step.release_claim, _owner(body))
-            named = known.spec.api_key_secret_ref
-            unused = core.secret_to_release(
-                known.namespace, named.name if named else None, others.secret_users, meta["uid"]
-            )
-            if unused is not None:
-                await self._secrets.release(known.namespace, unused)
+            await self._release_secret(known.namespace, known.spec, others, meta["uid"])
         return step
+
+    async def _release_secret(
+        self, namespace: str, spec: TogetherEndpointSpec, others: OtherResources, uid: str
+    ) -> None:
+        """Once the resource is released: its Secret's in-use finalizer goes, unless another needs it."""
+        named = spec.api_key_secret_ref
+        unused = core.secret_to_release(namespace, named.name if named else None, others.secret_users, uid)
+        if unused is not None:
+            await self._secrets.release(namespace, unused)
 
     async def _deletion_call(
         self,

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import secrets
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -242,6 +244,26 @@ class FaultStack:
             self.control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
         )["items"]
         return [e for e in items if e["type"] == "Warning"]
+
+
+def kill_repeatedly(
+    operator: OperatorProcess,
+    rng: random.Random,
+    lifetime: tuple[float, float],
+    done: threading.Event,
+    kill_times: list[float],
+    after_kill: Callable[[], None],
+) -> None:
+    """SIGKILL the operator once it has lived a random `lifetime` (uniform) after getting healthy, call
+    `after_kill` while it is down, start it again; until `done`. Raises if it exited by itself."""
+    while not done.is_set():
+        operator.wait_healthy(timeout=120)
+        if done.wait(rng.uniform(*lifetime)):
+            return
+        kill_times.append(operator.kill())
+        after_kill()
+        time.sleep(rng.uniform(0.0, 0.5))
+        operator.start()
 
 
 def sum_events(events: Iterable[dict[str, Any]]) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import TEP, FaultStack, fault_seed, is_ready, make_key, report
+from tests.faults.harness import TEP, FaultStack, fault_seed, is_ready, kill_repeatedly, make_key, report
 from tests.support.kube import Kube
 from tests.support.manifests import endpoint_manifest
 from together_simulator import Call
@@ -64,16 +64,10 @@ def _check_no_duplicate(run: Run) -> None:
 
 
 def _killer(run: Run, rng: random.Random) -> None:
-    operator = run.stack.operator
     try:
-        while not run.done.is_set():
-            operator.wait_healthy(timeout=120)  # fails if the operator exited by itself
-            if run.done.wait(rng.uniform(*LIFETIME)):
-                return
-            run.kill_times.append(operator.kill())
-            _check_no_duplicate(run)
-            time.sleep(rng.uniform(0.0, 0.5))
-            operator.start()
+        kill_repeatedly(
+            run.stack.operator, rng, LIFETIME, run.done, run.kill_times, lambda: _check_no_duplicate(run)
+        )
     except Exception as error:  # reported by the test
         run.errors.append(f"killer: {error}")
         run.done.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.test_operator_lifecycle import TEP, create_ready
+from tests.integration.test_operator_v2 import ready_with, v2_manifest
 from tests.support.kube import Kube
 from tests.support.manifests import secret_manifest
 from tests.support.operator_fixtures import SECOND_KEY, OperatorEnv
@@ -48,3 +49,25 @@ def test_the_secret_loses_the_finalizer_with_the_last_resource_that_needs_it(
 
     kube.kubectl("delete", TEP, "second")
     assert SECRET_IN_USE_FINALIZER not in secret_finalizers(kube, "team-key")
+
+
+def test_a_deleted_namespace_with_v2_resources_deletes_their_endpoints_and_deployments(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(secret_manifest("team-key", SECOND_KEY))
+    kube.apply(v2_manifest("v2-with-secret", apiKeySecretRef={"name": "team-key"}))
+    status = kube.wait_for(TEP, "v2-with-secret", ready_with("Started", state="READY"))["status"]
+    assert [d.id for d in env.simulator.v2_deployments() if d.endpoint_id == status["endpointId"]] == [
+        status["deploymentId"]
+    ]
+    assert SECRET_IN_USE_FINALIZER in secret_finalizers(kube, "team-key")
+
+    kube.cp.kubectl("delete", "namespace", kube.namespace, "--wait=false")
+
+    kube.wait_gone("namespace", kube.namespace, timeout=120)
+    assert [d for d in env.simulator.v2_deployments() if d.endpoint_id == status["endpointId"]] == []
+    endpoint_deletes = env.simulator.calls(
+        method="DELETE", path=rf"/v2/projects/[^/]+/endpoints/{status['endpointId']}"
+    )
+    assert [c.status for c in endpoint_deletes][-1:] == [200], "the endpoint was deleted with the key"
