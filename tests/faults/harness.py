@@ -246,6 +246,21 @@ class FaultStack:
         return [e for e in items if e["type"] == "Warning"]
 
 
+@dataclass
+class KillRun:
+    """What a SIGKILL scenario's killer and its lanes share."""
+
+    stack: FaultStack
+    kube: Kube
+    done: threading.Event = field(default_factory=threading.Event)
+    errors: list[str] = field(default_factory=list)
+    violations: list[dict[str, int]] = field(default_factory=list)
+    """What the scenario's check found after a kill: e.g. a duplicate create, a third deployment."""
+    kill_times: list[float] = field(default_factory=list)
+    cycles_done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 def kill_repeatedly(
     operator: OperatorProcess,
     rng: random.Random,

@@ -19,12 +19,20 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import TEP, FaultStack, fault_seed, is_ready, kill_repeatedly, make_key, report
+from tests.faults.harness import (
+    TEP,
+    FaultStack,
+    KillRun,
+    fault_seed,
+    is_ready,
+    kill_repeatedly,
+    make_key,
+    report,
+)
 from tests.support.kube import Kube
 from tests.support.manifests import endpoint_manifest
 from together_simulator import Call
@@ -41,29 +49,15 @@ LIFETIME = (0.2, 3.0)
 STEP_TIMEOUT = 180.0
 
 
-@dataclass
-class Run:
-    """What the killer and the lanes share."""
-
-    stack: FaultStack
-    kube: Kube
-    done: threading.Event = field(default_factory=threading.Event)
-    errors: list[str] = field(default_factory=list)
-    duplicates_seen: list[dict[str, int]] = field(default_factory=list)
-    kill_times: list[float] = field(default_factory=list)
-    cycles_done: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _check_no_duplicate(run: Run) -> None:
+def _check_no_duplicate(run: KillRun) -> None:
     """Two live endpoints with one resource's display name would be a duplicate create."""
     names = Counter(e.display_name for e in run.stack.dedicated_endpoints())
     duplicated = {name: n for name, n in names.items() if n > 1}
     if duplicated:
-        run.duplicates_seen.append(duplicated)
+        run.violations.append(duplicated)
 
 
-def _killer(run: Run, rng: random.Random) -> None:
+def _killer(run: KillRun, rng: random.Random) -> None:
     try:
         kill_repeatedly(
             run.stack.operator, rng, LIFETIME, run.done, run.kill_times, lambda: _check_no_duplicate(run)
@@ -73,7 +67,7 @@ def _killer(run: Run, rng: random.Random) -> None:
         run.done.set()
 
 
-def _lane(run: Run, lane: int, cycles: list[int]) -> None:
+def _lane(run: KillRun, lane: int, cycles: list[int]) -> None:
     """Each cycle: create, scale, stop, delete; the lane's last resource is kept, to compare with the
     endpoints left at the end."""
     stack, kube = run.stack, run.kube
@@ -123,7 +117,7 @@ def test_sigkill_at_random_points_leaves_one_endpoint_per_resource_and_no_orphan
         ],
         seed=seed,
     )
-    run = Run(stack, stack.namespace("kill"))
+    run = KillRun(stack, stack.namespace("kill"))
     rng = random.Random(seed)
     lanes = [
         threading.Thread(
@@ -159,7 +153,7 @@ def test_sigkill_at_random_points_leaves_one_endpoint_per_resource_and_no_orphan
     assert sorted(e.display_name for e in endpoints) == sorted(
         f"{run.kube.namespace}/{obj['metadata']['name']}" for obj in remaining
     )
-    assert run.duplicates_seen == []
+    assert run.violations == []
     # One POST per resource, ever: a create cut short by a kill was found again, not repeated.
     assert len(posts) == CYCLES, f"{len(posts)} POSTs for {CYCLES} resources"
     assert {c.status for c in posts} == {200}

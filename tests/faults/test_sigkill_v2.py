@@ -21,15 +21,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from tests.faults.conftest import StackFactory
-from tests.faults.harness import TEP, FaultStack, fault_seed, is_ready, kill_repeatedly, make_key, report
+from tests.faults.harness import (
+    TEP,
+    KillRun,
+    fault_seed,
+    is_ready,
+    kill_repeatedly,
+    make_key,
+    report,
+)
 from tests.simulator.v2_helpers import V2
-from tests.support.kube import Kube
 from tests.support.manifests import endpoint_manifest
 
 pytestmark = pytest.mark.controlplane
@@ -45,27 +51,14 @@ V2_ENDPOINTS = r"/v2/projects/[^/]+/endpoints"
 V2_DEPLOYMENTS = rf"{V2_ENDPOINTS}/[^/]+/deployments"
 
 
-@dataclass
-class Run:
-    stack: FaultStack
-    kube: Kube
-    done: threading.Event = field(default_factory=threading.Event)
-    errors: list[str] = field(default_factory=list)
-    crowded_endpoints: list[dict[str, int]] = field(default_factory=list)
-    """Endpoints seen with more than two deployments (a rollout's old and new are the most)."""
-    kill_times: list[float] = field(default_factory=list)
-    cycles_done: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _check_no_third_deployment(run: Run) -> None:
+def _check_no_third_deployment(run: KillRun) -> None:
     per_endpoint = Counter(d.endpoint_id for d in run.stack.simulator.v2_deployments())
     crowded = {endpoint: n for endpoint, n in per_endpoint.items() if n > 2}
     if crowded:
-        run.crowded_endpoints.append(crowded)
+        run.violations.append(crowded)
 
 
-def _killer(run: Run, rng: random.Random) -> None:
+def _killer(run: KillRun, rng: random.Random) -> None:
     try:
         kill_repeatedly(
             run.stack.operator,
@@ -92,7 +85,7 @@ def _on_v2(obj: dict[str, Any], deployment_other_than: str | None = None) -> boo
     )
 
 
-def _rollout_cycle(run: Run, name: str) -> None:
+def _rollout_cycle(run: KillRun, name: str) -> None:
     """A v2 resource is created, then its hardware changes: a new deployment behind the same name."""
     kube, ns = run.kube, run.kube.namespace
     kube.apply(endpoint_manifest(name, api="v2"))
@@ -102,7 +95,7 @@ def _rollout_cycle(run: Run, name: str) -> None:
     run.stack.wait_for(ns, name, lambda o: _on_v2(o, old), STEP_TIMEOUT, "rolled out")
 
 
-def _migration_cycle(run: Run, name: str) -> None:
+def _migration_cycle(run: KillRun, name: str) -> None:
     """A v1 resource is created, then moved to v2."""
     kube, ns = run.kube, run.kube.namespace
     kube.apply(endpoint_manifest(name, api="v1"))
@@ -111,7 +104,7 @@ def _migration_cycle(run: Run, name: str) -> None:
     run.stack.wait_for(ns, name, _on_v2, STEP_TIMEOUT, "migrated")
 
 
-def _lane(run: Run, prefix: str, cycle: Callable[[Run, str], None]) -> None:
+def _lane(run: KillRun, prefix: str, cycle: Callable[[KillRun, str], None]) -> None:
     """CYCLES cycles one after the other; each resource but the last is deleted at the end of its cycle."""
     try:
         for index in range(CYCLES):
@@ -126,7 +119,7 @@ def _lane(run: Run, prefix: str, cycle: Callable[[Run, str], None]) -> None:
         run.errors.append(f"lane {prefix}: {error}")
 
 
-def _succeeded(run: Run, method: str, path: str) -> int:
+def _succeeded(run: KillRun, method: str, path: str) -> int:
     return sum(
         1
         for c in run.stack.stats().calls
@@ -150,7 +143,7 @@ def test_sigkill_during_v2_creates_rollouts_and_migrations_creates_nothing_twice
         ],
         seed=seed,
     )
-    run = Run(stack, stack.namespace("kill-v2"))
+    run = KillRun(stack, stack.namespace("kill-v2"))
     rng = random.Random(seed)
     lanes = [
         threading.Thread(target=_lane, args=(run, "r", _rollout_cycle), name="lane-rollout"),
@@ -189,7 +182,7 @@ def test_sigkill_during_v2_creates_rollouts_and_migrations_creates_nothing_twice
         ROLLED_HARDWARE
     }
     assert len(remaining) == 2
-    assert run.crowded_endpoints == [], "a rollout never has a third deployment"
+    assert run.violations == [], "a rollout never has a third deployment"
     # Every v1 endpoint was deleted: by its migration, or with its resource.
     assert stack.dedicated_endpoints() == []
     # Each create succeeded once per resource: one a kill cut short was read back by name, not repeated.
