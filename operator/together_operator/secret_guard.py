@@ -14,6 +14,8 @@ from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 SECRET_IN_USE_FINALIZER = "together.ai/secret-in-use"
+_ATTEMPTS = 5
+"""Reads and patches of one change, when other resources change the Secret's finalizers meanwhile."""
 
 
 class SecretGuard:
@@ -35,29 +37,38 @@ class SecretGuard:
 
     async def _change(self, namespace: str, name: str, *, add: bool) -> bool:
         """Add or remove the finalizer; whether the Secret exists. The resourceVersion test makes a
-        concurrent change of the finalizers fail (409/422) instead of being overwritten."""
-        try:
-            secret = await asyncio.to_thread(self._api.read_namespaced_secret, name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise
-        meta = secret.metadata
-        finalizers = list((meta.finalizers if meta is not None else None) or [])
-        if (SECRET_IN_USE_FINALIZER in finalizers) == add:
-            return True
-        wanted = (
-            [*finalizers, SECRET_IN_USE_FINALIZER]
-            if add
-            else [f for f in finalizers if f != SECRET_IN_USE_FINALIZER]
-        )
-        patch: list[dict[str, Any]] = [
-            {
-                "op": "test",
-                "path": "/metadata/resourceVersion",
-                "value": meta.resource_version if meta else None,
-            },
-            {"op": "add", "path": "/metadata/finalizers", "value": wanted},
-        ]
-        await asyncio.to_thread(self._api.patch_namespaced_secret, name, namespace, patch)
-        return True
+        concurrent change of the finalizers (another resource holding the same Secret) fail with 409 or
+        422 instead of being overwritten: the Secret is then read again and the change made anew."""
+        attempts_left = _ATTEMPTS
+        while True:
+            attempts_left -= 1
+            try:
+                secret = await asyncio.to_thread(self._api.read_namespaced_secret, name, namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    return False
+                raise
+            meta = secret.metadata
+            finalizers = list((meta.finalizers if meta is not None else None) or [])
+            if (SECRET_IN_USE_FINALIZER in finalizers) == add:
+                return True
+            wanted = (
+                [*finalizers, SECRET_IN_USE_FINALIZER]
+                if add
+                else [f for f in finalizers if f != SECRET_IN_USE_FINALIZER]
+            )
+            patch: list[dict[str, Any]] = [
+                {
+                    "op": "test",
+                    "path": "/metadata/resourceVersion",
+                    "value": meta.resource_version if meta else None,
+                },
+                {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+            ]
+            try:
+                await asyncio.to_thread(self._api.patch_namespaced_secret, name, namespace, patch)
+            except ApiException as error:
+                if error.status not in (409, 422) or attempts_left == 0:
+                    raise
+            else:
+                return True
