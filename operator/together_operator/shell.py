@@ -651,10 +651,11 @@ class Reconciler:
 
     async def _publish(self, body: Mapping[str, Any], resource: _Resource, plan: Plan) -> None:
         uid = body["metadata"]["uid"]
+        await self._write_status(body, resource, plan.status)
+        # Only now does the namespace's count see this status: until then the reservation stands for it.
         reserved = self._reserved.get(uid)
         if reserved is not None and budget.reservation_settled(reserved, plan.status):
             del self._reserved[uid]
-        await self._write_status(body, resource, plan.status)
         self._post_events(body, plan.events)
         self._metrics.reconciles.labels(_outcome_reason(plan.status)).inc()
 

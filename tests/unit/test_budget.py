@@ -184,10 +184,12 @@ def record(spec: TogetherBudgetSpec) -> BudgetRecord:
 
 def many_resources(bed: ShellBed) -> None:
     """Let the bed's one status writer stand for many resources: each body's resourceVersion is its
-    own, so one resource's write does not make another's guarded write a conflict."""
+    own, so one resource's write does not make another's guarded write a conflict. Each write is a
+    round trip, as on a real apiserver: the other resources run while it is under way."""
     guarded_write = bed.status.write
 
     async def write_own_version(*args: Any, resource_version: str | None = None, **kwargs: Any) -> bool:
+        await asyncio.sleep(0)
         return await guarded_write(*args, **kwargs)
 
     bed.status.write = write_own_version  # type: ignore[method-assign]
@@ -413,3 +415,24 @@ async def test_a_resource_waiting_for_budget_proceeds_by_itself_when_another_sto
     assert await settle(lambda: "POST /endpoints" in bed.calls())
     stop.set()
     await loop
+
+
+async def test_what_a_budget_allowed_is_counted_until_the_status_showing_it_is_written() -> None:
+    # Room for one 2x H100 endpoint (3.252 USD/h); the second resource decides while every status write
+    # of the first after its POST is under way, as it may on a real apiserver.
+    bed = budget_bed(maxHourlyCost="4")
+    first, second = bed.resource(uid="uid-1"), bed.resource(uid="uid-2")
+    second["metadata"]["name"] = "endpoint-2"
+    many_resources(bed)
+    write = bed.status.write
+
+    async def write_while_the_second_decides(*args: Any, **kwargs: Any) -> bool:
+        if "POST /endpoints" in bed.calls() and args[1] == first["metadata"]["name"]:
+            await bed.reconcile(second)
+        return await write(*args, **kwargs)
+
+    bed.status.write = write_while_the_second_decides  # type: ignore[method-assign]
+
+    await bed.reconcile(first)
+
+    assert bed.calls().count("POST /endpoints") == 1
