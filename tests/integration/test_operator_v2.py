@@ -5,9 +5,11 @@ conditions, the simulator's call log and deployments, and an application calling
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,29 @@ ENDPOINTS = r"/v2/projects/[^/]+/endpoints"
 
 def v2_manifest(name: str, **spec: Any) -> dict[str, Any]:
     return endpoint_manifest(name, **{"api": "v2", **spec})
+
+
+@contextlib.contextmanager
+def calling_repeatedly(call: Callable[[], str]) -> Iterator[list[str]]:
+    """Run `call` over and over in a thread while the block runs; yields its answers, an API error as
+    `<status> <body>`."""
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def keep_calling() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(call())
+            except openai.APIStatusError as error:
+                answers.append(f"{error.status_code} {error.body}")
+
+    caller = threading.Thread(target=keep_calling)
+    caller.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        caller.join()
 
 
 def deployments_of(env: OperatorEnv, endpoint_id: str) -> list[AdminDeployment]:
@@ -168,26 +193,16 @@ def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traff
     kube.apply(v2_manifest("rolled"))
     before = kube.wait_for(TEP, "rolled", ready_with("Started", state="READY"))["status"]
     endpoint_id, old_id = before["endpointId"], before["deploymentId"]
-    answers: list[str] = []
-    stop = threading.Event()
+    # An application calling during the rollout; no retries, so a routing error would show.
+    client = openai.OpenAI(base_url=env.simulator.base_url, api_key=env.simulator.api_key, max_retries=0)
 
-    def call_the_endpoint() -> None:
-        """An application calling during the rollout; no retries, so a routing error would show."""
-        with openai.OpenAI(
-            base_url=env.simulator.base_url, api_key=env.simulator.api_key, max_retries=0
-        ) as client:
-            while not stop.is_set():
-                try:
-                    client.chat.completions.create(
-                        model=before["endpointName"], messages=[{"role": "user", "content": "hi"}]
-                    )
-                    answers.append("ok")
-                except openai.APIStatusError as error:
-                    answers.append(f"{error.status_code} {error.body}")
+    def call_the_endpoint() -> str:
+        client.chat.completions.create(
+            model=before["endpointName"], messages=[{"role": "user", "content": "hi"}]
+        )
+        return "ok"
 
-    caller = threading.Thread(target=call_the_endpoint)
-    caller.start()
-    try:
+    with client, calling_repeatedly(call_the_endpoint) as answers:
         kube.patch(TEP, "rolled", {"spec": {"hardware": "4xnvidia-h100-80gb"}})
         after = kube.wait_for(
             TEP,
@@ -199,9 +214,6 @@ def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traff
             ),
             timeout=120,
         )["status"]
-    finally:
-        stop.set()
-        caller.join()
 
     assert after["endpointName"] == before["endpointName"], "applications keep calling the same name"
     (deployment,) = deployments_of(env, endpoint_id)
@@ -224,27 +236,19 @@ def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_
     v1 = kube.wait_for(TEP, "moved", lambda o: ready_with("Started", state="STARTED")(o))["status"]
     assert v1["api"] == "v1"
     v1_id = v1["endpointId"]
-    answers: list[str] = []
-    stop = threading.Event()
 
-    def call_through_the_config_map() -> None:
+    def call_through_the_config_map() -> str:
         """An application that reads the connection ConfigMap before each call, without retries."""
-        while not stop.is_set():
-            data = kube.get("configmap", "moved-connection")["data"]
-            with openai.OpenAI(
-                base_url=data["TOGETHER_BASE_URL"], api_key=env.simulator.api_key, max_retries=0
-            ) as client:
-                try:
-                    client.chat.completions.create(
-                        model=data["TOGETHER_MODEL"], messages=[{"role": "user", "content": "hi"}]
-                    )
-                    answers.append(data["TOGETHER_MODEL"])
-                except openai.APIStatusError as error:
-                    answers.append(f"{error.status_code} {error.body}")
+        data = kube.get("configmap", "moved-connection")["data"]
+        with openai.OpenAI(
+            base_url=data["TOGETHER_BASE_URL"], api_key=env.simulator.api_key, max_retries=0
+        ) as client:
+            client.chat.completions.create(
+                model=data["TOGETHER_MODEL"], messages=[{"role": "user", "content": "hi"}]
+            )
+        return str(data["TOGETHER_MODEL"])
 
-    caller = threading.Thread(target=call_through_the_config_map)
-    caller.start()
-    try:
+    with calling_repeatedly(call_through_the_config_map) as answers:
         kube.patch(TEP, "moved", {"spec": {"api": "v2"}})
         after = kube.wait_for(
             TEP,
@@ -256,9 +260,6 @@ def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_
             ),
             timeout=120,
         )["status"]
-    finally:
-        stop.set()
-        caller.join()
 
     assert after["endpointName"] == f"devuser/{kube.namespace}-moved"
     assert v1_id not in {e.id for e in env.simulator.endpoints()}, "the v1 endpoint is deleted at the end"
