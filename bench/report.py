@@ -48,6 +48,13 @@ _ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
     ("drift put back max (s)", lambda r: _drift(r, "max_seconds"), "{:.1f}", True),
     ("drift put back within (goal, s)", lambda r: _drift(r, "goal_seconds"), "{:.0f}", False),
     ("drift not put back", lambda r: _drift(r, "uncorrected"), "{}", False),
+    ("drift phase length (s)", lambda r: _drift(r, "window_seconds"), "{:.0f}", False),
+    (
+        "drift phase status PATCHes (all resources)",
+        lambda r: (_drift(r, "kubernetes_writes") or {}).get("status_patches"),
+        "{}",
+        False,
+    ),
     ("create: all Ready (s)", lambda r: r["create"]["all_ready_seconds"], "{:.0f}", True),
     (
         "create: first remote create after (s)",
