@@ -288,7 +288,7 @@ def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_
     )
 
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == data["TOGETHER_MODEL"]
+    assert run.stdout.strip() == f"Echo from {data['TOGETHER_MODEL']}: Hello!"
 
 
 def test_under_30_percent_faults_a_v2_resource_converges_with_nothing_created_twice_or_left_behind(
