@@ -242,6 +242,9 @@ class V2Inputs:
     deployment_messages: Mapping[str, str] = field(default_factory=dict)
     """deployment id -> its `status.message`, read (a single GET: the list lacks it) for the FAILED and
     DEGRADED deployments of the endpoint."""
+    inactive_timeouts: Mapping[str, int] = field(default_factory=dict)
+    """deployment id -> its inactiveTimeout in minutes (0: off), read by a single GET (the list lacks it)
+    for the live deployment after a spec change and once per resync interval; absent: not read."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +278,13 @@ class SetV2Autoscaling:
 
 
 @dataclass(frozen=True)
+class SetV2InactiveTimeout:
+    endpoint_id: str
+    deployment_id: str
+    minutes: int
+
+
+@dataclass(frozen=True)
 class RetireV1Endpoint:
     """The last step of a migration: DELETE the v1 endpoint (through the v1 API), then look it up."""
 
@@ -293,6 +303,7 @@ V2Action = (
     | CreateV2Deployment
     | SetTrafficSplit
     | SetV2Autoscaling
+    | SetV2InactiveTimeout
     | DeleteV2Deployment
     | RetireV1Endpoint
 )
@@ -578,6 +589,16 @@ def _plan_live(
             status,
             _working(Reason.UPDATING, text),
             SetTrafficSplit(endpoint.id, split, endpoint.etag),
+        )
+    # Omitted or 0 is off, on the spec as on the platform; a create sends it, later changes are updates.
+    wanted_timeout = inputs.spec.inactive_timeout or 0
+    if inputs.inactive_timeouts.get(live.id, wanted_timeout) != wanted_timeout:
+        text = f"setting inactiveTimeout to {wanted_timeout} minutes"
+        return _render(
+            inputs,
+            status,
+            _working(Reason.UPDATING, text),
+            SetV2InactiveTimeout(endpoint.id, live.id, wanted_timeout),
         )
     old = next((d for d in endpoint.deployments if d.id != live.id), None)
     if old is not None:

@@ -43,6 +43,7 @@ from together_operator.v2_core import (
     RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
+    SetV2InactiveTimeout,
     V2Action,
     V2DeletionInputs,
     V2Inputs,
@@ -268,6 +269,8 @@ class V2Reconciler:
         self._catalogue = catalogue or SupportedModels()
         self._changed_at: dict[str, float] = {}
         """uid -> time.monotonic() of its last call that changed something"""
+        self._timeout_settled: dict[str, int] = {}
+        """uid -> the generation whose inactiveTimeout is applied (absent: its status.observedGeneration)"""
 
     async def reconcile(self, host: V2Host, key: ApiKey, resource: V2Resource) -> float:
         """One reconcile: observe, then one call per plan until the plan asks for none; the seconds until
@@ -294,6 +297,7 @@ class V2Reconciler:
                 inputs, endpoint=await self._find(api, project.id, name, resource.previous, since)
             )
             inputs = await self._with_message(api, inputs)
+            inputs = await self._with_inactive_timeout(api, inputs, resource.uid)
             plan = plan_v2(inputs)
             for _ in range(MAX_STEPS):
                 action = plan.action
@@ -305,12 +309,15 @@ class V2Reconciler:
                 plan = plan_v2(replace(inputs, now=self._clock()))
         except TogetherError as error:
             _log.warning("%s/%s: %s", resource.namespace, resource.name, error)
+            self._timeout_settled[resource.uid] = -1  # the failure's status names this generation: read again
             failure = plan_v2_failure(inputs, error, action, self._settings.retry)
             await host.publish(failure.plan.status, failure.plan.events)
             return host.backoff(failure.retry_after)
         steps = v2_connection_steps(resource.spec, plan, self._settings.inference_url)
         plan = with_v2_connection(inputs, plan, steps, await host.connection(steps))
         await host.publish(plan.status, plan.events)
+        if plan.status.rollout is None:  # a deployment a rollout makes live was created with an older spec
+            self._timeout_settled[resource.uid] = resource.generation
         reconciling = plan.status.condition(ConditionType.RECONCILING)
         if plan.action is not None or (reconciling is not None and reconciling.status == "True"):
             return self._settings.transition_check
@@ -347,6 +354,20 @@ class V2Reconciler:
         }
         return replace(inputs, deployment_messages=messages)
 
+    async def _with_inactive_timeout(
+        self, api: DedicatedInferenceAPI, inputs: V2Inputs, uid: str
+    ) -> V2Inputs:
+        """The live deployment's inactiveTimeout (the list lacks it), read by a single GET only while a
+        spec generation is not known to be applied: a change of the spec costs one GET, a steady
+        resource none (a change made by hand is not watched)."""
+        endpoint, live = inputs.endpoint, inputs.previous.deployment_id
+        if endpoint is None or live is None or all(d.id != live for d in endpoint.deployments):
+            return inputs
+        if self._timeout_settled.get(uid, inputs.previous.observed_generation) == inputs.generation:
+            return inputs
+        deployment = await api.get_deployment(endpoint.id, live)
+        return replace(inputs, inactive_timeouts={live: deployment.inactive_timeout or 0})
+
     async def _act(
         self,
         host: V2Host,
@@ -379,6 +400,12 @@ class V2Reconciler:
         elif isinstance(action, DeleteV2Deployment):
             with contextlib.suppress(NotFoundError):  # gone already: a repeat after a lost answer
                 await api.delete_deployment(action.endpoint_id, action.deployment_id)
+        elif isinstance(action, SetV2InactiveTimeout):
+            deployment = await api.set_inactive_timeout(
+                action.endpoint_id, action.deployment_id, action.minutes
+            )
+            timeouts = {**inputs.inactive_timeouts, deployment.id: deployment.inactive_timeout or 0}
+            inputs = replace(inputs, inactive_timeouts=timeouts)
         else:
             await api.set_autoscaling(action.endpoint_id, action.deployment_id, action.autoscaling, etag=None)
         return await self._with_message(
@@ -388,6 +415,7 @@ class V2Reconciler:
     def unwatch(self, uid: str) -> None:
         self._lists.unwatch(uid)
         self._changed_at.pop(uid, None)
+        self._timeout_settled.pop(uid, None)
 
     # --- deletion -----------------------------------------------------------------------------------
 

@@ -270,6 +270,29 @@ def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_
     assert answers[0] == v1["endpointName"], "the v1 endpoint served first"
 
 
+def test_an_inactive_timeout_change_on_a_live_v2_resource_updates_its_deployment_in_place(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("idle", inactiveTimeout=60))
+    status = kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))["status"]
+    endpoint_id, deployment_id = status["endpointId"], status["deploymentId"]
+    assert [d.inactive_timeout for d in deployments_of(env, endpoint_id)] == [60], "sent with the create"
+
+    kube.patch(TEP, "idle", {"spec": {"inactiveTimeout": 30}})
+    kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))
+    kube.patch(TEP, "idle", {"spec": {"inactiveTimeout": None}})
+    after = kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))["status"]
+
+    assert after["deploymentId"] == deployment_id, "no rollout: the same deployment"
+    assert [d.inactive_timeout for d in deployments_of(env, endpoint_id)] == [0], "omitted is off"
+    updates = env.simulator.calls(
+        method="PATCH", path=f"{ENDPOINTS}/{endpoint_id}/deployments/{deployment_id}"
+    )
+    timeout_updates = [c for c in updates if c.query.get("updateMask") == "inactiveTimeout"]
+    assert [c.status for c in timeout_updates] == [200, 200]
+
+
 def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_config_map(
     operator_env: OperatorEnv, kube: Kube
 ) -> None:

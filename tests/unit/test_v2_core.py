@@ -46,6 +46,7 @@ from together_operator.v2_core import (
     RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
+    SetV2InactiveTimeout,
     V2Action,
     V2DeletionInputs,
     V2Failure,
@@ -133,6 +134,7 @@ def run(
     previous: TogetherEndpointStatus = CREATED,
     target: DeploymentTarget | HardwareRejected | None = TARGET,
     message: str = "",
+    inactive_timeouts: dict[str, int] | None = None,
     **spec_overrides: Any,
 ) -> V2Plan:
     return plan_v2(
@@ -147,6 +149,7 @@ def run(
             endpoint=remote,
             target=target,
             deployment_messages={d.id: message for d in remote.deployments} if remote and message else {},
+            inactive_timeouts=inactive_timeouts or {},
         )
     )
 
@@ -373,6 +376,34 @@ def test_autoscaling_is_set_to_the_spec_and_stopped_is_0_0(
         ENDPOINT_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=wanted[0], max_replicas=wanted[1])
     )
     assert conditions(plan)[ConditionType.RECONCILING] == ("True", reason)
+
+
+@pytest.mark.parametrize(
+    ("remote_minutes", "spec_minutes", "wanted"),
+    [(0, 60, 60), (60, 30, 30), (60, None, 0), (45, 0, 0)],
+    ids=["turned-on", "changed", "omitted-is-off", "zero-is-off"],
+)
+def test_an_inactive_timeout_that_differs_on_the_live_deployment_is_updated_alone(
+    remote_minutes: int, spec_minutes: int | None, wanted: int
+) -> None:
+    plan = run(
+        endpoint(deployment()),
+        inactive_timeouts={DEPLOYMENT_ID: remote_minutes},
+        inactiveTimeout=spec_minutes,
+    )
+    assert plan.action == SetV2InactiveTimeout(ENDPOINT_ID, DEPLOYMENT_ID, wanted)
+    assert conditions(plan)[ConditionType.RECONCILING] == ("True", Reason.UPDATING)
+
+
+@pytest.mark.parametrize(
+    "inactive_timeouts",
+    [{DEPLOYMENT_ID: 60}, {}, {"dep_other": 0}],
+    ids=["equal", "not-read", "read-of-another-deployment"],
+)
+def test_an_inactive_timeout_equal_or_not_read_is_left_alone(inactive_timeouts: dict[str, int]) -> None:
+    plan = run(endpoint(deployment()), inactive_timeouts=inactive_timeouts, inactiveTimeout=60)
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.READY] == ("True", Reason.STARTED)
 
 
 def test_a_traffic_split_changed_by_hand_is_put_back() -> None:
