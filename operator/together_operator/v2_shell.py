@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -33,7 +33,7 @@ from together_operator.resource import (
 )
 from together_operator.together import EndpointsAPI, NotFoundError, RateLimiter, TogetherError
 from together_operator.together.v2_client import DedicatedInferenceAPI, TogetherV2Client
-from together_operator.together.v2_models import DeploymentState, Endpoint, SupportedModel
+from together_operator.together.v2_models import Config, DeploymentState, Endpoint, SupportedModel
 from together_operator.v2_core import (
     CreateV2Deployment,
     CreateV2Endpoint,
@@ -50,6 +50,7 @@ from together_operator.v2_core import (
     V2Plan,
     V2Released,
     WaitForStopped,
+    configs_to_read,
     endpoint_name,
     migrating_from,
     plan_v2,
@@ -62,6 +63,8 @@ from together_operator.v2_core import (
 )
 
 _log = logging.getLogger(__name__)
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 MAX_STEPS = 8
 """Calls in one reconcile at most (endpoint, deployment, split, autoscaling, with room to spare)."""
@@ -129,21 +132,34 @@ class V2Clients:
         self._clients.clear()
 
 
-class SupportedModels:
-    """The v2 catalogue per key for a short while; concurrent callers share one request."""
+class CatalogueCache:
+    """The v2 catalogue per key for a short while (the supported models, and the config revisions whose
+    draft model the choice of config reads); concurrent callers share one request."""
 
     def __init__(self, ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._entries: dict[str, tuple[float, asyncio.Task[list[SupportedModel]]]] = {}
+        self._models: dict[str, tuple[float, asyncio.Future[list[SupportedModel]]]] = {}
+        self._configs: dict[tuple[str, str], tuple[float, asyncio.Future[Config]]] = {}
 
-    async def get(self, credential: str, api: DedicatedInferenceAPI) -> list[SupportedModel]:
+    async def supported_models(self, credential: str, api: DedicatedInferenceAPI) -> list[SupportedModel]:
+        models: list[SupportedModel] = await self._shared(self._models, credential, api.list_supported_models)
+        return list(models)  # a copy: the cached list is shared
+
+    async def config(self, credential: str, api: DedicatedInferenceAPI, config: str) -> Config:
+        return await self._shared(self._configs, (credential, config), lambda: api.get_config(config))
+
+    def _shared(
+        self,
+        entries: dict[_Key, tuple[float, asyncio.Future[_Value]]],
+        key: _Key,
+        call: Callable[[], Awaitable[_Value]],
+    ) -> Awaitable[_Value]:
         now = self._clock()
-        entry = self._entries.get(credential)
+        entry = entries.get(key)
         if entry is None or now - entry[0] >= self._ttl or (entry[1].done() and entry[1].exception()):
-            entry = (now, asyncio.ensure_future(api.list_supported_models()))
-            self._entries[credential] = entry
-        return list(await asyncio.shield(entry[1]))
+            entry = entries[key] = (now, asyncio.ensure_future(call()))
+        return asyncio.shield(entry[1])
 
 
 @dataclass
@@ -259,14 +275,14 @@ class V2Reconciler:
         lists: V2EndpointLists,
         v1_clients: V1Clients,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
-        catalogue: SupportedModels | None = None,
+        catalogue: CatalogueCache | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients
         self._lists = lists
         self._v1_clients = v1_clients
         self._clock = clock
-        self._catalogue = catalogue or SupportedModels()
+        self._catalogue = catalogue or CatalogueCache()
         self._changed_at: dict[str, float] = {}
         """uid -> time.monotonic() of its last call that changed something"""
         self._timeout_settled: dict[str, int] = {}
@@ -380,8 +396,12 @@ class V2Reconciler:
         """Carry out one call; the inputs of the next plan (this plan's status fed back, fresh reads)."""
         inputs = replace(inputs, previous=plan.status)
         if isinstance(action, ResolveTarget):
-            supported = await self._catalogue.get(key.fingerprint, api)
-            return replace(inputs, target=resolve_target(inputs.spec, supported))
+            supported = await self._catalogue.supported_models(key.fingerprint, api)
+            drafts = {
+                config: (await self._catalogue.config(key.fingerprint, api, config)).draft_model
+                for config in configs_to_read(inputs.spec, supported)
+            }
+            return replace(inputs, target=resolve_target(inputs.spec, supported, drafts))
         if isinstance(action, CreateV2Endpoint):
             await host.write_intent(plan.status)  # the intent, before the one POST
             return replace(inputs, endpoint=await api.create_endpoint(action.name))

@@ -227,6 +227,34 @@ def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traff
     assert phases, "the rollout is reported"
 
 
+def test_speculative_decoding_chooses_the_config_with_a_draft_model_and_a_change_rolls_out(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """Mixtral has, on each hardware, a certified config with a draft model and one without."""
+    env = operator_env
+    kube.apply(v2_manifest("draft", speculativeDecoding=True))
+    before = kube.wait_for(TEP, "draft", ready_with("Started", state="READY"))["status"]
+    (speculative,) = deployments_of(env, before["endpointId"])
+    assert speculative.speculator, "speculativeDecoding: true deploys the config that pins a draft model"
+
+    kube.patch(TEP, "draft", {"spec": {"speculativeDecoding": False}})
+    after = kube.wait_for(
+        TEP,
+        "draft",
+        lambda o: (
+            ready_with("Started", state="READY")(o)
+            and o["status"]["deploymentId"] != speculative.id
+            and not o["status"].get("rollout")
+        ),
+        timeout=120,
+    )["status"]
+
+    (plain,) = deployments_of(env, before["endpointId"])
+    assert (plain.id, plain.speculator, plain.hardware) == (after["deploymentId"], None, speculative.hardware)
+    assert plain.config != speculative.config
+    assert after["endpointName"] == before["endpointName"]
+
+
 def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_one_can(
     operator_env: OperatorEnv, kube: Kube
 ) -> None:
