@@ -5,10 +5,10 @@ endpoint in the key's project with one deployment taking all of its traffic. No 
   revision to deploy, from the v2 catalogue (supported models, their certified deployment profiles and
   the draft model of each profile's config);
 - `plan_v2`: the endpoint found by name in the project's list + the resolved target -> the next call
-  (create the endpoint, create the deployment, put it in the traffic split, set its autoscaling), the
-  status and the conditions. Every name is ours, so a lost answer or a crash is resolved by reading the
-  name back: no create intent window as on v1, and a name held by an endpoint this resource did not
-  create is Stalled/NameTaken;
+  (create the endpoint, create the deployment, put it in the traffic split, set its autoscaling and
+  inactive timeout), the status and the conditions. Every name is ours, so a lost answer or a crash is
+  resolved by reading the name back: no create intent window as on v1, and a name held by an endpoint
+  this resource did not create is Stalled/NameTaken;
 - `plan_v2_deletion`: the platform's order (0/0, out of the split, delete the deployment once STOPPED,
   delete the endpoint), one idempotent step at a time, until the endpoint is gone.
 One call per plan: the shell carries it out and plans again with what it answered.
@@ -245,7 +245,7 @@ def resolve_target(
         return HardwareRejected(
             Reason.HARDWARE_NOT_SUPPORTED,
             f"{asked} with speculativeDecoding {str(spec.speculative_decoding).lower()} is not offered for "
-            f"model {spec.model!r}; offered: {offered}: change speculativeDecoding, or name a config in "
+            f"model {spec.model!r}; offered: {offered}. Change speculativeDecoding, or name a config in "
             "spec.v2.config",
         )
     if len({p.config for p in matches}) > 1:
@@ -280,7 +280,8 @@ class V2Inputs:
     DEGRADED deployments of the endpoint."""
     inactive_timeouts: Mapping[str, int] = field(default_factory=dict)
     """deployment id -> its inactiveTimeout in minutes (0: off), read by a single GET (the list lacks it)
-    for the live deployment after a spec change and once per resync interval; absent: not read."""
+    for the live deployment while the shell does not know the spec's generation applied; absent: not
+    read (nothing to change)."""
 
 
 @dataclass(frozen=True)
