@@ -1,13 +1,14 @@
 """The pure core for Together v2 (CONTRACT section 6): a TogetherEndpoint on `api: v2` is one named
 endpoint in the key's project with one deployment taking all of its traffic. No I/O, no kopf.
 
-- `resolve_target`: model + hardware/gpu (or `v2.config`) -> the model and config revision to deploy,
-  from the v2 catalogue (supported models and their certified deployment profiles);
+- `resolve_target`: model + hardware/gpu + speculativeDecoding (or `v2.config`) -> the model and config
+  revision to deploy, from the v2 catalogue (supported models, their certified deployment profiles and
+  the draft model of each profile's config);
 - `plan_v2`: the endpoint found by name in the project's list + the resolved target -> the next call
-  (create the endpoint, create the deployment, put it in the traffic split, set its autoscaling), the
-  status and the conditions. Every name is ours, so a lost answer or a crash is resolved by reading the
-  name back: no create intent window as on v1, and a name held by an endpoint this resource did not
-  create is Stalled/NameTaken;
+  (create the endpoint, create the deployment, put it in the traffic split, set its autoscaling and
+  inactive timeout), the status and the conditions. Every name is ours, so a lost answer or a crash is
+  resolved by reading the name back: no create intent window as on v1, and a name held by an endpoint
+  this resource did not create is Stalled/NameTaken;
 - `plan_v2_deletion`: the platform's order (0/0, out of the split, delete the deployment once STOPPED,
   delete the endpoint), one idempotent step at a time, until the endpoint is gone.
 One call per plan: the shell carries it out and plans again with what it answered.
@@ -53,6 +54,7 @@ from together_operator.together.errors import (
 from together_operator.together.v2_models import (
     Autoscaling,
     CreateDeploymentRequest,
+    DeploymentProfile,
     DeploymentState,
     DeploymentSummary,
     Endpoint,
@@ -170,14 +172,33 @@ class DeploymentTarget:
         return f"d-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def resolve_target(
+def _catalogue_entry(
     spec: TogetherEndpointSpec, supported: Sequence[SupportedModel]
-) -> DeploymentTarget | HardwareRejected:
-    """The catalogue entry of `spec.model` and the one certified profile offering the spec's hardware.
+) -> SupportedModel | None:
+    return next((m for m in supported if spec.model in (m.name, m.base_model)), None)
 
-    `v2.config` names the config revision outright; otherwise `hardware` (either form) or `gpu` picks
-    among the model's profiles: none or several is a stall that lists what is offered."""
-    entry = next((m for m in supported if spec.model in (m.name, m.base_model)), None)
+
+def configs_to_read(spec: TogetherEndpointSpec, supported: Sequence[SupportedModel]) -> tuple[str, ...]:
+    """The config revisions whose draft model `resolve_target` needs (a profile does not say whether its
+    config decodes speculatively): every certified config of the spec's model, unless v2.config names
+    one."""
+    entry = _catalogue_entry(spec, supported)
+    if entry is None or (spec.v2 is not None and spec.v2.config is not None):
+        return ()
+    return tuple(dict.fromkeys(p.config for p in entry.deployment_profiles))
+
+
+def resolve_target(
+    spec: TogetherEndpointSpec, supported: Sequence[SupportedModel], drafts: Mapping[str, str | None]
+) -> DeploymentTarget | HardwareRejected:
+    """The catalogue entry of `spec.model` and the one certified profile offering the spec's hardware
+    and speculative decoding.
+
+    `v2.config` names the config revision outright; otherwise `hardware` (either form) or `gpu`, with
+    `speculativeDecoding`, picks among the model's profiles: a config decodes speculatively when it pins
+    a draft model (`drafts`: config -> its draft model, for the configs `configs_to_read` names). None
+    or several is a stall that lists what is offered."""
+    entry = _catalogue_entry(spec, supported)
     explicit_config = spec.v2.config if spec.v2 is not None else None
     if entry is None:
         if explicit_config is not None and spec.model.startswith("projects/"):
@@ -194,23 +215,38 @@ def resolve_target(
         return DeploymentTarget(
             model=model, config=explicit_config, hardware=named.hardware if named else None
         )
-    offered = ", ".join(sorted({p.hardware for p in profiles})) or "none"
+
+    def speculative(profile: DeploymentProfile) -> bool:
+        return bool(drafts.get(profile.config))
+
+    def offer(profile: DeploymentProfile) -> str:
+        return f"{profile.hardware} with speculative decoding" if speculative(profile) else profile.hardware
+
+    offered = ", ".join(sorted({offer(p) for p in profiles})) or "none"
     if spec.hardware is not None:
         wanted = v2_hardware(spec.hardware)
-        matches = [p for p in profiles if p.hardware == wanted]
+        on_hardware = [p for p in profiles if p.hardware == wanted]
         asked = f"spec.hardware {spec.hardware!r}"
     elif spec.gpu is not None:
         gpu_type = spec.gpu.type.lower()
-        matches = [
+        on_hardware = [
             p for p in profiles if p.gpu_count == spec.gpu.count and gpu_type in p.gpu_type.lower().split("-")
         ]
         asked = f"spec.gpu {spec.gpu.count}x {spec.gpu.type}"
     else:
         return HardwareRejected(Reason.INVALID_SPEC, "set exactly one of spec.hardware or spec.gpu")
-    if not matches:
+    if not on_hardware:
         return HardwareRejected(
             Reason.HARDWARE_NOT_SUPPORTED,
             f"{asked} is not offered for model {spec.model!r}; offered: {offered}",
+        )
+    matches = [p for p in on_hardware if speculative(p) == spec.speculative_decoding]
+    if not matches:
+        return HardwareRejected(
+            Reason.HARDWARE_NOT_SUPPORTED,
+            f"{asked} with speculativeDecoding {str(spec.speculative_decoding).lower()} is not offered for "
+            f"model {spec.model!r}; offered: {offered}. Change speculativeDecoding, or name a config in "
+            "spec.v2.config",
         )
     if len({p.config for p in matches}) > 1:
         configs = ", ".join(sorted(p.config for p in matches))
@@ -242,6 +278,10 @@ class V2Inputs:
     deployment_messages: Mapping[str, str] = field(default_factory=dict)
     """deployment id -> its `status.message`, read (a single GET: the list lacks it) for the FAILED and
     DEGRADED deployments of the endpoint."""
+    inactive_timeouts: Mapping[str, int] = field(default_factory=dict)
+    """deployment id -> its inactiveTimeout in minutes (0: off), read by a single GET (the list lacks it)
+    for the live deployment while the shell does not know the spec's generation applied; absent: not
+    read (nothing to change)."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +315,13 @@ class SetV2Autoscaling:
 
 
 @dataclass(frozen=True)
+class SetV2InactiveTimeout:
+    endpoint_id: str
+    deployment_id: str
+    minutes: int
+
+
+@dataclass(frozen=True)
 class RetireV1Endpoint:
     """The last step of a migration: DELETE the v1 endpoint (through the v1 API), then look it up."""
 
@@ -293,6 +340,7 @@ V2Action = (
     | CreateV2Deployment
     | SetTrafficSplit
     | SetV2Autoscaling
+    | SetV2InactiveTimeout
     | DeleteV2Deployment
     | RetireV1Endpoint
 )
@@ -578,6 +626,16 @@ def _plan_live(
             status,
             _working(Reason.UPDATING, text),
             SetTrafficSplit(endpoint.id, split, endpoint.etag),
+        )
+    # Omitted or 0 is off, on the spec as on the platform; a create sends it, later changes are updates.
+    wanted_timeout = inputs.spec.inactive_timeout or 0
+    if inputs.inactive_timeouts.get(live.id, wanted_timeout) != wanted_timeout:
+        text = f"setting inactiveTimeout to {wanted_timeout} minutes"
+        return _render(
+            inputs,
+            status,
+            _working(Reason.UPDATING, text),
+            SetV2InactiveTimeout(endpoint.id, live.id, wanted_timeout),
         )
     old = next((d for d in endpoint.deployments if d.id != live.id), None)
     if old is not None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -33,7 +33,7 @@ from together_operator.resource import (
 )
 from together_operator.together import EndpointsAPI, NotFoundError, RateLimiter, TogetherError
 from together_operator.together.v2_client import DedicatedInferenceAPI, TogetherV2Client
-from together_operator.together.v2_models import DeploymentState, Endpoint, SupportedModel
+from together_operator.together.v2_models import Config, DeploymentState, Endpoint, SupportedModel
 from together_operator.v2_core import (
     CreateV2Deployment,
     CreateV2Endpoint,
@@ -43,12 +43,14 @@ from together_operator.v2_core import (
     RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
+    SetV2InactiveTimeout,
     V2Action,
     V2DeletionInputs,
     V2Inputs,
     V2Plan,
     V2Released,
     WaitForStopped,
+    configs_to_read,
     endpoint_name,
     migrating_from,
     plan_v2,
@@ -61,6 +63,8 @@ from together_operator.v2_core import (
 )
 
 _log = logging.getLogger(__name__)
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 MAX_STEPS = 8
 """Calls in one reconcile at most (endpoint, deployment, split, autoscaling, with room to spare)."""
@@ -128,21 +132,34 @@ class V2Clients:
         self._clients.clear()
 
 
-class SupportedModels:
-    """The v2 catalogue per key for a short while; concurrent callers share one request."""
+class CatalogueCache:
+    """The v2 catalogue per key for a short while (the supported models, and the config revisions whose
+    draft model the choice of config reads); concurrent callers share one request."""
 
     def __init__(self, ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._entries: dict[str, tuple[float, asyncio.Task[list[SupportedModel]]]] = {}
+        self._models: dict[str, tuple[float, asyncio.Future[list[SupportedModel]]]] = {}
+        self._configs: dict[tuple[str, str], tuple[float, asyncio.Future[Config]]] = {}
 
-    async def get(self, credential: str, api: DedicatedInferenceAPI) -> list[SupportedModel]:
+    async def supported_models(self, credential: str, api: DedicatedInferenceAPI) -> list[SupportedModel]:
+        models: list[SupportedModel] = await self._shared(self._models, credential, api.list_supported_models)
+        return list(models)  # a copy: the cached list is shared
+
+    async def config(self, credential: str, api: DedicatedInferenceAPI, config: str) -> Config:
+        return await self._shared(self._configs, (credential, config), lambda: api.get_config(config))
+
+    def _shared(
+        self,
+        entries: dict[_Key, tuple[float, asyncio.Future[_Value]]],
+        key: _Key,
+        call: Callable[[], Awaitable[_Value]],
+    ) -> Awaitable[_Value]:
         now = self._clock()
-        entry = self._entries.get(credential)
+        entry = entries.get(key)
         if entry is None or now - entry[0] >= self._ttl or (entry[1].done() and entry[1].exception()):
-            entry = (now, asyncio.ensure_future(api.list_supported_models()))
-            self._entries[credential] = entry
-        return list(await asyncio.shield(entry[1]))
+            entry = entries[key] = (now, asyncio.ensure_future(call()))
+        return asyncio.shield(entry[1])
 
 
 @dataclass
@@ -258,16 +275,18 @@ class V2Reconciler:
         lists: V2EndpointLists,
         v1_clients: V1Clients,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
-        catalogue: SupportedModels | None = None,
+        catalogue: CatalogueCache | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients
         self._lists = lists
         self._v1_clients = v1_clients
         self._clock = clock
-        self._catalogue = catalogue or SupportedModels()
+        self._catalogue = catalogue or CatalogueCache()
         self._changed_at: dict[str, float] = {}
         """uid -> time.monotonic() of its last call that changed something"""
+        self._timeout_settled: dict[str, int] = {}
+        """uid -> the generation whose inactiveTimeout is applied (absent: its status.observedGeneration)"""
 
     async def reconcile(self, host: V2Host, key: ApiKey, resource: V2Resource) -> float:
         """One reconcile: observe, then one call per plan until the plan asks for none; the seconds until
@@ -294,6 +313,7 @@ class V2Reconciler:
                 inputs, endpoint=await self._find(api, project.id, name, resource.previous, since)
             )
             inputs = await self._with_message(api, inputs)
+            inputs = await self._with_inactive_timeout(api, inputs, resource.uid)
             plan = plan_v2(inputs)
             for _ in range(MAX_STEPS):
                 action = plan.action
@@ -305,12 +325,15 @@ class V2Reconciler:
                 plan = plan_v2(replace(inputs, now=self._clock()))
         except TogetherError as error:
             _log.warning("%s/%s: %s", resource.namespace, resource.name, error)
+            self._timeout_settled[resource.uid] = -1  # the failure's status names this generation: read again
             failure = plan_v2_failure(inputs, error, action, self._settings.retry)
             await host.publish(failure.plan.status, failure.plan.events)
             return host.backoff(failure.retry_after)
         steps = v2_connection_steps(resource.spec, plan, self._settings.inference_url)
         plan = with_v2_connection(inputs, plan, steps, await host.connection(steps))
         await host.publish(plan.status, plan.events)
+        if plan.status.rollout is None:  # a deployment a rollout makes live was created with an older spec
+            self._timeout_settled[resource.uid] = resource.generation
         reconciling = plan.status.condition(ConditionType.RECONCILING)
         if plan.action is not None or (reconciling is not None and reconciling.status == "True"):
             return self._settings.transition_check
@@ -347,6 +370,20 @@ class V2Reconciler:
         }
         return replace(inputs, deployment_messages=messages)
 
+    async def _with_inactive_timeout(
+        self, api: DedicatedInferenceAPI, inputs: V2Inputs, uid: str
+    ) -> V2Inputs:
+        """The live deployment's inactiveTimeout (the list lacks it), read by a single GET only while a
+        spec generation is not known to be applied: a change of the spec costs one GET, a steady
+        resource none (a change made by hand is not watched)."""
+        endpoint, live = inputs.endpoint, inputs.previous.deployment_id
+        if endpoint is None or live is None or all(d.id != live for d in endpoint.deployments):
+            return inputs
+        if self._timeout_settled.get(uid, inputs.previous.observed_generation) == inputs.generation:
+            return inputs
+        deployment = await api.get_deployment(endpoint.id, live)
+        return replace(inputs, inactive_timeouts={live: deployment.inactive_timeout or 0})
+
     async def _act(
         self,
         host: V2Host,
@@ -359,8 +396,12 @@ class V2Reconciler:
         """Carry out one call; the inputs of the next plan (this plan's status fed back, fresh reads)."""
         inputs = replace(inputs, previous=plan.status)
         if isinstance(action, ResolveTarget):
-            supported = await self._catalogue.get(key.fingerprint, api)
-            return replace(inputs, target=resolve_target(inputs.spec, supported))
+            supported = await self._catalogue.supported_models(key.fingerprint, api)
+            drafts = {
+                config: (await self._catalogue.config(key.fingerprint, api, config)).draft_model
+                for config in configs_to_read(inputs.spec, supported)
+            }
+            return replace(inputs, target=resolve_target(inputs.spec, supported, drafts))
         if isinstance(action, CreateV2Endpoint):
             await host.write_intent(plan.status)  # the intent, before the one POST
             return replace(inputs, endpoint=await api.create_endpoint(action.name))
@@ -379,6 +420,12 @@ class V2Reconciler:
         elif isinstance(action, DeleteV2Deployment):
             with contextlib.suppress(NotFoundError):  # gone already: a repeat after a lost answer
                 await api.delete_deployment(action.endpoint_id, action.deployment_id)
+        elif isinstance(action, SetV2InactiveTimeout):
+            deployment = await api.set_inactive_timeout(
+                action.endpoint_id, action.deployment_id, action.minutes
+            )
+            timeouts = {**inputs.inactive_timeouts, deployment.id: deployment.inactive_timeout or 0}
+            inputs = replace(inputs, inactive_timeouts=timeouts)
         else:
             await api.set_autoscaling(action.endpoint_id, action.deployment_id, action.autoscaling, etag=None)
         return await self._with_message(
@@ -388,6 +435,7 @@ class V2Reconciler:
     def unwatch(self, uid: str) -> None:
         self._lists.unwatch(uid)
         self._changed_at.pop(uid, None)
+        self._timeout_settled.pop(uid, None)
 
     # --- deletion -----------------------------------------------------------------------------------
 

@@ -227,6 +227,34 @@ def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traff
     assert phases, "the rollout is reported"
 
 
+def test_speculative_decoding_chooses_the_config_with_a_draft_model_and_a_change_rolls_out(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """Mixtral has, on each hardware, a certified config with a draft model and one without."""
+    env = operator_env
+    kube.apply(v2_manifest("draft", speculativeDecoding=True))
+    before = kube.wait_for(TEP, "draft", ready_with("Started", state="READY"))["status"]
+    (speculative,) = deployments_of(env, before["endpointId"])
+    assert speculative.speculator, "speculativeDecoding: true deploys the config that pins a draft model"
+
+    kube.patch(TEP, "draft", {"spec": {"speculativeDecoding": False}})
+    after = kube.wait_for(
+        TEP,
+        "draft",
+        lambda o: (
+            ready_with("Started", state="READY")(o)
+            and o["status"]["deploymentId"] != speculative.id
+            and not o["status"].get("rollout")
+        ),
+        timeout=120,
+    )["status"]
+
+    (plain,) = deployments_of(env, before["endpointId"])
+    assert (plain.id, plain.speculator, plain.hardware) == (after["deploymentId"], None, speculative.hardware)
+    assert plain.config != speculative.config
+    assert after["endpointName"] == before["endpointName"]
+
+
 def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_one_can(
     operator_env: OperatorEnv, kube: Kube
 ) -> None:
@@ -270,6 +298,29 @@ def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_
     assert answers[0] == v1["endpointName"], "the v1 endpoint served first"
 
 
+def test_an_inactive_timeout_change_on_a_live_v2_resource_updates_its_deployment_in_place(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("idle", inactiveTimeout=60))
+    status = kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))["status"]
+    endpoint_id, deployment_id = status["endpointId"], status["deploymentId"]
+    assert [d.inactive_timeout for d in deployments_of(env, endpoint_id)] == [60], "sent with the create"
+
+    kube.patch(TEP, "idle", {"spec": {"inactiveTimeout": 30}})
+    kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))
+    kube.patch(TEP, "idle", {"spec": {"inactiveTimeout": None}})
+    after = kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))["status"]
+
+    assert after["deploymentId"] == deployment_id, "no rollout: the same deployment"
+    assert [d.inactive_timeout for d in deployments_of(env, endpoint_id)] == [0], "omitted is off"
+    updates = env.simulator.calls(
+        method="PATCH", path=f"{ENDPOINTS}/{endpoint_id}/deployments/{deployment_id}"
+    )
+    timeout_updates = [c for c in updates if c.query.get("updateMask") == "inactiveTimeout"]
+    assert [c.status for c in timeout_updates] == [200, 200]
+
+
 def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_config_map(
     operator_env: OperatorEnv, kube: Kube
 ) -> None:
@@ -288,7 +339,7 @@ def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_
     )
 
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == data["TOGETHER_MODEL"]
+    assert run.stdout.strip() == f"Echo from {data['TOGETHER_MODEL']}: Hello!"
 
 
 def test_under_30_percent_faults_a_v2_resource_converges_with_nothing_created_twice_or_left_behind(

@@ -46,6 +46,7 @@ from together_operator.v2_core import (
     RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
+    SetV2InactiveTimeout,
     V2Action,
     V2DeletionInputs,
     V2Failure,
@@ -54,6 +55,7 @@ from together_operator.v2_core import (
     V2Released,
     WaitForStopped,
     api_in_use,
+    configs_to_read,
     desired_autoscaling,
     endpoint_name,
     plan_v2,
@@ -133,6 +135,7 @@ def run(
     previous: TogetherEndpointStatus = CREATED,
     target: DeploymentTarget | HardwareRejected | None = TARGET,
     message: str = "",
+    inactive_timeouts: dict[str, int] | None = None,
     **spec_overrides: Any,
 ) -> V2Plan:
     return plan_v2(
@@ -147,6 +150,7 @@ def run(
             endpoint=remote,
             target=target,
             deployment_messages={d.id: message for d in remote.deployments} if remote and message else {},
+            inactive_timeouts=inactive_timeouts or {},
         )
     )
 
@@ -183,6 +187,7 @@ def profile(count: int, gpu: str, config: str) -> DeploymentProfile:
     return DeploymentProfile(config=config, model=MODEL_RESOURCE, gpu_count=count, gpu_type=gpu)
 
 
+SPECULATIVE_CONFIG = "projects/platform/configs/cr_h100x2_spec"
 CATALOGUE = [
     SupportedModel(
         id="sm_1",
@@ -193,9 +198,18 @@ CATALOGUE = [
             profile(1, "nvidia-h100-80gb", "projects/platform/configs/cr_h100x1"),
             profile(2, "nvidia-a100-80gb", "projects/platform/configs/cr_a100x2"),
             profile(2, "nvidia-a100-40gb", "projects/platform/configs/cr_a100x2_40"),
+            profile(2, "nvidia-h100-80gb", SPECULATIVE_CONFIG),
+            profile(4, "nvidia-h100-80gb", "projects/platform/configs/cr_h100x4_spec"),
         ],
     )
 ]
+# The configs that pin a draft model (speculative decoding); the others pin none.
+DRAFTS: dict[str, str | None] = {
+    SPECULATIVE_CONFIG: "projects/platform/models/ml_speculator",
+    "projects/platform/configs/cr_h100x4_spec": "projects/platform/models/ml_speculator",
+    CONFIG: None,
+    "projects/platform/configs/cr_h100x1": "",  # the API's empty string: no draft model
+}
 
 
 @pytest.mark.parametrize(
@@ -208,16 +222,45 @@ CATALOGUE = [
             {"v2": {"config": "projects/platform/configs/cr_h100x1"}},
             DeploymentTarget(MODEL_RESOURCE, "projects/platform/configs/cr_h100x1", "1xnvidia-h100-80gb"),
         ),
+        (
+            {"speculativeDecoding": True},
+            DeploymentTarget(MODEL_RESOURCE, SPECULATIVE_CONFIG, "2xnvidia-h100-80gb"),
+        ),
+        (
+            {"hardware": None, "gpu": {"type": "h100", "count": 4}, "speculativeDecoding": True},
+            DeploymentTarget(
+                MODEL_RESOURCE, "projects/platform/configs/cr_h100x4_spec", "4xnvidia-h100-80gb"
+            ),
+        ),
+        (
+            {"speculativeDecoding": True, "v2": {"config": CONFIG}},
+            DeploymentTarget(MODEL_RESOURCE, CONFIG, "2xnvidia-h100-80gb"),
+        ),
         ({"hardware": "8x_nvidia_h100_80gb_sxm"}, Reason.HARDWARE_NOT_SUPPORTED),
+        ({"hardware": "1xnvidia-h100-80gb", "speculativeDecoding": True}, Reason.HARDWARE_NOT_SUPPORTED),
+        ({"hardware": "4xnvidia-h100-80gb"}, Reason.HARDWARE_NOT_SUPPORTED),
         ({"hardware": None, "gpu": {"type": "a100", "count": 2}}, Reason.HARDWARE_AMBIGUOUS),
         ({"model": "acme/unknown"}, Reason.MODEL_NOT_SUPPORTED),
     ],
-    ids=["v1-id", "v2-name", "gpu", "explicit-config", "not-offered", "ambiguous", "unknown-model"],
+    ids=[
+        "v1-id",
+        "v2-name",
+        "gpu",
+        "explicit-config",
+        "speculative",
+        "speculative-gpu",
+        "explicit-config-wins",
+        "not-offered",
+        "not-offered-speculative",
+        "offered-only-speculative",
+        "ambiguous",
+        "unknown-model",
+    ],
 )
-def test_model_and_hardware_resolve_to_one_certified_config(
+def test_model_hardware_and_speculative_decoding_resolve_to_one_certified_config(
     overrides: dict[str, Any], expected: DeploymentTarget | Reason
 ) -> None:
-    resolved = resolve_target(spec(**overrides), CATALOGUE)
+    resolved = resolve_target(spec(**overrides), CATALOGUE, DRAFTS)
     if isinstance(expected, DeploymentTarget):
         assert resolved == expected
     else:
@@ -228,8 +271,32 @@ def test_model_and_hardware_resolve_to_one_certified_config(
         )
 
 
+def test_the_draft_models_read_are_those_of_the_models_certified_configs() -> None:
+    assert configs_to_read(spec(), CATALOGUE) == tuple(p.config for p in CATALOGUE[0].deployment_profiles)
+    assert configs_to_read(spec(v2={"config": CONFIG}), CATALOGUE) == ()
+    assert configs_to_read(spec(model="acme/unknown"), CATALOGUE) == ()
+
+
+def test_speculative_decoding_not_offered_on_the_hardware_stalls_listing_both_kinds_of_offer() -> None:
+    rejected = resolve_target(spec(hardware="4xnvidia-h100-80gb"), CATALOGUE, DRAFTS)
+    assert isinstance(rejected, HardwareRejected)
+    assert "speculativeDecoding false is not offered" in rejected.message
+    assert "4xnvidia-h100-80gb with speculative decoding" in rejected.message
+    assert "1xnvidia-h100-80gb," in rejected.message
+
+
+def test_turning_speculative_decoding_on_is_a_rollout_to_the_config_with_a_draft_model() -> None:
+    speculative = resolve_target(spec(speculativeDecoding=True), CATALOGUE, DRAFTS)
+    assert isinstance(speculative, DeploymentTarget)
+    plan = run(endpoint(deployment()), target=speculative, speculativeDecoding=True)
+    assert isinstance(plan.action, CreateV2Deployment)
+    assert plan.action.request.config == SPECULATIVE_CONFIG
+    assert plan.action.request.name != DEPLOYMENT_NAME
+    assert conditions(plan)[ConditionType.RECONCILING] == ("True", "RollingOut")
+
+
 def test_a_rejected_target_stalls_naming_what_is_offered() -> None:
-    rejected = resolve_target(spec(hardware="8x_nvidia_h100_80gb_sxm"), CATALOGUE)
+    rejected = resolve_target(spec(hardware="8x_nvidia_h100_80gb_sxm"), CATALOGUE, DRAFTS)
     plan = run(endpoint(), previous=CREATED.model_copy(update={"deployment_id": None}), target=rejected)
     assert plan.action is None
     assert conditions(plan)[ConditionType.STALLED] == ("True", Reason.HARDWARE_NOT_SUPPORTED)
@@ -373,6 +440,34 @@ def test_autoscaling_is_set_to_the_spec_and_stopped_is_0_0(
         ENDPOINT_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=wanted[0], max_replicas=wanted[1])
     )
     assert conditions(plan)[ConditionType.RECONCILING] == ("True", reason)
+
+
+@pytest.mark.parametrize(
+    ("remote_minutes", "spec_minutes", "wanted"),
+    [(0, 60, 60), (60, 30, 30), (60, None, 0), (45, 0, 0)],
+    ids=["turned-on", "changed", "omitted-is-off", "zero-is-off"],
+)
+def test_an_inactive_timeout_that_differs_on_the_live_deployment_is_updated_alone(
+    remote_minutes: int, spec_minutes: int | None, wanted: int
+) -> None:
+    plan = run(
+        endpoint(deployment()),
+        inactive_timeouts={DEPLOYMENT_ID: remote_minutes},
+        inactiveTimeout=spec_minutes,
+    )
+    assert plan.action == SetV2InactiveTimeout(ENDPOINT_ID, DEPLOYMENT_ID, wanted)
+    assert conditions(plan)[ConditionType.RECONCILING] == ("True", Reason.UPDATING)
+
+
+@pytest.mark.parametrize(
+    "inactive_timeouts",
+    [{DEPLOYMENT_ID: 60}, {}, {"dep_other": 0}],
+    ids=["equal", "not-read", "read-of-another-deployment"],
+)
+def test_an_inactive_timeout_equal_or_not_read_is_left_alone(inactive_timeouts: dict[str, int]) -> None:
+    plan = run(endpoint(deployment()), inactive_timeouts=inactive_timeouts, inactiveTimeout=60)
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.READY] == ("True", Reason.STARTED)
 
 
 def test_a_traffic_split_changed_by_hand_is_put_back() -> None:

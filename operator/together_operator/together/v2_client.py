@@ -82,6 +82,10 @@ class DedicatedInferenceAPI(Protocol):
         self, endpoint_id: str, deployment_id: str, autoscaling: Autoscaling, *, etag: str | None
     ) -> Deployment: ...
 
+    async def set_inactive_timeout(
+        self, endpoint_id: str, deployment_id: str, minutes: int
+    ) -> Deployment: ...
+
     async def delete_deployment(
         self, endpoint_id: str, deployment_id: str, *, etag: str | None = None
     ) -> None: ...
@@ -248,6 +252,16 @@ class TogetherV2Client(DedicatedInferenceAPI):
             Deployment.model_validate_json,
             params={"updateMask": "autoscaling"},
             json=body,
+        )
+
+    async def set_inactive_timeout(self, endpoint_id: str, deployment_id: str, minutes: int) -> Deployment:
+        """Minutes without a request before the deployment stops itself; 0 turns that off."""
+        return await self._http._call(
+            "PATCH",
+            await self._deployment_path(endpoint_id, deployment_id),
+            Deployment.model_validate_json,
+            params={"updateMask": "inactiveTimeout"},
+            json={"inactiveTimeout": minutes},
         )
 
     async def delete_deployment(
