@@ -493,3 +493,42 @@ def test_a_v2_endpoint_id_that_is_not_found_stalls_and_creates_nothing(
     assert "spec.endpointId ep_doesnotexist is not an endpoint of project" in stalled["message"]
     assert len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}(/.*)?")) == posts_before
     kube.kubectl("delete", TEP, "lost")
+
+
+def test_two_resources_naming_one_v2_endpoint_exactly_one_adopts_it(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    endpoint_id, deployment_id = made_by_hand(env, f"contested-{kube.namespace}")
+    kube.apply(secret_manifest("team-key", env.simulator.api_key))
+    replicas = {"first": 2, "second": 3}
+    for name, max_replicas in replicas.items():
+        kube.apply(
+            v2_manifest(
+                name,
+                endpointId=endpoint_id,
+                apiKeySecretRef={"name": "team-key"},
+                autoscaling={"maxReplicas": max_replicas},
+            )
+        )
+
+    def settled(obj: dict[str, Any]) -> bool:
+        return ready_with("Started")(obj) or has_condition("Stalled", reason="EndpointOwnedElsewhere")(obj)
+
+    seen = {name: kube.wait_for(TEP, name, settled) for name in replicas}
+
+    (winner,) = [name for name, obj in seen.items() if obj["status"].get("endpointId") == endpoint_id]
+    (loser,) = set(replicas) - {winner}
+    assert has_condition("Stalled", reason="EndpointOwnedElsewhere")(seen[loser])
+    (deployment,) = deployments_of(env, endpoint_id)
+    assert (deployment.id, deployment.autoscaling.max_replicas) == (deployment_id, replicas[winner]), (
+        "only the winner's spec is applied"
+    )
+
+    kube.kubectl("delete", TEP, loser)
+    assert calls_to(env, endpoint_id, "DELETE") == []
+    assert claimed(env, endpoint_id), "the winner's claim stays"
+    kube.kubectl("delete", TEP, winner, "--wait=false")
+    kube.wait_gone(TEP, winner)
+    assert [e for e in env.simulator.v2_deployments() if e.endpoint_id == endpoint_id] == []
+    assert not claimed(env, endpoint_id)
