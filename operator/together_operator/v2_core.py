@@ -1076,7 +1076,8 @@ def released_without_calls(
         return V2Released("deletionPolicy Orphan: the v2 endpoint is left in place")
     if spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
         return V2Released("managementPolicy ObserveOnly: the v2 endpoint is not deleted")
-    if needs_adoption_consent(spec) and not namespace_allows_adoption:
+    adopted = status.endpoint_id is not None and status.endpoint_id == adoption_id(spec)
+    if adopted and needs_adoption_consent(spec) and not namespace_allows_adoption:
         return V2Released(
             f"v2 endpoint {status.endpoint_id} left in place: it was adopted, and its namespace does not "
             f"allow the operator-wide key to change it ({ADOPTION_LABEL}=allowed)"

@@ -1007,3 +1007,15 @@ def test_the_models_spec_model_names_come_from_the_catalogue() -> None:
     assert models_named(spec(model="other/model"), CATALOGUE) == frozenset()
     resource = "projects/p/models/ml_x/revisions/rv_2"
     assert models_named(spec(model=resource), []) == {"projects/p/models/ml_x"}
+
+
+def test_an_endpoint_id_added_after_the_resource_made_its_own_endpoint_changes_nothing() -> None:
+    """As on v1, spec.endpointId adopts only while nothing is recorded; the endpoint the resource made
+    stays its own, and is deleted with it whatever the namespace's consent."""
+    later = run(endpoint(deployment()), endpointId=ADOPTED_ID)
+    assert later.status.endpoint_id == ENDPOINT_ID
+    assert conditions(later)[ConditionType.READY] == ("True", Reason.STARTED)
+    deletion = V2DeletionInputs(
+        spec=spec(endpointId=ADOPTED_ID), status=CREATED, endpoint=endpoint(deployment())
+    )
+    assert isinstance(plan_v2_deletion(deletion), SetV2Autoscaling)
