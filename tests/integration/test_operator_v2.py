@@ -532,3 +532,25 @@ def test_two_resources_naming_one_v2_endpoint_exactly_one_adopts_it(
     kube.wait_gone(TEP, winner)
     assert [e for e in env.simulator.v2_deployments() if e.endpoint_id == endpoint_id] == []
     assert not claimed(env, endpoint_id)
+
+
+def test_observe_only_adopts_a_v2_endpoint_with_the_operator_wide_key_and_only_mirrors_it(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    endpoint_id, deployment_id = made_by_hand(env, f"watched-{kube.namespace}")
+    made = calls_to(env, endpoint_id, "POST", "PATCH", "DELETE")
+    # No label on the namespace: ObserveOnly never changes the endpoint, so the shared key may watch it.
+    kube.apply(
+        v2_manifest(
+            "watcher", endpointId=endpoint_id, managementPolicy="ObserveOnly", autoscaling={"maxReplicas": 4}
+        )
+    )
+
+    status = kube.wait_for(TEP, "watcher", ready_with("Observing", state="READY"))["status"]
+    assert (status["endpointId"], status["deploymentId"]) == (endpoint_id, deployment_id)
+    assert status["autoscaling"] == {"minReplicas": 1, "maxReplicas": 1}, "the remote bounds, not the spec's"
+    kube.kubectl("delete", TEP, "watcher")
+
+    assert calls_to(env, endpoint_id, "POST", "PATCH", "DELETE") == made, "never changed, nor deleted"
+    assert [d.id for d in deployments_of(env, endpoint_id)] == [deployment_id]
