@@ -410,12 +410,17 @@ def adoption_refusal(inputs: Inputs, endpoint: DedicatedEndpoint) -> str | None:
         and spec.management_policy == ManagementPolicy.FULL
         and not inputs.namespace_allows_adoption
     ):
-        return (
-            f"endpoint {endpoint.id} would be adopted with the operator-wide API key, which every "
-            f"namespace shares: set spec.apiKeySecretRef to your own key, label namespace "
-            f"{inputs.namespace} {ADOPTION_LABEL}=allowed, or use managementPolicy ObserveOnly"
-        )
+        return shared_key_refusal(endpoint.id, inputs.namespace)
     return None
+
+
+def shared_key_refusal(endpoint_id: str, namespace: str) -> str:
+    """Why an endpoint is not adopted with the operator-wide key (v1 and v2 alike)."""
+    return (
+        f"endpoint {endpoint_id} would be adopted with the operator-wide API key, which every "
+        f"namespace shares: set spec.apiKeySecretRef to your own key, label namespace "
+        f"{namespace} {ADOPTION_LABEL}=allowed, or use managementPolicy ObserveOnly"
+    )
 
 
 def claim_to_make(inputs: Inputs) -> str | None:
@@ -639,7 +644,7 @@ def _plan(inputs: Inputs) -> Plan:
         outcome = _Outcome(
             ready=False,
             reason=Reason.ENDPOINT_OWNED_ELSEWHERE,
-            message=_owned_elsewhere(inputs.spec.endpoint_id, inputs.endpoint_owned_by),
+            message=owned_elsewhere(inputs.spec.endpoint_id, inputs.endpoint_owned_by),
             stalled=True,
         )
         return _render(inputs, inputs.previous, outcome)
@@ -684,14 +689,14 @@ def _adoption_refused(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan | Non
         if claim is None:
             message = f"endpoint {endpoint.id} is not claimed for this resource yet"
         elif not claim.ours:
-            message, reason = _owned_elsewhere(endpoint.id, claim.holder), Reason.ENDPOINT_OWNED_ELSEWHERE
+            message, reason = owned_elsewhere(endpoint.id, claim.holder), Reason.ENDPOINT_OWNED_ELSEWHERE
     if message is None:
         return None
     outcome = _Outcome(ready=False, reason=reason, message=message, stalled=True)
     return _render(inputs, inputs.previous, outcome)
 
 
-def _owned_elsewhere(endpoint_id: str | None, owner: str) -> str:
+def owned_elsewhere(endpoint_id: str | None, owner: str) -> str:
     return (
         f"endpoint {endpoint_id} is already managed by TogetherEndpoint {owner}: two resources must not "
         "manage one endpoint; remove spec.endpointId or delete the other resource"

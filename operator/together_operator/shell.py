@@ -361,7 +361,14 @@ class Reconciler:
             await self._keep_secret(namespace, uid, resource, others, v2_core.secret_in_use(spec))
             failures = resource.failures
             resource_v2 = V2Resource(
-                namespace, name, uid, inputs.generation, spec, previous, resource.wake.set
+                namespace,
+                name,
+                uid,
+                inputs.generation,
+                spec,
+                previous,
+                resource.wake.set,
+                endpoint_owned_by=inputs.endpoint_owned_by,
             )
             delay = await self._v2.reconcile(_V2Host(self, body, resource), key, resource_v2)
             if resource.failures == failures:
@@ -628,8 +635,11 @@ class Reconciler:
                 namespace,
                 meta["name"],
                 lambda: self._credentials.resolve(namespace, spec.api_key_secret_ref),
+                lambda: self._ownership.allow_adoption(namespace),
             )
             if isinstance(outcome, Released):
+                if outcome.release_claim is not None:
+                    await self._ownership.release(outcome.release_claim, _owner(body))
                 await self._release_secret(namespace, spec, others, meta["uid"])
             return outcome
         known = DeletionInputs(
@@ -728,6 +738,12 @@ class _V2Host:
 
     async def connection(self, steps: ConnectionSteps) -> str | None:
         return await self.reconciler._carry_out(self.body, steps)
+
+    async def claim(self, endpoint_id: str) -> core.AdoptionClaim:
+        return await self.reconciler._ownership.claim(endpoint_id, _owner(self.body))
+
+    async def allows_adoption(self) -> bool:
+        return await self.reconciler._ownership.allow_adoption(self.body["metadata"]["namespace"])
 
 
 def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:

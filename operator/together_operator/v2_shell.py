@@ -6,7 +6,8 @@ The shell (`shell.Reconciler`) hands a resource over here once `v2_core.api_in_u
 project's endpoint list from `V2EndpointLists` (one paginated list per project per interval, which
 carries every deployment's state and autoscaling); a fresh list before anything is created (a stale one
 could hide our own lost create); a single GET of the endpoint after each of our calls (the list is older
-than our change) and of a deployment only for its `status.message` (FAILED, DEGRADED).
+than our change), of an endpoint to adopt that the shared list does not show, and of a deployment only
+for its `status.message` (FAILED, DEGRADED).
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Protocol, TypeVar
 
 import httpx
 
-from together_operator.core import ConnectionSteps, Event, KeepFinalizer, Released, RetryPolicy
+from together_operator.core import (
+    AdoptionClaim,
+    ConnectionSteps,
+    Event,
+    KeepFinalizer,
+    Released,
+    RetryPolicy,
+)
 from together_operator.credentials import ApiKey, CredentialsMissing
 from together_operator.poller import PollIntervals, Wake
 from together_operator.resource import (
@@ -35,6 +43,7 @@ from together_operator.together import EndpointsAPI, NotFoundError, RateLimiter,
 from together_operator.together.v2_client import DedicatedInferenceAPI, TogetherV2Client
 from together_operator.together.v2_models import Config, DeploymentState, Endpoint, SupportedModel
 from together_operator.v2_core import (
+    ClaimEndpoint,
     CreateV2Deployment,
     CreateV2Endpoint,
     DeleteV2Deployment,
@@ -50,9 +59,13 @@ from together_operator.v2_core import (
     V2Plan,
     V2Released,
     WaitForStopped,
+    adoption_id,
     configs_to_read,
     endpoint_name,
+    known_name,
     migrating_from,
+    models_named,
+    needs_adoption_consent,
     plan_v2,
     plan_v2_deletion,
     plan_v2_failure,
@@ -93,6 +106,12 @@ class V2Host(Protocol):
         """The wait after one more failure in a row (`RetryPolicy.backoff`, jittered)."""
 
     async def connection(self, steps: ConnectionSteps) -> str | None: ...
+
+    async def claim(self, endpoint_id: str) -> AdoptionClaim:
+        """Claim the endpoint for the resource (`ownership.Ownership.claim`)."""
+
+    async def allows_adoption(self) -> bool:
+        """Whether the resource's namespace lets the operator-wide key adopt (core.ADOPTION_LABEL)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +205,9 @@ class V2EndpointLists:
         project = self._projects.get(project_id)
         if project is None:
             project = self._projects[project_id] = _Project(api=api)
+        for other, wakes in list(project.watchers.items()):  # an adopted endpoint's name replaces ours
+            if other != name and wakes.pop(uid, None) is not None and not wakes:
+                del project.watchers[other]
         project.watchers.setdefault(name, {})[uid] = wake
         if project.task is None or project.task.done():
             project.task = asyncio.create_task(
@@ -265,6 +287,8 @@ class V2Resource:
     spec: TogetherEndpointSpec
     previous: TogetherEndpointStatus
     wake: Wake
+    endpoint_owned_by: str | None = None
+    """`namespace/name` of another resource whose status recorded the id spec.endpointId names."""
 
 
 class V2Reconciler:
@@ -292,7 +316,7 @@ class V2Reconciler:
         """One reconcile: observe, then one call per plan until the plan asks for none; the seconds until
         the next look."""
         api = self._clients.for_key(key)
-        name = endpoint_name(resource.spec, resource.namespace, resource.name)
+        name = known_name(resource.spec, resource.previous, resource.namespace, resource.name)
         inputs = V2Inputs(
             spec=resource.spec,
             generation=resource.generation,
@@ -302,6 +326,7 @@ class V2Reconciler:
             now=self._clock(),
             project_id=resource.previous.project_id or "",
             endpoint=None,
+            endpoint_owned_by=resource.endpoint_owned_by,
         )
         action: V2Action | None = None
         try:
@@ -309,9 +334,14 @@ class V2Reconciler:
             inputs = replace(inputs, project_id=project.id)
             self._lists.watch(project.id, api, name, resource.uid, resource.wake)
             since = self._changed_at.get(resource.uid, 0.0)
-            inputs = replace(
-                inputs, endpoint=await self._find(api, project.id, name, resource.previous, since)
-            )
+            adopting = adoption_id(resource.spec) if resource.previous.endpoint_id is None else None
+            if adopting is not None:
+                endpoint = await self._find_to_adopt(api, project.id, adopting, since)
+            else:
+                endpoint = await self._find(api, project.id, name, resource.previous, since)
+            inputs = replace(inputs, endpoint=endpoint)
+            if needs_adoption_consent(resource.spec):
+                inputs = replace(inputs, namespace_allows_adoption=await host.allows_adoption())
             inputs = await self._with_message(api, inputs)
             inputs = await self._with_inactive_timeout(api, inputs, resource.uid)
             plan = plan_v2(inputs)
@@ -358,6 +388,15 @@ class V2Reconciler:
         endpoint = await _endpoint_or_none(api, previous.endpoint_id)
         return endpoint if endpoint is not None and endpoint.short_name == name else None
 
+    async def _find_to_adopt(
+        self, api: DedicatedInferenceAPI, project_id: str, endpoint_id: str, since: float
+    ) -> Endpoint | None:
+        """The endpoint spec.endpointId names: from the shared list, else (not listed yet, or not in a
+        list that may be stale) a GET of the id."""
+        listed = self._lists.listed(project_id, since)
+        found = next((e for e in listed.values() if e.id == endpoint_id), None) if listed else None
+        return found or await _endpoint_or_none(api, endpoint_id)
+
     async def _with_message(self, api: DedicatedInferenceAPI, inputs: V2Inputs) -> V2Inputs:
         """The platform's message of each FAILED or DEGRADED deployment (the list lacks it)."""
         endpoint = inputs.endpoint
@@ -401,7 +440,13 @@ class V2Reconciler:
                 config: (await self._catalogue.config(key.fingerprint, api, config)).draft_model
                 for config in configs_to_read(inputs.spec, supported)
             }
-            return replace(inputs, target=resolve_target(inputs.spec, supported, drafts))
+            return replace(
+                inputs,
+                target=resolve_target(inputs.spec, supported, drafts),
+                spec_models=models_named(inputs.spec, supported),
+            )
+        if isinstance(action, ClaimEndpoint):
+            return replace(inputs, adoption_claim=await host.claim(action.endpoint_id))
         if isinstance(action, CreateV2Endpoint):
             await host.write_intent(plan.status)  # the intent, before the one POST
             return replace(inputs, endpoint=await api.create_endpoint(action.name))
@@ -446,13 +491,16 @@ class V2Reconciler:
         namespace: str,
         name: str,
         key: Callable[[], Awaitable[ApiKey | CredentialsMissing]],
+        allows_adoption: Callable[[], Awaitable[bool]],
     ) -> Released | KeepFinalizer:
-        """Steps of deletion in the platform's order until one has to wait; `Released` once it is gone."""
-        withdraw = status.connection_config_map
-        released = released_without_calls(spec, status)
+        """Steps of deletion in the platform's order until one has to wait; `Released` once it is gone
+        (with the claim on an adopted endpoint to give up)."""
+        withdraw, claim = status.connection_config_map, adoption_id(spec)
+        consent = needs_adoption_consent(spec) and await allows_adoption()
+        released = released_without_calls(spec, status, namespace_allows_adoption=consent)
         v1_endpoint = migrating_from(status)
         if released is not None:
-            return Released(released.message, withdraw_connection=withdraw)
+            return Released(released.message, withdraw_connection=withdraw, release_claim=claim)
         resolved = await key()
         if isinstance(resolved, CredentialsMissing):
             return KeepFinalizer(
@@ -464,7 +512,11 @@ class V2Reconciler:
         try:
             endpoint = await self._our_endpoint(api, spec, status, namespace, name)
             for _ in range(MAX_STEPS):
-                step = plan_v2_deletion(V2DeletionInputs(spec=spec, status=status, endpoint=endpoint))
+                step = plan_v2_deletion(
+                    V2DeletionInputs(
+                        spec=spec, status=status, endpoint=endpoint, namespace_allows_adoption=consent
+                    )
+                )
                 # An unfinished migration: the v1 endpoint it was replacing goes too.
                 if (
                     isinstance(step, V2Released)
@@ -476,7 +528,7 @@ class V2Reconciler:
                         self._settings.transition_check,
                     )
                 if isinstance(step, V2Released):
-                    return Released(step.message, withdraw_connection=withdraw)
+                    return Released(step.message, withdraw_connection=withdraw, release_claim=claim)
                 if isinstance(step, WaitForStopped):
                     return KeepFinalizer(
                         f"waiting for deployment {step.deployment_id} to stop",

@@ -11,7 +11,15 @@ from typing import Any, TypedDict
 
 import pytest
 
-from together_operator.core import HardwareRejected, NotCreated, Reason, RetryPolicy, plan
+from together_operator.core import (
+    AdoptionClaim,
+    EventType,
+    HardwareRejected,
+    NotCreated,
+    Reason,
+    RetryPolicy,
+    plan,
+)
 from together_operator.resource import (
     ConditionType,
     RolloutStatus,
@@ -37,6 +45,7 @@ from together_operator.together.v2_models import (
 )
 from together_operator.v2_core import (
     CONNECTION_SWITCH_GRACE,
+    ClaimEndpoint,
     CreateV2Deployment,
     CreateV2Endpoint,
     DeleteV2Deployment,
@@ -52,12 +61,16 @@ from together_operator.v2_core import (
     V2Failure,
     V2Inputs,
     V2Plan,
+    V2Reason,
     V2Released,
     WaitForStopped,
+    adoption_id,
     api_in_use,
     configs_to_read,
     desired_autoscaling,
     endpoint_name,
+    known_name,
+    models_named,
     plan_v2,
     plan_v2_deletion,
     plan_v2_failure,
@@ -885,3 +898,219 @@ def test_the_availability_zone_is_the_one_region_the_deployment_may_run_in() -> 
         "inline": {"regions": ["us-east-1a"], "constraint": "ENFORCEMENT_REQUIRED"}
     }
     assert plan.action.request.name != DEPLOYMENT_NAME, "another zone is another deployment"
+
+
+# --- adoption of an existing v2 endpoint by id (CONTRACT section 2) ---------------------------------
+
+ADOPTED_ID = "ep_handmade"
+OWN_KEY = {"apiKeySecretRef": {"name": "team-key"}}
+
+
+def handmade(*deployments: DeploymentSummary) -> Endpoint:
+    """An endpoint made outside Kubernetes, under a name of its own."""
+    return endpoint(*deployments, endpoint_id=ADOPTED_ID).model_copy(update={"name": "devproj/chat"})
+
+
+HANDMADE_DEPLOYMENT = deployment("READY", 1, 1, name="by-hand")
+OUR_CLAIM = AdoptionClaim(holder=f"{NAMESPACE}/{NAME}", ours=True)
+
+
+def adopt(
+    remote: Endpoint | None,
+    *,
+    previous: TogetherEndpointStatus | None = None,
+    spec_models: frozenset[str] | None = frozenset({"projects/platform/models/ml_mixtral"}),
+    claim: AdoptionClaim | None = OUR_CLAIM,
+    owned_by: str | None = None,
+    target: DeploymentTarget = TARGET,
+    label: bool = False,
+    **spec_overrides: Any,
+) -> V2Plan:
+    return plan_v2(
+        V2Inputs(
+            spec=spec(**{"endpointId": ADOPTED_ID, **OWN_KEY, **spec_overrides}),
+            generation=1,
+            namespace=NAMESPACE,
+            name=NAME,
+            previous=previous or TogetherEndpointStatus(),
+            now=NOW,
+            project_id=PROJECT,
+            endpoint=remote,
+            target=target,
+            spec_models=spec_models,
+            endpoint_owned_by=owned_by,
+            namespace_allows_adoption=label,
+            adoption_claim=claim,
+        )
+    )
+
+
+def test_adoption_reads_the_catalogue_then_claims_the_endpoint_before_recording_it() -> None:
+    reading = adopt(handmade(HANDMADE_DEPLOYMENT), spec_models=None, claim=None)
+    assert reading.action == ResolveTarget()
+    claiming = adopt(handmade(HANDMADE_DEPLOYMENT), claim=None)
+    assert claiming.action == ClaimEndpoint(ADOPTED_ID)
+    for step in (reading, claiming):
+        assert step.status.endpoint_id is None, "nothing is recorded before the claim is won"
+        assert conditions(step)[ConditionType.RECONCILING] == ("True", V2Reason.ADOPTING)
+
+
+def test_an_adopted_endpoint_running_the_spec_is_recorded_and_kept_as_it_is() -> None:
+    plan = adopt(handmade(HANDMADE_DEPLOYMENT))
+    assert plan.action is None, "its deployment already runs the spec's model on its hardware"
+    status = plan.status
+    assert (status.api, status.endpoint_id, status.endpoint_name, status.deployment_id) == (
+        TogetherAPI.V2,
+        ADOPTED_ID,
+        "devproj/chat",
+        DEPLOYMENT_ID,
+    )
+    assert conditions(plan)[ConditionType.READY] == ("True", Reason.STARTED)
+    later = adopt(
+        handmade(deployment("READY", 1, 1, name="by-hand")), previous=status, claim=None, spec_models=None
+    )
+    assert later.action is None, "once recorded it is ours: no catalogue read, no claim again"
+    assert known_name(spec(endpointId=ADOPTED_ID), status, NAMESPACE, NAME) == "chat"
+
+
+def test_an_adopted_endpoint_is_reconciled_as_our_own_from_then_on() -> None:
+    adopted = adopt(handmade(HANDMADE_DEPLOYMENT)).status
+    scaled = adopt(
+        handmade(HANDMADE_DEPLOYMENT), previous=adopted, autoscaling={"minReplicas": 1, "maxReplicas": 3}
+    )
+    assert scaled.action == SetV2Autoscaling(
+        ADOPTED_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=1, max_replicas=3)
+    )
+    llama = DeploymentTarget(
+        model="projects/platform/models/ml_llama/revisions/rv_1", config=CONFIG, hardware=None
+    )
+    other = adopt(
+        handmade(HANDMADE_DEPLOYMENT), previous=adopted, target=llama, model="meta-llama/Llama-3.3-70B"
+    )
+    assert isinstance(other.action, CreateV2Deployment), "a model change is a rollout, not a refusal"
+    assert other.status.rollout is not None
+    assert other.status.rollout.from_ == DEPLOYMENT_ID
+
+
+def test_an_adopted_deployment_on_other_hardware_rolls_out_with_the_traffic_kept_on_it() -> None:
+    elsewhere = HANDMADE_DEPLOYMENT.model_copy(update={"hardware": "1xnvidia-a100-80gb"})
+    plan = adopt(handmade(elsewhere))
+    assert isinstance(plan.action, CreateV2Deployment)
+    assert plan.action.request.name == DEPLOYMENT_NAME
+    assert plan.status.deployment_id == DEPLOYMENT_ID, "the adopted deployment serves meanwhile"
+    assert plan.status.rollout == RolloutStatus(from_=DEPLOYMENT_ID, to=DEPLOYMENT_NAME, phase="Creating")
+
+
+OTHER_MODEL = HANDMADE_DEPLOYMENT.model_copy(
+    update={"model": "projects/platform/models/ml_llama/revisions/rv_1"}
+)
+
+
+@pytest.mark.parametrize(
+    ("remote", "overrides", "reason", "rule"),
+    [
+        (handmade(OTHER_MODEL), {}, Reason.ADOPTION_REFUSED, "adopted only by a resource of its model"),
+        (
+            handmade(HANDMADE_DEPLOYMENT),
+            {"apiKeySecretRef": None},
+            Reason.ADOPTION_REFUSED,
+            "would be adopted with the operator-wide API key",
+        ),
+        (
+            handmade(HANDMADE_DEPLOYMENT),
+            {"owned_by": "team-b/chat"},
+            Reason.ENDPOINT_OWNED_ELSEWHERE,
+            "already managed by TogetherEndpoint team-b/chat",
+        ),
+        (
+            handmade(HANDMADE_DEPLOYMENT),
+            {"claim": AdoptionClaim(holder="team-b/chat", ours=False)},
+            Reason.ENDPOINT_OWNED_ELSEWHERE,
+            "already managed by TogetherEndpoint team-b/chat",
+        ),
+        (None, {}, V2Reason.ENDPOINT_NOT_FOUND, "is not an endpoint of project proj_1"),
+    ],
+    ids=["other-model", "operator-wide-key", "recorded-by-another", "claimed-by-another", "not-found"],
+)
+def test_a_refused_adoption_stalls_naming_the_rule_and_records_nothing_to_change(
+    remote: Endpoint | None, overrides: dict[str, Any], reason: str, rule: str
+) -> None:
+    plan = adopt(remote, **overrides)
+    assert plan.action is None, "no claim, scale, split or create"
+    assert plan.status.endpoint_id is None, "so deletion never touches it either"
+    assert conditions(plan)[ConditionType.STALLED] == ("True", reason)
+    (event,) = plan.events
+    assert (event.type, event.reason) == (EventType.WARNING, reason)
+    assert rule in event.message
+    assert isinstance(
+        plan_v2_deletion(
+            V2DeletionInputs(spec=spec(endpointId=ADOPTED_ID), status=plan.status, endpoint=remote)
+        ),
+        V2Released,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # its own key
+        {"apiKeySecretRef": None, "label": True},
+        {"apiKeySecretRef": None, "managementPolicy": "ObserveOnly"},
+    ],
+    ids=["own-key", "namespace-allows", "observe-only"],
+)
+def test_the_operator_wide_key_adopts_only_where_the_namespace_allows_or_for_observe_only(
+    overrides: dict[str, Any],
+) -> None:
+    assert adopt(handmade(HANDMADE_DEPLOYMENT), **overrides).status.endpoint_id == ADOPTED_ID
+
+
+def test_an_adopted_endpoint_whose_namespace_withdrew_consent_is_changed_no_more() -> None:
+    adopted = adopt(handmade(HANDMADE_DEPLOYMENT), apiKeySecretRef=None, label=True).status
+    plan = adopt(
+        handmade(HANDMADE_DEPLOYMENT),
+        previous=adopted,
+        apiKeySecretRef=None,
+        autoscaling={"minReplicas": 2, "maxReplicas": 2},
+    )
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.STALLED] == ("True", Reason.ADOPTION_REFUSED)
+    deletion = V2DeletionInputs(
+        spec=spec(endpointId=ADOPTED_ID), status=adopted, endpoint=handmade(HANDMADE_DEPLOYMENT)
+    )
+    assert isinstance(plan_v2_deletion(deletion), V2Released), "left in place"
+    consenting = dataclasses.replace(deletion, namespace_allows_adoption=True)
+    assert isinstance(plan_v2_deletion(consenting), SetV2Autoscaling), "deleted in the platform's order"
+
+
+def test_observe_only_adopts_and_only_mirrors() -> None:
+    plan = adopt(handmade(deployment("STOPPED", 0, 0, name="by-hand")), managementPolicy="ObserveOnly")
+    assert plan.action is None
+    assert (plan.status.endpoint_id, plan.status.state) == (ADOPTED_ID, "STOPPED")
+    assert conditions(plan)[ConditionType.READY] == ("True", Reason.OBSERVING)
+
+
+def test_a_v1_endpoint_id_kept_through_a_migration_is_not_adopted_on_v2() -> None:
+    assert adoption_id(spec(endpointId="endpoint-1")) is None
+    assert adoption_id(spec(endpointId=ADOPTED_ID)) == ADOPTED_ID
+    plan = run(None, previous=V1_STATUS, target=None, endpointId="endpoint-1")
+    assert plan.action == CreateV2Endpoint("team-a-mixtral")
+
+
+def test_the_models_spec_model_names_come_from_the_catalogue() -> None:
+    assert models_named(spec(), CATALOGUE) == {"projects/platform/models/ml_mixtral"}
+    assert models_named(spec(model="other/model"), CATALOGUE) == frozenset()
+    resource = "projects/p/models/ml_x/revisions/rv_2"
+    assert models_named(spec(model=resource), []) == {"projects/p/models/ml_x"}
+
+
+def test_an_endpoint_id_added_after_the_resource_made_its_own_endpoint_changes_nothing() -> None:
+    """As on v1, spec.endpointId adopts only while nothing is recorded; the endpoint the resource made
+    stays its own, and is deleted with it whatever the namespace's consent."""
+    later = run(endpoint(deployment()), endpointId=ADOPTED_ID)
+    assert later.status.endpoint_id == ENDPOINT_ID
+    assert conditions(later)[ConditionType.READY] == ("True", Reason.STARTED)
+    deletion = V2DeletionInputs(
+        spec=spec(endpointId=ADOPTED_ID), status=CREATED, endpoint=endpoint(deployment())
+    )
+    assert isinstance(plan_v2_deletion(deletion), SetV2Autoscaling)

@@ -34,6 +34,7 @@ from .v2_models import (
     SupportedModel,
     TrafficSplitEntry,
     Whoami,
+    unpinned_model,
 )
 
 PAGE_SIZE = 500
@@ -159,7 +160,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         """The config revisions of `model` (a model resource name), from the model's owning project."""
         owner = _resource_project(model)
         return await self._all(
-            f"v2/projects/{_segment(owner)}/configs", Config, params={"referenceModel": _unpinned(model)}
+            f"v2/projects/{_segment(owner)}/configs", Config, params={"referenceModel": unpinned_model(model)}
         )
 
     async def get_config(self, config: str) -> Config:
@@ -319,11 +320,6 @@ def _resource_project(resource: str) -> str:
     if len(parts) < 4 or parts[0] != "projects":
         raise ValueError(f"not a resource name: {resource!r}")
     return parts[1]
-
-
-def _unpinned(model: str) -> str:
-    """`projects/p/models/ml_x/revisions/rv_y` -> `projects/p/models/ml_x`."""
-    return model.split("/revisions/")[0]
 
 
 def _etag_query(etag: str | None) -> dict[str, str]:
