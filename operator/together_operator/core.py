@@ -119,6 +119,10 @@ CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # server may take as long again to finish what it received. Until this long after the intent, finding
 # nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
 CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
+# The intent is written before the POST waits for a call slot, so that writing it (a 409 included)
+# never holds a slot other calls wait for; a POST whose wait for its slot was longer than this writes
+# it again with the time it is sent, so the window above never runs short by more than this.
+INTENT_RETIME_AFTER = timedelta(seconds=5)
 # Longest condition or event message written: the apiserver refuses a status over its limits, and a
 # message quoting Together (or listing many candidates) has no natural bound.
 MAX_MESSAGE_LENGTH = 1024
@@ -749,10 +753,19 @@ def _plan_create(inputs: Inputs) -> Plan:
 
 
 def create_sent_at(plan: Plan, sent_at: datetime) -> Plan:
-    """`plan` (a create's) with its intent timed when the POST is sent: after the hardware look-up and
-    the rate limiter's slot, which can take long, so that the outcome window never closes before a
-    POST held there lands."""
+    """`plan` (a create's) with its intent timed `sent_at`: after the hardware look-up, right before
+    the POST waits for its call slot (`retimed_intent` once it has one), so that the outcome window
+    never closes before a POST held there lands."""
     return replace(plan, status=plan.status.model_copy(update={"create_requested_at": sent_at}))
+
+
+def retimed_intent(plan: Plan, now: datetime) -> Plan | None:
+    """`plan` (a create's, its intent written) timed anew when its POST goes out after waiting longer
+    than INTENT_RETIME_AFTER for a call slot; None: the intent as written stands."""
+    written = plan.status.create_requested_at
+    if written is not None and now - written < INTENT_RETIME_AFTER:
+        return None
+    return create_sent_at(plan, now)
 
 
 def _intent_of(request: CreateEndpointRequest) -> CreateIntent:

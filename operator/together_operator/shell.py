@@ -530,19 +530,25 @@ class Reconciler:
             resource.create_answered = False
             resource.create_sent_at = None
 
-            async def record_intent() -> None:
-                # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
-                # with a conflict instead of creating twice. Timed in the client's rate-limiter slot,
-                # right before the POST: after a restart, the outcome window must not close before a
-                # POST that waited long for its slot lands.
-                nonlocal plan
-                sent_at = self._clock()
-                plan = core.create_sent_at(plan, sent_at)
-                await self._write_status(body, resource, plan.status, resource_version=version)
-                resource.create_sent_at = sent_at
-                self._post_events(body, plan.events)
+            # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
+            # with a conflict instead of creating twice. Written before the POST takes a call slot, so
+            # that neither the write nor a conflict holds one of the slots every other call waits for.
+            plan = core.create_sent_at(plan, self._clock())
+            await self._write_status(body, resource, plan.status, resource_version=version)
+            resource.create_sent_at = plan.status.create_requested_at
+            self._post_events(body, plan.events)
 
-            answer = await api.create_endpoint(action.request, before_send=record_intent)
+            async def retime_intent() -> None:
+                # In the slot, right before the POST: after a restart, the outcome window must not
+                # close before a POST that waited long for its slot lands.
+                nonlocal plan
+                retimed = core.retimed_intent(plan, self._clock())
+                if retimed is not None:
+                    plan = retimed
+                    await self._write_status(body, resource, plan.status)
+                    resource.create_sent_at = plan.status.create_requested_at
+
+            answer = await api.create_endpoint(action.request, before_send=retime_intent)
             self._poller.watch(key.fingerprint, api, answer.id, meta["uid"], resource.wake.set)
         elif isinstance(action, AdoptEndpoint):
             answer = await api.get_endpoint(action.endpoint_id)
