@@ -88,6 +88,8 @@ class BenchConfig:
     settle_seconds: float | None = None
     """Pause between all-Ready and the steady window; default two poll intervals (at least 10 s)."""
     latency_samples: int = 50
+    """Endpoints changed out of band to time the status; at small N fewer, leaving `drift_samples`
+    untouched endpoints for the drift phase (a changed one is no longer steady)."""
     latency_spread_intervals: float = 3.0
     """The out-of-band changes are spread at random over this many poll intervals."""
     drift_samples: int = 20
@@ -794,7 +796,7 @@ def _measure_latency(
 ) -> tuple[list[float], int]:
     """Put `latency_samples` endpoints in ERROR (v2: their deployments in FAILED) out of band at random
     moments; seconds until each shows."""
-    samples = min(cfg.latency_samples, n)
+    samples = min(cfg.latency_samples, n - min(cfg.drift_samples, n))
     if samples == 0:
         return [], 0
     observed = watch.snapshot()
