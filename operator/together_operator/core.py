@@ -456,12 +456,14 @@ def usable_cached_read(
 ) -> DedicatedEndpoint | None:
     """The cached endpoint, if it may stand in for a GET: its resync turn has not come (the poller's
     budget of drift GETs: fields the list lacks are seen at each turn), it is not the answer to our own
-    change, and the poller's list shows it in the same, settled state. None: GET it."""
+    change, and the poller's list shows it in the same state. A transitional state counts too: the
+    poller lists at the transition interval while any watched endpoint moves and wakes the resource when
+    its state changes, so N resources starting at once cost no GET each per look. None: GET it."""
     if cached is None or cached.endpoint.id != endpoint_id or cached.answers_our_change:
         return None
     if resync_due:
         return None
-    if listed is None or listed.state != cached.endpoint.state or listed.state in TRANSITIONAL_STATES:
+    if listed is None or listed.state != cached.endpoint.state:
         return None
     return cached.endpoint
 
