@@ -114,15 +114,6 @@ def lives_on_v1(previous: TogetherEndpointStatus) -> bool:
     return previous.api == TogetherAPI.V1 or (previous.api is None and previous.endpoint_id is not None)
 
 
-def secret_in_use(spec: TogetherEndpointSpec) -> str | None:
-    """The Secret a v2 resource's deletion will need (core.secret_in_use's rule): from the first
-    reconcile on, since a create by name may land before its id is recorded."""
-    ref = spec.api_key_secret_ref
-    if ref is None or spec.deletion_policy == DeletionPolicy.ORPHAN:
-        return None
-    return None if spec.management_policy == ManagementPolicy.OBSERVE_ONLY else ref.name
-
-
 # --- names ------------------------------------------------------------------------------------------
 
 

@@ -61,7 +61,6 @@ from together_operator.v2_core import (
     plan_v2_failure,
     released_without_calls,
     resolve_target,
-    secret_in_use,
     v2_connection_steps,
     v2_hardware,
 )
@@ -524,22 +523,6 @@ def test_deletion_follows_the_platforms_order_one_idempotent_step_at_a_time() ->
 )
 def test_orphan_and_observe_only_release_without_a_call(overrides: dict[str, Any]) -> None:
     assert isinstance(delete(endpoint(deployment()), **overrides), V2Released)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        ({"apiKeySecretRef": {"name": "team-key"}}, "team-key"),
-        ({}, None),  # the operator's own key: no Secret of the namespace
-        ({"apiKeySecretRef": {"name": "team-key"}, "deletionPolicy": "Orphan"}, None),
-        ({"apiKeySecretRef": {"name": "team-key"}, "managementPolicy": "ObserveOnly"}, None),
-    ],
-)
-def test_the_secret_named_by_api_key_secret_ref_is_in_use_while_deletion_would_need_its_key(
-    overrides: dict[str, Any], expected: str | None
-) -> None:
-    """From the first reconcile, not the recorded id: a create by name may land before the id is."""
-    assert secret_in_use(spec(**overrides)) == expected
 
 
 def test_nothing_created_nothing_to_delete() -> None:
