@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from together_operator.core import (
+    CREATE_OUTCOME_WINDOW,
     ConnectionSteps,
     Event,
     EventType,
@@ -878,11 +879,20 @@ class V2DeletionInputs:
     endpoint: Endpoint | None
     """Our endpoint as the project's list shows it (by the recorded id, or by our name after an
     interrupted create); None when it is gone. Paused resources delete too."""
+    now: datetime
 
 
 @dataclass(frozen=True)
 class DeleteV2Endpoint:
     endpoint_id: str
+
+
+@dataclass(frozen=True)
+class WaitForCreateOutcome:
+    """A create whose intent is recorded and whose endpoint is not listed may still be in flight (a
+    deletion runs beside the resource's reconcile): it is not taken as "nothing made" before `until`."""
+
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -896,7 +906,13 @@ class V2Released:
 
 
 V2DeletionStep = (
-    SetV2Autoscaling | SetTrafficSplit | WaitForStopped | DeleteV2Deployment | DeleteV2Endpoint | V2Released
+    SetV2Autoscaling
+    | SetTrafficSplit
+    | WaitForStopped
+    | WaitForCreateOutcome
+    | DeleteV2Deployment
+    | DeleteV2Endpoint
+    | V2Released
 )
 
 
@@ -919,6 +935,9 @@ def plan_v2_deletion(inputs: V2DeletionInputs) -> V2DeletionStep:
         return released
     endpoint = inputs.endpoint
     if endpoint is None:
+        sent_at = inputs.status.create_requested_at if inputs.status.endpoint_id is None else None
+        if sent_at is not None and inputs.now - sent_at < CREATE_OUTCOME_WINDOW:
+            return WaitForCreateOutcome(sent_at + CREATE_OUTCOME_WINDOW)
         return V2Released("the v2 endpoint is gone")
     for deployment in endpoint.deployments:
         if deployment.autoscaling.min_replicas or deployment.autoscaling.max_replicas:

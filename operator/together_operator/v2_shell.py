@@ -48,6 +48,7 @@ from together_operator.v2_core import (
     V2Inputs,
     V2Plan,
     V2Released,
+    WaitForCreateOutcome,
     WaitForStopped,
     endpoint_name,
     migrating_from,
@@ -416,7 +417,9 @@ class V2Reconciler:
         try:
             endpoint = await self._our_endpoint(api, spec, status, namespace, name)
             for _ in range(MAX_STEPS):
-                step = plan_v2_deletion(V2DeletionInputs(spec=spec, status=status, endpoint=endpoint))
+                step = plan_v2_deletion(
+                    V2DeletionInputs(spec=spec, status=status, endpoint=endpoint, now=self._clock())
+                )
                 # An unfinished migration: the v1 endpoint it was replacing goes too.
                 if (
                     isinstance(step, V2Released)
@@ -429,6 +432,12 @@ class V2Reconciler:
                     )
                 if isinstance(step, V2Released):
                     return Released(step.message, withdraw_connection=withdraw)
+                if isinstance(step, WaitForCreateOutcome):
+                    return KeepFinalizer(
+                        f"waiting until {step.until.isoformat()} for the outcome of the v2 create: its "
+                        "endpoint may yet show up",
+                        self._settings.transition_check,
+                    )
                 if isinstance(step, WaitForStopped):
                     return KeepFinalizer(
                         f"waiting for deployment {step.deployment_id} to stop",

@@ -6,12 +6,19 @@ out. A "later reconcile" feeds the previous plan's status back in, as the shell 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import pytest
 
-from together_operator.core import HardwareRejected, NotCreated, Reason, RetryPolicy, plan
+from together_operator.core import (
+    CREATE_OUTCOME_WINDOW,
+    HardwareRejected,
+    NotCreated,
+    Reason,
+    RetryPolicy,
+    plan,
+)
 from together_operator.resource import (
     ConditionType,
     RolloutStatus,
@@ -52,6 +59,7 @@ from together_operator.v2_core import (
     V2Inputs,
     V2Plan,
     V2Released,
+    WaitForCreateOutcome,
     WaitForStopped,
     api_in_use,
     desired_autoscaling,
@@ -498,7 +506,9 @@ def test_observe_only_mirrors_and_never_calls() -> None:
 
 
 def delete(remote: Endpoint | None, **overrides: Any) -> object:
-    return plan_v2_deletion(V2DeletionInputs(spec=spec(**overrides), status=CREATED, endpoint=remote))
+    return plan_v2_deletion(
+        V2DeletionInputs(spec=spec(**overrides), status=CREATED, endpoint=remote, now=NOW)
+    )
 
 
 def test_deletion_follows_the_platforms_order_one_idempotent_step_at_a_time() -> None:
@@ -525,8 +535,22 @@ def test_orphan_and_observe_only_release_without_a_call(overrides: dict[str, Any
     assert isinstance(delete(endpoint(deployment()), **overrides), V2Released)
 
 
+def test_a_create_that_may_still_be_in_flight_is_waited_for_before_the_resource_is_released() -> None:
+    """A deletion (a namespace's, say) runs beside the reconcile whose POST may not have landed yet:
+    an endpoint not listed is not taken for "nothing made" until the outcome window has passed."""
+    sent = TogetherEndpointStatus(api=TogetherAPI.V2, create_requested_at=NOW)
+
+    def step(seconds_later: float) -> object:
+        now = NOW + timedelta(seconds=seconds_later)
+        return plan_v2_deletion(V2DeletionInputs(spec=spec(), status=sent, endpoint=None, now=now))
+
+    assert step(5) == WaitForCreateOutcome(NOW + CREATE_OUTCOME_WINDOW)
+    assert step(CREATE_OUTCOME_WINDOW.total_seconds()) == V2Released("the v2 endpoint is gone")
+
+
 def test_nothing_created_nothing_to_delete() -> None:
-    step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=TogetherEndpointStatus(), endpoint=None))
+    nothing = TogetherEndpointStatus()
+    step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=nothing, endpoint=None, now=NOW))
     assert step == V2Released("no v2 endpoint was created")
 
 
@@ -645,9 +669,8 @@ def test_deleting_a_resource_mid_migration_deletes_the_v2_side_and_then_the_v1_e
         api=TogetherAPI.V2, rollout=RolloutStatus(from_="endpoint-1", to="team-a-mixtral", phase="Creating")
     )
     assert released_without_calls(spec(), migrating) is None
-    assert plan_v2_deletion(V2DeletionInputs(spec=spec(), status=migrating, endpoint=None)) == V2Released(
-        "the v2 endpoint is gone"
-    )
+    step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=migrating, endpoint=None, now=NOW))
+    assert step == V2Released("the v2 endpoint is gone")
 
 
 def test_the_connection_config_map_names_the_v2_endpoint_and_the_inference_base() -> None:
