@@ -11,6 +11,12 @@
    operator only reports, so the poller stays at its steady interval: the worst case), staggered at
    random over a few poll intervals; for each, the seconds until a watch on the resources shows
    `status.state` ERROR.
+5. drift: out-of-band rescales of `drift_samples` endpoints at random moments; for each, the seconds
+   until the operator's PATCH puts the spec's autoscaling back.
+
+Mode `ours-v2` runs our operator with every resource on Together v2 (`spec.api: v2`, the simulator's
+v2 API): the same phases, with a deployment FAILED out of band as the remote change and a deployment's
+autoscaling changed out of band as the drift (`V2`). The baseline is on v1 only.
 
 Nothing here asserts: the result is a dict for the JSON report (see `bench.report`).
 """
@@ -49,10 +55,16 @@ from together_simulator import Call, RunningSimulator, SimulatorConfig
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASELINE_HANDLERS = REPO_ROOT / "bench" / "baseline_handlers.py"
 RUN_LABEL = "bench.together.ai/run"
-MODES = ("ours", "baseline", "tuned")
-"""tuned: ours with the candidate fixes still in bench/tuned_operator.py applied from outside."""
+MODES = ("ours", "ours-v2", "baseline", "tuned")
+"""ours-v2: ours with every resource on Together v2 (`spec.api: v2`); tuned: ours with the candidate
+fixes still in bench/tuned_operator.py applied from outside."""
 LIST_PATH = re.compile(r"/v1/endpoints")
 SINGLE_PATH = re.compile(r"/v1/endpoints/[^/]+")
+V2_ENDPOINTS_PATH = re.compile(r"/v2/projects/[^/]+/endpoints")
+V2_ENDPOINT_PATH = re.compile(r"/v2/projects/[^/]+/endpoints/[^/]+")
+V2_DEPLOYMENTS_PATH = re.compile(r"/v2/projects/[^/]+/endpoints/[^/]+/deployments")
+V2_DEPLOYMENT_PATH = re.compile(r"/v2/projects/[^/]+/endpoints/[^/]+/deployments/[^/]+")
+V2_CATALOGUE_PATH = re.compile(r"/v2/(supported-models|public/[^/]+|projects/[^/]+/(configs|models))(/.*)?")
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ class BenchConfig:
     settle_seconds: float | None = None
     """Pause between all-Ready and the steady window; default two poll intervals (at least 10 s)."""
     latency_samples: int = 50
+    """Endpoints changed out of band to time the status; at small N fewer, leaving `drift_samples`
+    untouched endpoints for the drift phase (a changed one is no longer steady)."""
     latency_spread_intervals: float = 3.0
     """The out-of-band changes are spread at random over this many poll intervals."""
     drift_samples: int = 20
@@ -188,7 +202,7 @@ def _python_env() -> dict[str, str]:
 
 
 def operator_command(mode: str, namespace_glob: str, cfg: BenchConfig, health_port: int) -> list[str]:
-    if mode in ("ours", "tuned"):
+    if mode in ("ours", "ours-v2", "tuned"):
         module = "bench.tuned_operator" if mode == "tuned" else "together_operator.cli"
         return [
             sys.executable,
@@ -296,6 +310,8 @@ class Observed:
     state: str | None = None
     ready: bool = False
     endpoint_id: str | None = None
+    deployment_id: str | None = None
+    """v2 only: the live deployment."""
     first_ready: float | None = None
     states: list[tuple[float, str | None]] = field(default_factory=list)
     """(arrival time, status.state) each time the state changed."""
@@ -324,7 +340,7 @@ class StatusWatch:
     def snapshot(self) -> dict[str, Observed]:
         with self._lock:
             return {
-                key: Observed(o.state, o.ready, o.endpoint_id, o.first_ready, list(o.states))
+                key: Observed(o.state, o.ready, o.endpoint_id, o.deployment_id, o.first_ready, list(o.states))
                 for key, o in self.objects.items()
             }
 
@@ -392,6 +408,7 @@ class StatusWatch:
                 seen.states.append((now, state))
             seen.state, seen.ready = state, ready
             seen.endpoint_id = status.get("endpointId") or seen.endpoint_id
+            seen.deployment_id = status.get("deploymentId") or seen.deployment_id
             if ready and seen.first_ready is None:
                 seen.first_ready = now
 
@@ -435,6 +452,62 @@ def prepare_cluster(cp: ControlPlane, namespaces: Sequence[str]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# the Together API the resources are on
+
+
+@dataclass(frozen=True)
+class RemoteApi:
+    """How the harness changes endpoints behind the operator's back on one Together API, and what it
+    sees of them."""
+
+    name: str
+    spec: dict[str, str]
+    """Added to the spec of every resource."""
+    running_state: str
+    """`status.state` of a resource that serves."""
+    failed_state: str
+    """`status.state` once `fail` shows."""
+    target: Callable[[Observed], str | None]
+    """The id the out-of-band changes address."""
+    fail: Callable[[RunningSimulator, str], object]
+    """A remote state change the operator only reports."""
+    rescale: Callable[[RunningSimulator, str], object]
+    """Autoscaling 2-3 instead of the spec's 1-1."""
+    rescale_path: re.Pattern[str]
+    """The path of the operator's PATCH that puts the autoscaling back; it ends with the target id."""
+
+
+V1 = RemoteApi(
+    name="v1",
+    spec={},
+    running_state="STARTED",
+    failed_state="ERROR",
+    target=lambda observed: observed.endpoint_id,
+    fail=lambda simulator, endpoint_id: simulator.out_of_band(endpoint_id, "error"),
+    rescale=lambda simulator, endpoint_id: simulator.out_of_band(
+        endpoint_id, "scale", min_replicas=2, max_replicas=3
+    ),
+    rescale_path=SINGLE_PATH,
+)
+V2 = RemoteApi(
+    name="v2",
+    spec={"api": "v2"},
+    running_state="READY",
+    failed_state="FAILED",
+    target=lambda observed: observed.deployment_id,
+    fail=lambda simulator, deployment_id: simulator.v2_out_of_band(deployment_id, "fail"),
+    rescale=lambda simulator, deployment_id: simulator.v2_out_of_band(
+        deployment_id, "scale", min_replicas=2, max_replicas=3
+    ),
+    rescale_path=V2_DEPLOYMENT_PATH,
+)
+
+
+def remote_api(mode: str) -> RemoteApi:
+    return V2 if mode == "ours-v2" else V1
+
+
+# --------------------------------------------------------------------------------------------------
 # figures
 
 
@@ -452,6 +525,8 @@ def _rounded(value: float | None, digits: int = 2) -> float | None:
 
 
 def _kind(call: Call) -> str:
+    if call.path.startswith(("/v2/", "/v3/")):
+        return _v2_kind(call)
     if call.method == "GET" and LIST_PATH.fullmatch(call.path):
         return "list"
     if call.method == "GET" and SINGLE_PATH.fullmatch(call.path):
@@ -462,6 +537,36 @@ def _kind(call: Call) -> str:
         return "update"
     if call.path.startswith("/v1/hardware"):
         return "hardware"
+    return "other"
+
+
+def _v2_kind(call: Call) -> str:
+    """A v2 call by what it is for: `list` starts a walk of the project's endpoint list, `list_page`
+    continues one; `get` / `get_deployment` read one endpoint / deployment; `create` /
+    `create_deployment`; `traffic_split` (an endpoint PATCH), `update` (a deployment PATCH);
+    `catalogue`: supported models, configs, instance types."""
+    path = call.path
+    if V2_ENDPOINTS_PATH.fullmatch(path):
+        if call.method == "GET":
+            return "list_page" if "after" in call.query else "list"
+        if call.method == "POST":
+            return "create"
+    if V2_ENDPOINT_PATH.fullmatch(path):
+        if call.method == "GET":
+            return "get"
+        if call.method == "PATCH" and call.query.get("updateMask") == "trafficSplit":
+            return "traffic_split"
+    if V2_DEPLOYMENTS_PATH.fullmatch(path) and call.method == "POST":
+        return "create_deployment"
+    if V2_DEPLOYMENT_PATH.fullmatch(path):
+        if call.method == "GET":
+            return "get_deployment"
+        if call.method == "PATCH":
+            return "update"
+    if path == "/v3/whoami":
+        return "whoami"
+    if call.method == "GET" and V2_CATALOGUE_PATH.fullmatch(path):
+        return "catalogue"
     return "other"
 
 
@@ -509,7 +614,7 @@ def run_one(
     control_plane: ControlPlane | None = None,
     namespace_prefix: str = "bench",
 ) -> dict[str, Any]:
-    """Measure `mode` ("ours" or "baseline") with `n` resources; a fresh control plane unless given."""
+    """Measure `mode` (one of MODES) with `n` resources; a fresh control plane unless given."""
     workdir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if control_plane is None:
@@ -524,7 +629,8 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
     namespaces = [f"{prefix}-{i}" for i in range(cfg.namespaces)]
     prepare_cluster(cp, namespaces)
     sim_config = SimulatorConfig(transition_seconds=cfg.transition_seconds, seed=1, call_log_limit=5_000_000)
-    result: dict[str, Any] = {"n": n, "mode": mode, "credentials": 1}
+    api = remote_api(mode)
+    result: dict[str, Any] = {"n": n, "mode": mode, "api": api.name, "credentials": 1}
     with contextlib.ExitStack() as stack:
         simulator = stack.enter_context(simulator_process(sim_config, workdir))
         health_port = free_port()
@@ -553,7 +659,10 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         cpu_0 = operator.stats.cpu_seconds()
         manifests = [
             endpoint_manifest(
-                f"tep-{i:05d}", namespace=namespaces[i % len(namespaces)], labels={RUN_LABEL: run_label}
+                f"tep-{i:05d}",
+                namespace=namespaces[i % len(namespaces)],
+                labels={RUN_LABEL: run_label},
+                **api.spec,
             )
             for i in range(n)
         ]
@@ -596,11 +705,17 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         operator.check()
 
         # --- 4. latency of remote changes -------------------------------------------------------
-        latencies, missed = _measure_latency(simulator, watch, cfg, n)
+        latencies, missed = _measure_latency(simulator, watch, cfg, n, api)
         operator.check()
 
         # --- 5. drift of a field the list does not show --------------------------------------------
-        corrections, uncorrected = _measure_drift(simulator, watch, cfg, n, mode)
+        # The drift phase is long at large N (N / budget seconds): its writes beyond the corrections
+        # show whether anything else (a heartbeat) writes in a window longer than the quiet one.
+        writes_4 = apiserver_writes(cp)
+        t_drift = time.time()
+        corrections, uncorrected = _measure_drift(simulator, watch, cfg, n, mode, api)
+        t_drift_end = time.time()
+        writes_5 = apiserver_writes(cp)
         operator.check()
         t_end = time.time()
         calls = simulator.calls()
@@ -608,7 +723,7 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
 
     # --- figures ----------------------------------------------------------------------------------
     observed = watch.snapshot()
-    creates = sorted(c.time for c in calls if _kind(c) == "create")
+    creates = sorted(c.time for c in calls if _kind(c) == "create")  # on v2, of endpoints
     create_calls = calls_between(calls, t_create, t_ready + 0.001)
     ready_after = sorted(o.first_ready - t_create for o in observed.values() if o.first_ready is not None)
     creation_seconds = t_ready - t_create
@@ -617,18 +732,16 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         "all_ready_seconds": round(creation_seconds, 2),
         "ready_p50_seconds": _rounded(percentile(ready_after, 50)),
         "ready_p99_seconds": _rounded(percentile(ready_after, 99)),
-        "remote_creates": len(creates),
-        "first_create_after_seconds": _rounded(creates[0] - t_create) if creates else None,
-        "last_create_after_seconds": _rounded(creates[-1] - t_create) if creates else None,
-        "create_rate_per_second": _rounded((len(creates) - 1) / (creates[-1] - creates[0]))
-        if len(creates) > 1 and creates[-1] > creates[0]
-        else None,
+        **_creates(creates, t_create),
         "together_calls": create_calls,
         "together_calls_per_second": _rounded(create_calls["total"] / creation_seconds),
         "together_calls_per_resource": _rounded(create_calls["total"] / n),
         "kubernetes_writes": _delta(writes_1, writes_0),
         "operator_cpu_seconds": round(cpu_1 - cpu_0, 2),
     }
+    if api is V2:
+        deployment_creates = sorted(c.time for c in calls if _kind(c) == "create_deployment")
+        result["create"]["deployments"] = _creates(deployment_creates, t_create)
     steady_calls = calls_between(calls, t_steady, t_steady_end)
     intervals = (t_steady_end - t_steady) / cfg.poll_interval
     result["steady"] = {
@@ -657,6 +770,8 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
         "p99_seconds": _rounded(percentile(corrections, 99)),
         "max_seconds": _rounded(max(corrections) if corrections else None),
         "goal_seconds": drift_bound(cfg, n, mode),
+        "window_seconds": round(t_drift_end - t_drift, 2),
+        "kubernetes_writes": _delta(writes_5, writes_4),
     }
     result["total_together_calls"] = calls_between(calls, t_create, t_end)["total"]
     result["watch_errors"] = watch.errors
@@ -664,15 +779,28 @@ def _run(n: int, mode: str, cfg: BenchConfig, workdir: Path, cp: ControlPlane, p
     return result
 
 
+def _creates(times: Sequence[float], since: float) -> dict[str, Any]:
+    """How many remote creates, when (seconds after `since`), and at what rate."""
+    return {
+        "remote_creates": len(times),
+        "first_create_after_seconds": _rounded(times[0] - since) if times else None,
+        "last_create_after_seconds": _rounded(times[-1] - since) if times else None,
+        "create_rate_per_second": _rounded((len(times) - 1) / (times[-1] - times[0]))
+        if len(times) > 1 and times[-1] > times[0]
+        else None,
+    }
+
+
 def _measure_latency(
-    simulator: RunningSimulator, watch: StatusWatch, cfg: BenchConfig, n: int
+    simulator: RunningSimulator, watch: StatusWatch, cfg: BenchConfig, n: int, api: RemoteApi
 ) -> tuple[list[float], int]:
-    """Put `latency_samples` endpoints in ERROR out of band at random moments; seconds until each shows."""
-    samples = min(cfg.latency_samples, n)
+    """Put `latency_samples` endpoints in ERROR (v2: their deployments in FAILED) out of band at random
+    moments; seconds until each shows."""
+    samples = min(cfg.latency_samples, n - min(cfg.drift_samples, n))
     if samples == 0:
         return [], 0
     observed = watch.snapshot()
-    keys = sorted(key for key, o in observed.items() if o.endpoint_id and o.state == "STARTED")
+    keys = sorted(key for key, o in observed.items() if api.target(o) and o.state == api.running_state)
     rng = random.Random(n)
     chosen = rng.sample(keys, min(samples, len(keys)))
     spread = cfg.latency_spread_intervals * cfg.poll_interval
@@ -684,14 +812,14 @@ def _measure_latency(
         delay = began + offset - time.time()
         if delay > 0:
             time.sleep(delay)
-        endpoint_id = observed[key].endpoint_id
-        assert endpoint_id is not None
+        target = api.target(observed[key])
+        assert target is not None
         changed[key] = time.time()
-        simulator.out_of_band(endpoint_id, "error")
+        api.fail(simulator, target)
 
     def shown(key: str, after: float, now: dict[str, Observed]) -> float | None:
         for at, state in now[key].states:
-            if at >= after and state == "ERROR":
+            if at >= after and state == api.failed_state:
                 return at
         return None
 
@@ -707,25 +835,32 @@ def _measure_latency(
 
 
 def drift_bound(cfg: BenchConfig, n: int, mode: str) -> float:
-    """Seconds within which an operator promises to put drift of a field the list lacks back: ours
-    re-reads each endpoint at least every max(resync interval, N / budget) s; the baseline GETs every
-    endpoint each poll interval (if its rate limit allows)."""
+    """Seconds within which an operator promises to put drift of autoscaling back. On v1 the list lacks
+    it: ours re-reads each endpoint at least every max(resync interval, N / budget) s; the baseline GETs
+    every endpoint each poll interval (if its rate limit allows). On v2 the project's endpoint list
+    carries each deployment's autoscaling, so the next list shows the drift: one poll interval, plus the
+    reconcile (as for the latency of a remote change)."""
     if mode == "baseline":
         return max(cfg.poll_interval, n / cfg.rate_limit) if cfg.rate_limit else cfg.poll_interval
+    if remote_api(mode) is V2:
+        return cfg.poll_interval + 2
     return max(cfg.resync_interval, n / cfg.resync_budget)
 
 
 def _measure_drift(
-    simulator: RunningSimulator, watch: StatusWatch, cfg: BenchConfig, n: int, mode: str
+    simulator: RunningSimulator, watch: StatusWatch, cfg: BenchConfig, n: int, mode: str, api: RemoteApi
 ) -> tuple[list[float], int]:
-    """Rescale `drift_samples` steady endpoints out of band at random moments; seconds until the
-    operator's PATCH of each puts the spec's autoscaling back. Autoscaling is not in the list, so only a
-    single GET sees it: this measures the drift reads, not the poller."""
+    """Rescale `drift_samples` steady endpoints (v2: their deployments) out of band at random moments;
+    seconds until the operator's PATCH of each puts the spec's autoscaling back. On v1 autoscaling is
+    not in the list, so only a single GET sees it: this measures the drift reads, not the poller. On v2
+    the list carries it: this measures the poller."""
     samples = min(cfg.drift_samples, n)
     if samples == 0:
         return [], 0
     observed = watch.snapshot()
-    ready = sorted(key for key, o in observed.items() if o.endpoint_id and o.state == "STARTED" and o.ready)
+    ready = sorted(
+        key for key, o in observed.items() if api.target(o) and o.state == api.running_state and o.ready
+    )
     rng = random.Random(n + 1)
     chosen = rng.sample(ready, min(samples, len(ready)))
     offsets = sorted(rng.uniform(0, cfg.drift_spread_seconds) for _ in chosen)
@@ -736,18 +871,18 @@ def _measure_drift(
         delay = began + offset - time.time()
         if delay > 0:
             time.sleep(delay)
-        endpoint_id = observed[key].endpoint_id
-        assert endpoint_id is not None
-        changed[endpoint_id] = time.time()
-        simulator.out_of_band(endpoint_id, "scale", min_replicas=2, max_replicas=3)
+        target = api.target(observed[key])
+        assert target is not None
+        changed[target] = time.time()
+        api.rescale(simulator, target)
 
     def put_back() -> dict[str, float]:
         found: dict[str, float] = {}
-        for call in simulator.calls(method="PATCH"):
-            endpoint_id = call.path.rsplit("/", 1)[-1]
-            at = changed.get(endpoint_id)
-            if at is not None and call.time >= at and endpoint_id not in found:
-                found[endpoint_id] = call.time - at
+        for call in simulator.calls(method="PATCH", path=api.rescale_path.pattern):
+            target = call.path.rsplit("/", 1)[-1]
+            at = changed.get(target)
+            if at is not None and call.time >= at and target not in found:
+                found[target] = call.time - at
         return found
 
     deadline = time.monotonic() + drift_bound(cfg, n, mode) + 3 * cfg.poll_interval + 30

@@ -1,4 +1,5 @@
-"""The performance plot: Together calls per poll interval and status latency against N, ours and baseline.
+"""The performance plot: Together calls per poll interval and status latency against N, ours (on v1, and
+on v2 where measured) and the baseline (v1).
 
     python -m bench.plot bench/results/<timestamp>.json -o docs/performance.png
 
@@ -21,7 +22,8 @@ import matplotlib.pyplot as plt
 
 _STYLE = {
     "ours": ("tab:blue", "o", "ours (shared list per credential)"),
-    "baseline": ("tab:orange", "s", "baseline (GET per object)"),
+    "ours-v2": ("tab:purple", "^", "ours on v2 (paginated list per project)"),
+    "baseline": ("tab:orange", "s", "baseline (GET per object, v1)"),
 }
 
 

@@ -1,4 +1,5 @@
-"""The Markdown table of a benchmark result, ours next to the baseline with their ratio."""
+"""The Markdown table of a benchmark result, ours next to the baseline with their ratio (and ours on
+Together v2 where it was measured)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ _ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
     ("drift put back max (s)", lambda r: _drift(r, "max_seconds"), "{:.1f}", True),
     ("drift put back within (goal, s)", lambda r: _drift(r, "goal_seconds"), "{:.0f}", False),
     ("drift not put back", lambda r: _drift(r, "uncorrected"), "{}", False),
+    ("drift phase length (s)", lambda r: _drift(r, "window_seconds"), "{:.0f}", False),
+    (
+        "drift phase status PATCHes (all resources)",
+        lambda r: (_drift(r, "kubernetes_writes") or {}).get("status_patches"),
+        "{}",
+        False,
+    ),
     ("create: all Ready (s)", lambda r: r["create"]["all_ready_seconds"], "{:.0f}", True),
     (
         "create: first remote create after (s)",
@@ -83,6 +91,96 @@ _ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
 ]
 
 
+# Figures only v2 has, shown where a v2 run was measured: what the calls were for, and the deployments.
+_V2_STEADY_ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
+    (
+        "  v2: endpoint list walks / pages",
+        lambda r: _v2_calls(r, "steady", ("list",), ("list", "list_page")),
+        "{} / {}",
+        False,
+    ),
+    (
+        "  v2: GETs of endpoints / deployments",
+        lambda r: _v2_calls(r, "steady", ("get",), ("get_deployment",)),
+        "{} / {}",
+        False,
+    ),
+    (
+        "  v2: traffic-split / deployment updates",
+        lambda r: _v2_calls(r, "steady", ("traffic_split",), ("update",)),
+        "{} / {}",
+        False,
+    ),
+]
+_V2_CREATE_ROWS: list[tuple[str, Callable[[Run], Any], str, bool]] = [
+    (
+        "create: v2 endpoint / deployment creates",
+        lambda r: _v2_calls(r, "create", ("create",), ("create_deployment",)),
+        "{} / {}",
+        False,
+    ),
+    (
+        "create: v2 list pages / GETs of endpoints",
+        lambda r: _v2_calls(r, "create", ("list", "list_page"), ("get",)),
+        "{} / {}",
+        False,
+    ),
+    (
+        "create: first / last deployment create after (s)",
+        lambda r: _v2_deployments(r, "first_create_after_seconds", "last_create_after_seconds"),
+        "{:.1f} / {:.1f}",
+        False,
+    ),
+    (
+        "create: deployment creates per s",
+        lambda r: _v2_deployments(r, "create_rate_per_second"),
+        "{:.1f}",
+        False,
+    ),
+]
+V2_NOTE = (
+    "ours on v2: every resource has `spec.api: v2` and lives on the simulator's v2 API (projects, "
+    "endpoints, deployments); its remote change is a deployment FAILED out of band, its drift a "
+    "deployment's autoscaling changed out of band; remote creates count endpoints. The per-object "
+    "baseline runs on v1 only: baseline / ours compares it with ours on v1."
+)
+
+
+def _rows(with_v2: bool) -> list[tuple[str, Callable[[Run], Any], str, bool]]:
+    if not with_v2:
+        return _ROWS
+    rows: list[tuple[str, Callable[[Run], Any], str, bool]] = []
+    for row in _ROWS:
+        rows.append(row)
+        if row[0] == "  of which list / single GET":
+            rows += _V2_STEADY_ROWS
+        elif row[0] == "create: remote creates per s":
+            rows += _V2_CREATE_ROWS
+    return rows
+
+
+def _is_v2(run: Run) -> bool:
+    return run.get("api") == "v2"
+
+
+def _v2_calls(run: Run, phase: str, *kinds: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Per group of kinds, the v2 calls of those kinds in the phase; None for a v1 run."""
+    if not _is_v2(run):
+        return None
+    counted = run[phase]["together_calls"]
+    return tuple(sum(counted.get(kind, 0) for kind in group) for group in kinds)
+
+
+def _v2_deployments(run: Run, *figures: str) -> Any:
+    """Figures of a v2 run's deployment creates; None for a v1 run or a missing figure."""
+    if not _is_v2(run):
+        return None
+    values = tuple(run["create"]["deployments"].get(figure) for figure in figures)
+    if any(value is None for value in values):
+        return None
+    return values[0] if len(values) == 1 else values
+
+
 def _drift(run: Run, figure: str) -> Any:
     """A figure of the drift phase; None for results measured before it existed."""
     return (run.get("drift") or {}).get(figure)
@@ -105,30 +203,35 @@ def _ratio(ours: Any, baseline: Any) -> str:
 
 
 def markdown(runs: Sequence[Run]) -> str:
-    """One table per N: a row per figure; columns ours, the per-object baseline, baseline / ours, and
-    the tuned variant (candidate fixes, bench/tuned_operator.py) where it was measured."""
+    """One table per N: a row per figure; columns ours, the per-object baseline, baseline / ours, then
+    ours on v2 and the tuned variant (candidate fixes, bench/tuned_operator.py) where they were
+    measured."""
     by_n: dict[int, dict[str, Run]] = {}
     for run in runs:
         by_n.setdefault(run["n"], {})[run["mode"]] = run
+    with_v2 = any(run["mode"] == "ours-v2" for run in runs)
     with_tuned = any(run["mode"] == "tuned" for run in runs)
-    parts: list[str] = []
+    parts: list[str] = [V2_NOTE, ""] if with_v2 else []
     for n in sorted(by_n):
         modes = by_n[n]
-        ours, baseline, tuned = modes.get("ours"), modes.get("baseline"), modes.get("tuned")
+        ours, baseline = modes.get("ours"), modes.get("baseline")
+        extra = [(modes.get("ours-v2"), "ours on v2")] if with_v2 else []
+        if with_tuned:
+            extra.append((modes.get("tuned"), "ours + candidate fixes"))
         parts.append(f"### N = {n}\n")
         header = "| figure | ours | per-object baseline | baseline / ours |"
         rule = "|---|---:|---:|---:|"
-        if with_tuned:
-            header += " ours + candidate fixes |"
+        for _, title in extra:
+            header += f" {title} |"
             rule += "---:|"
         parts += [header, rule]
-        for label, read, fmt, with_ratio in _ROWS:
+        for label, read, fmt, with_ratio in _rows(with_v2):
             a = read(ours) if ours else None
             b = read(baseline) if baseline else None
             ratio = _ratio(a, b) if with_ratio else ""
             row = f"| {label} | {_format(fmt, a)} | {_format(fmt, b)} | {ratio} |"
-            if with_tuned:
-                row += f" {_format(fmt, read(tuned) if tuned else None)} |"
+            for column, _ in extra:
+                row += f" {_format(fmt, read(column) if column else None)} |"
             parts.append(row)
         parts.append("")
     return "\n".join(parts)
@@ -141,8 +244,8 @@ def summary(runs: Sequence[Run]) -> str:
         "| creates / s | RSS (MiB) | CPU steady (%) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    order = {"ours": 0, "baseline": 1, "tuned": 2}
-    for r in sorted(runs, key=lambda r: (r["n"], order.get(r["mode"], 3))):
+    order = {"ours": 0, "ours-v2": 1, "baseline": 2, "tuned": 3}
+    for r in sorted(runs, key=lambda r: (r["n"], order.get(r["mode"], 4))):
         latency = r["latency"]
         lines.append(
             f"| {r['n']} | {r['mode']} | {r['steady']['calls_per_interval_per_credential']:.1f} "

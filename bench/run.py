@@ -1,7 +1,10 @@
 """`python -m bench`: measure the operator and the per-object baseline at several N; write JSON and Markdown.
 
     python -m bench --n 100 500 1000 2000          # the full benchmark (docs/performance.md)
-    python -m bench --n 50 --modes ours --window-intervals 3
+    python -m bench --n 50 --modes ours ours-v2 --quiet-seconds 60
+
+Modes: ours (resources on Together v1), ours-v2 (the same operator, every resource `spec.api: v2` on the
+simulator's v2 API), baseline (per-object polling, v1 only), tuned (ours with candidate fixes).
 
 Each (N, mode) gets a fresh control plane, simulator and operator, run one after the other. Results go to
 bench/results/<timestamp>.json and .md (and a .png with matplotlib installed: the `bench` extra).
@@ -34,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--n", type=int, nargs="+", default=[100, 500, 1000, 2000, 5000], help="resource counts"
     )
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=["ours", "baseline"])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=["ours", "baseline"],
+        help="operators to measure at each N (ours-v2: ours with every resource on Together v2)",
+    )
     parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval)
     parser.add_argument("--transition-poll-interval", type=float, default=defaults.transition_poll_interval)
     parser.add_argument("--resync-interval", type=float, default=defaults.resync_interval)

@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 from pydantic import Field
 
 from together_operator.core import Action, CreateEndpoint, UpdateEndpoint
-from together_operator.pricing import BILLED_STATES, committed_hourly, dollars
+from together_operator.pricing import BILLED_STATES, KnownPrice, committed_hourly, dollars
 from together_operator.resource import (
     Condition,
     ConditionStatus,
@@ -118,6 +118,21 @@ def _decide_one(budget: Budget, ask: Ask, others: Committed) -> Allowed | Exceed
     return Allowed()
 
 
+def decide_all(budgets: Sequence[Budget], asks: Sequence[Ask], others: Committed) -> Allowed | Exceeded:
+    """Whether every ask of one plan fits every budget; the first that does not is the refusal."""
+    for ask in asks:
+        verdict = decide(budgets, ask, others)
+        if isinstance(verdict, Exceeded):
+            return verdict
+    return Allowed()
+
+
+def reservation(asks: Sequence[Ask]) -> Decimal:
+    """What to hold for an allowed plan until its status shows it: the most any of its asks commits (each
+    is what the whole resource commits once its action is sent)."""
+    return max(ask.hourly or Decimal(0) for ask in asks)
+
+
 def committed(amounts: Iterable[tuple[Decimal, bool]]) -> Committed:
     """From (hourly, running) of each other resource."""
     hourly, endpoints = Decimal(0), 0
@@ -158,9 +173,25 @@ def ask_for(action: Action, status: TogetherEndpointStatus, per_replica_hour: De
     return None
 
 
-def ask_hardware(action: Action, status: TogetherEndpointStatus) -> str | None:
-    """The hardware `action` runs an endpoint on: what a create sends, else what is observed."""
-    return action.request.hardware if isinstance(action, CreateEndpoint) else status.hardware
+def asks(actions: Sequence[Action], status: TogetherEndpointStatus, price: KnownPrice | None) -> list[Ask]:
+    """What each create, start or scale-up among `actions` would commit, at `price` where it is the price
+    of the hardware the action runs on (what a create sends, else what is observed); unknown otherwise."""
+    found = []
+    for action in actions:
+        hardware = action.request.hardware if isinstance(action, CreateEndpoint) else status.hardware
+        per_hour = price.per_replica_hour if price is not None and price.hardware == hardware else None
+        ask = ask_for(action, status, per_hour)
+        if ask is not None:
+            found.append(ask)
+    return found
+
+
+def frees_budget(before: TogetherEndpointStatus | None, after: TogetherEndpointStatus | None) -> bool:
+    """Whether a resource's status going from `before` to `after` (None: the resource is gone) lowers
+    what its namespace commits, so that a resource waiting for budget may proceed."""
+    if before is None:
+        return False
+    return committed_hourly(after or TogetherEndpointStatus()) < committed_hourly(before)
 
 
 def reservation_settled(reserved: Decimal, status: TogetherEndpointStatus) -> bool:

@@ -119,6 +119,10 @@ CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # server may take as long again to finish what it received. Until this long after the intent, finding
 # nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
 CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
+# The intent is written before the POST waits for a call slot, so that writing it (a 409 included)
+# never holds a slot other calls wait for; a POST whose wait for its slot was longer than this writes
+# it again with the time it is sent, so the window above never runs short by more than this.
+INTENT_RETIME_AFTER = timedelta(seconds=5)
 # Longest condition or event message written: the apiserver refuses a status over its limits, and a
 # message quoting Together (or listing many candidates) has no natural bound.
 MAX_MESSAGE_LENGTH = 1024
@@ -413,12 +417,17 @@ def adoption_refusal(inputs: Inputs, endpoint: DedicatedEndpoint) -> str | None:
         and spec.management_policy == ManagementPolicy.FULL
         and not inputs.namespace_allows_adoption
     ):
-        return (
-            f"endpoint {endpoint.id} would be adopted with the operator-wide API key, which every "
-            f"namespace shares: set spec.apiKeySecretRef to your own key, label namespace "
-            f"{inputs.namespace} {ADOPTION_LABEL}=allowed, or use managementPolicy ObserveOnly"
-        )
+        return shared_key_refusal(endpoint.id, inputs.namespace)
     return None
+
+
+def shared_key_refusal(endpoint_id: str, namespace: str) -> str:
+    """Why an endpoint is not adopted with the operator-wide key (v1 and v2 alike)."""
+    return (
+        f"endpoint {endpoint_id} would be adopted with the operator-wide API key, which every "
+        f"namespace shares: set spec.apiKeySecretRef to your own key, label namespace "
+        f"{namespace} {ADOPTION_LABEL}=allowed, or use managementPolicy ObserveOnly"
+    )
 
 
 def claim_to_make(inputs: Inputs) -> str | None:
@@ -642,7 +651,7 @@ def _plan(inputs: Inputs) -> Plan:
         outcome = _Outcome(
             ready=False,
             reason=Reason.ENDPOINT_OWNED_ELSEWHERE,
-            message=_owned_elsewhere(inputs.spec.endpoint_id, inputs.endpoint_owned_by),
+            message=owned_elsewhere(inputs.spec.endpoint_id, inputs.endpoint_owned_by),
             stalled=True,
         )
         return _render(inputs, inputs.previous, outcome)
@@ -687,14 +696,14 @@ def _adoption_refused(inputs: Inputs, endpoint: DedicatedEndpoint) -> Plan | Non
         if claim is None:
             message = f"endpoint {endpoint.id} is not claimed for this resource yet"
         elif not claim.ours:
-            message, reason = _owned_elsewhere(endpoint.id, claim.holder), Reason.ENDPOINT_OWNED_ELSEWHERE
+            message, reason = owned_elsewhere(endpoint.id, claim.holder), Reason.ENDPOINT_OWNED_ELSEWHERE
     if message is None:
         return None
     outcome = _Outcome(ready=False, reason=reason, message=message, stalled=True)
     return _render(inputs, inputs.previous, outcome)
 
 
-def _owned_elsewhere(endpoint_id: str | None, owner: str) -> str:
+def owned_elsewhere(endpoint_id: str | None, owner: str) -> str:
     return (
         f"endpoint {endpoint_id} is already managed by TogetherEndpoint {owner}: two resources must not "
         "manage one endpoint; remove spec.endpointId or delete the other resource"
@@ -747,10 +756,19 @@ def _plan_create(inputs: Inputs) -> Plan:
 
 
 def create_sent_at(plan: Plan, sent_at: datetime) -> Plan:
-    """`plan` (a create's) with its intent timed when the POST is sent: after the hardware look-up and
-    the rate limiter's slot, which can take long, so that the outcome window never closes before a
-    POST held there lands."""
+    """`plan` (a create's) with its intent timed `sent_at`: after the hardware look-up, right before
+    the POST waits for its call slot (`retimed_intent` once it has one), so that the outcome window
+    never closes before a POST held there lands."""
     return replace(plan, status=plan.status.model_copy(update={"create_requested_at": sent_at}))
+
+
+def retimed_intent(plan: Plan, now: datetime) -> Plan | None:
+    """`plan` (a create's, its intent written) timed anew when its POST goes out after waiting longer
+    than INTENT_RETIME_AFTER for a call slot; None: the intent as written stands."""
+    written = plan.status.create_requested_at
+    if written is not None and now - written < INTENT_RETIME_AFTER:
+        return None
+    return create_sent_at(plan, now)
 
 
 def _intent_of(request: CreateEndpointRequest) -> CreateIntent:

@@ -97,11 +97,14 @@ class Poller:
         self._resync = resync or ResyncBudget()
         self._sleep = sleep
         self._accounts: dict[str, _Account] = {}
+        self._watching: dict[str, tuple[str, str]] = {}
+        """resource uid -> the (credential, endpoint id) it watches"""
 
     def watch(self, credential: str, api: EndpointsAPI, endpoint_id: str, uid: str, wake: Wake) -> None:
         """Wake `uid` whenever `endpoint_id`'s list item changes, and stop watching anything else for it
         (a changed key or endpoint id). Starts the credential's poll loop."""
         self._forget(uid, keep=(credential, endpoint_id))
+        self._watching[uid] = (credential, endpoint_id)
         account = self._accounts.get(credential)
         if account is None:
             account = self._accounts[credential] = _Account(api=api)
@@ -120,19 +123,24 @@ class Poller:
         self._forget(uid, keep=None)
 
     def _forget(self, uid: str, keep: tuple[str, str] | None) -> None:
-        """Stop waking `uid` for anything but `keep` (credential, endpoint id); drop credentials nobody
-        watches any more."""
-        for credential, account in list(self._accounts.items()):
-            for endpoint_id, wakes in list(account.watchers.items()):
-                if (credential, endpoint_id) == keep:
-                    continue
-                wakes.pop(uid, None)
-                if not wakes:
-                    del account.watchers[endpoint_id]
-                    account.turns.remove(endpoint_id)
-                    account.resync_due.discard(endpoint_id)
-            if not account.watchers and (keep is None or credential != keep[0]):
-                self._stop(credential)
+        """Stop waking `uid` for anything but `keep` (credential, endpoint id); drop a credential nobody
+        watches any more. O(1) for a resource watching what it watched: every reconcile calls this."""
+        watched = self._watching.get(uid)
+        if watched is None or watched == keep:
+            return
+        del self._watching[uid]
+        credential, endpoint_id = watched
+        account = self._accounts.get(credential)
+        if account is None:
+            return
+        wakes = account.watchers.get(endpoint_id, {})
+        wakes.pop(uid, None)
+        if not wakes and endpoint_id in account.watchers:
+            del account.watchers[endpoint_id]
+            account.turns.remove(endpoint_id)
+            account.resync_due.discard(endpoint_id)
+        if not account.watchers and (keep is None or credential != keep[0]):
+            self._stop(credential)
 
     def listed(self, credential: str, endpoint_id: str) -> ListEndpoint | None:
         """The endpoint's item in the latest list; None if it was absent or nothing was listed yet."""
@@ -161,6 +169,7 @@ class Poller:
     async def close(self) -> None:
         for credential in list(self._accounts):
             self._stop(credential)
+        self._watching.clear()
         await asyncio.sleep(0)
 
     def _stop(self, credential: str) -> None:

@@ -78,6 +78,31 @@ def price_look_up_due(
     return known is None or known.hardware != hardware or now - known.read_at >= refresh
 
 
+@dataclass(frozen=True)
+class ReadPrice:
+    """Read the hardware offered again for the price of `hardware`."""
+
+    hardware: str
+
+
+def next_price(
+    known: KnownPrice | None,
+    spec: TogetherEndpointSpec,
+    status: TogetherEndpointStatus,
+    offered: Sequence[HardwareWithStatus] | None,
+    now: datetime,
+    refresh: timedelta,
+) -> KnownPrice | ReadPrice | None:
+    """The price to keep for the hardware `status` is priced on: from the offers just read for a create
+    (`offered`), else the one known until a look-up is due (`price_look_up_due`), then `ReadPrice`."""
+    hardware = priced_hardware(spec, status, offered or ())
+    if offered is not None:
+        return known_price(hardware, offered, now)
+    if hardware is not None and price_look_up_due(known, hardware, now, refresh):
+        return ReadPrice(hardware)
+    return known
+
+
 def pricing(known: KnownPrice, spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> Pricing:
     """The hourly range of the replicas the endpoint may run: the spec's (what the user declares), or
     what is observed when the operator only observes it."""

@@ -3,10 +3,11 @@ core, carries out what the core returned, in order, and writes the status the co
 
 One reconcile, in controller-runtime's shape: read (the credential; the remote endpoint from the
 poller's list, with a GET only where `core.usable_cached_read` says so; the hardware offered when a
-create may follow) -> `core.plan` -> act in order (a create: its intent written first, guarded by
-resourceVersion and timed in the client's rate-limiter slot right before the POST, then the POST, then
-the endpoint id at once) -> the connection ConfigMap -> one status write and the events. Deletion runs
-`core.plan_deletion` the same way, one read or call per step.
+create may follow) -> `core.plan` -> the budget gate (`budget_shell`, at the price `pricing_shell`
+looks up) -> act in order (a create: its intent written first, guarded by resourceVersion and timed in
+the client's rate-limiter slot right before the POST, then the POST, then the endpoint id at once) ->
+the connection ConfigMap -> one status write and the events. Deletion runs `core.plan_deletion` the
+same way, one read or call per step. A resource on Together v2 is handed to `v2_shell`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from together_operator import budget, core, pricing, v2_core
 from together_operator import schedule as schedules
 from together_operator.budget import BudgetBook
+from together_operator.budget_shell import BudgetGate
 from together_operator.connection import Owner
 from together_operator.core import (
     Action,
@@ -57,6 +58,7 @@ from together_operator.hardware import HardwareCatalogue
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Wake
 from together_operator.pricing import KnownPrice, NamespaceCost
+from together_operator.pricing_shell import PriceLookUp
 from together_operator.resource import (
     PAUSED_ANNOTATION,
     RESTART_REQUESTED_ANNOTATION,
@@ -223,12 +225,8 @@ class Reconciler:
         self._resources: dict[str, _Resource] = {}
         # On the reconciler's clock, so a test's clock ages the cache as it ages prices.
         self._hardware = HardwareCatalogue(clock=lambda: self._clock().timestamp())
-        self._latest: dict[str, TogetherEndpointStatus] = {}
-        self._namespaces: dict[str, str] = {}
-        """uid -> namespace, of the resources in `_latest` or `_reserved`"""
-        self._budgets = budgets or BudgetBook()
-        self._reserved: dict[str, Decimal] = {}
-        """uid -> USD per hour a budget allowed it to commit, until its status shows that"""
+        self._prices = PriceLookUp(self._hardware, refresh=timedelta(seconds=settings.steady_look_interval))
+        self._budget_gate = BudgetGate(budgets or BudgetBook())
         self._deletes_sent: dict[str, datetime] = {}
         """uid -> when a DELETE of its endpoint was last answered"""
 
@@ -252,11 +250,9 @@ class Reconciler:
         finally:
             stop.cancel()
             self._resources.pop(uid, None)
-            released = self._latest.pop(uid, None)
-            namespace = self._namespaces.pop(uid, None)
-            self._reserved.pop(uid, None)
-            if released is not None and namespace is not None and pricing.committed_hourly(released):
-                self.wake_namespace(namespace)  # budget freed: a resource waiting for it may proceed
+            freed = self._budget_gate.forget(uid)
+            if freed is not None:
+                self.wake_namespace(freed)  # a resource waiting for budget may proceed
             self._poller.unwatch(uid)
             if self._v2 is not None:
                 self._v2.unwatch(uid)
@@ -302,16 +298,20 @@ class Reconciler:
 
     def statuses(self) -> list[TogetherEndpointStatus]:
         """The last status written for each resource this process reconciles (for metrics)."""
-        return list(self._latest.values())
+        return self._budget_gate.statuses()
 
     def hourly_costs(self) -> list[NamespaceCost]:
         """What each namespace's resources commit per hour, as last written (for metrics)."""
-        return pricing.namespace_costs((self._namespaces[uid], s) for uid, s in self._latest.items())
+        return self._budget_gate.hourly_costs()
+
+    def committed(self, namespace: str) -> budget.Committed:
+        """What the namespace's resources commit, or were just allowed to (for its budgets' status)."""
+        return self._budget_gate.committed(namespace)
 
     def wake_namespace(self, namespace: str) -> None:
         """Reconcile the namespace's resources now: its budgets changed."""
-        for uid, where in self._namespaces.items():
-            if where == namespace and uid in self._resources:
+        for uid in self._budget_gate.resources_in(namespace):
+            if uid in self._resources:
                 self._resources[uid].wake.set()
 
     def wants_wake(self, body: Mapping[str, Any]) -> bool:
@@ -363,7 +363,14 @@ class Reconciler:
             await self._keep_secret(namespace, uid, resource, others, core.secret_in_use(spec, previous))
             failures = resource.failures
             resource_v2 = V2Resource(
-                namespace, name, uid, inputs.generation, spec, previous, resource.wake.set
+                namespace,
+                name,
+                uid,
+                inputs.generation,
+                spec,
+                previous,
+                resource.wake.set,
+                endpoint_owned_by=inputs.endpoint_owned_by,
             )
             host = _V2Host(self, body, resource, spec, others)
             delay = await self._v2.reconcile(host, key, resource_v2)
@@ -389,8 +396,8 @@ class Reconciler:
             observed = replace(observed, adoption_claim=await self._ownership.claim(claim, _owner(body)))
         plan = core.plan(observed)
         if plan.actions:
-            await self._look_up_price(api, key, observed, plan.status, resource)
-            plan = self._within_budget(observed, plan, resource, uid)
+            resource.price = await self._prices.current(api, key, observed, plan.status, resource.price)
+            plan = self._budget_gate.check(observed, plan, resource.price, uid)
         await self._keep_secret(namespace, uid, resource, others, core.secret_in_use(spec, plan.status))
         for action in plan.actions:
             if self._hold(body) is not None:  # deletion began meanwhile: act no more
@@ -401,7 +408,7 @@ class Reconciler:
                 return await self._fail(body, resource, observed, error, action=action)
         steps = core.connection_steps(observed, plan, self._settings.base_url)
         plan = core.with_connection(observed, plan, steps, await self._carry_out(body, steps))
-        await self._look_up_price(api, key, observed, plan.status, resource)
+        resource.price = await self._prices.current(api, key, observed, plan.status, resource.price)
         plan = replace(plan, status=pricing.with_pricing(plan.status, observed.spec, resource.price))
         await self._publish(body, resource, plan)
         resource.failures = 0
@@ -479,74 +486,6 @@ class Reconciler:
             now=self._clock(),
         )
 
-    async def _look_up_price(
-        self,
-        api: EndpointsAPI,
-        key: ApiKey,
-        inputs: Inputs,
-        status: TogetherEndpointStatus,
-        resource: _Resource,
-    ) -> None:
-        """Keep `resource.price` current for the hardware `status` is priced on: read again with the
-        hardware cache at most once per steady look interval; a failed look-up keeps the last price
-        (pricing never fails a reconcile)."""
-        spec = inputs.spec
-        hardware = pricing.priced_hardware(spec, status, inputs.hardware_options or ())
-        if inputs.hardware_options is not None:  # just read for a create
-            resource.price = pricing.known_price(hardware, inputs.hardware_options, inputs.now)
-        elif hardware is not None and pricing.price_look_up_due(
-            resource.price, hardware, inputs.now, timedelta(seconds=self._settings.steady_look_interval)
-        ):
-            try:
-                offered = await self._hardware.offered(key.fingerprint, api, spec.model)
-            except TogetherError as error:
-                _log.info("no price for %s/%s: %s", inputs.namespace, inputs.name, error)
-            else:
-                resource.price = pricing.known_price(hardware, offered, inputs.now)
-
-    def _within_budget(self, inputs: Inputs, plan: Plan, resource: _Resource, uid: str) -> Plan:
-        """`plan`, or its refusal when a create, start or scale-up would exceed a budget of the namespace.
-
-        Nothing is awaited from the count to the reservation, so the event loop serialises every
-        decision: two resources cannot both take the last dollar. The reservation stands for what was
-        allowed until the resource's status shows it committed."""
-        budgets = self._budgets.in_namespace(inputs.namespace)
-        price = resource.price
-        asks = []
-        for action in plan.actions:
-            hardware = budget.ask_hardware(action, plan.status)
-            per_hour = price.per_replica_hour if price is not None and price.hardware == hardware else None
-            ask = budget.ask_for(action, plan.status, per_hour)
-            if ask is not None:
-                asks.append(ask)
-        if not budgets or not asks:
-            return plan
-        others = self.committed(inputs.namespace, excluding=uid)
-        for ask in asks:
-            verdict = budget.decide(budgets, ask, others)
-            if isinstance(verdict, budget.Exceeded):
-                return core.refused_by_budget(inputs, plan, verdict.message)
-        self._reserved[uid] = max(ask.hourly or Decimal(0) for ask in asks)
-        self._namespaces[uid] = inputs.namespace
-        return plan
-
-    def committed(self, namespace: str, excluding: str | None = None) -> budget.Committed:
-        """What the namespace's resources (but `excluding`) commit, or were just allowed to."""
-        return budget.committed(
-            (max(self._reserved.get(uid, Decimal(0)), pricing.committed_hourly(status)), running)
-            for uid, status, running in self._namespace_statuses(namespace)
-            if uid != excluding
-        )
-
-    def _namespace_statuses(self, namespace: str) -> list[tuple[str, TogetherEndpointStatus, bool]]:
-        """(uid, last status, whether it runs or was allowed to) of the namespace's resources."""
-        found = []
-        for uid, where in self._namespaces.items():
-            if where == namespace:
-                status = self._latest.get(uid, TogetherEndpointStatus())
-                found.append((uid, status, uid in self._reserved or status.state in pricing.BILLED_STATES))
-        return found
-
     async def _recovery_candidates(
         self, api: EndpointsAPI, model: str, others: OtherResources, uid: str
     ) -> tuple[DedicatedEndpoint, ...]:
@@ -594,19 +533,25 @@ class Reconciler:
             resource.create_answered = False
             resource.create_sent_at = None
 
-            async def record_intent() -> None:
-                # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
-                # with a conflict instead of creating twice. Timed in the client's rate-limiter slot,
-                # right before the POST: after a restart, the outcome window must not close before a
-                # POST that waited long for its slot lands.
-                nonlocal plan
-                sent_at = self._clock()
-                plan = core.create_sent_at(plan, sent_at)
-                await self._write_status(body, resource, plan.status, resource_version=version)
-                resource.create_sent_at = sent_at
-                self._post_events(body, plan.events)
+            # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
+            # with a conflict instead of creating twice. Written before the POST takes a call slot, so
+            # that neither the write nor a conflict holds one of the slots every other call waits for.
+            plan = core.create_sent_at(plan, self._clock())
+            await self._write_status(body, resource, plan.status, resource_version=version)
+            resource.create_sent_at = plan.status.create_requested_at
+            self._post_events(body, plan.events)
 
-            answer = await api.create_endpoint(action.request, before_send=record_intent)
+            async def retime_intent() -> None:
+                # In the slot, right before the POST: after a restart, the outcome window must not
+                # close before a POST that waited long for its slot lands.
+                nonlocal plan
+                retimed = core.retimed_intent(plan, self._clock())
+                if retimed is not None:
+                    plan = retimed
+                    await self._write_status(body, resource, plan.status)
+                    resource.create_sent_at = plan.status.create_requested_at
+
+            answer = await api.create_endpoint(action.request, before_send=retime_intent)
             self._poller.watch(key.fingerprint, api, answer.id, meta["uid"], resource.wake.set)
         elif isinstance(action, AdoptEndpoint):
             answer = await api.get_endpoint(action.endpoint_id)
@@ -655,10 +600,7 @@ class Reconciler:
     async def _publish(self, body: Mapping[str, Any], resource: _Resource, plan: Plan) -> None:
         uid = body["metadata"]["uid"]
         await self._write_status(body, resource, plan.status)
-        # Only now does the namespace's count see this status: until then the reservation stands for it.
-        reserved = self._reserved.get(uid)
-        if reserved is not None and budget.reservation_settled(reserved, plan.status):
-            del self._reserved[uid]
+        self._budget_gate.settle(uid, plan.status)
         self._post_events(body, plan.events)
         self._metrics.reconciles.labels(_outcome_reason(plan.status)).inc()
 
@@ -679,11 +621,8 @@ class Reconciler:
         ):
             self._metrics.status_patches.inc()
         resource.written = status
-        before = self._latest.get(meta["uid"])
-        self._latest[meta["uid"]] = status
-        self._namespaces[meta["uid"]] = meta["namespace"]
-        if before is not None and pricing.committed_hourly(status) < pricing.committed_hourly(before):
-            self.wake_namespace(meta["namespace"])  # budget freed: a resource waiting for it may proceed
+        if self._budget_gate.record(meta["uid"], meta["namespace"], status):
+            self.wake_namespace(meta["namespace"])  # a resource waiting for budget may proceed
 
     def _post_events(self, body: Mapping[str, Any], events: tuple[Event, ...]) -> None:
         for event in events:
@@ -705,8 +644,11 @@ class Reconciler:
                 namespace,
                 meta["name"],
                 lambda: self._credentials.resolve(namespace, spec.api_key_secret_ref),
+                lambda: self._ownership.allow_adoption(namespace),
             )
             if isinstance(outcome, Released):
+                if outcome.release_claim is not None:
+                    await self._ownership.release(outcome.release_claim, _owner(body))
                 await self._release_secret(namespace, spec, others, meta["uid"])
             return outcome
         known = DeletionInputs(
@@ -812,6 +754,12 @@ class _V2Host:
 
     async def connection(self, steps: ConnectionSteps) -> str | None:
         return await self.reconciler._carry_out(self.body, steps)
+
+    async def claim(self, endpoint_id: str) -> core.AdoptionClaim:
+        return await self.reconciler._ownership.claim(endpoint_id, _owner(self.body))
+
+    async def allows_adoption(self) -> bool:
+        return await self.reconciler._ownership.allow_adoption(self.body["metadata"]["namespace"])
 
 
 def _trigger_key(body: Mapping[str, Any]) -> tuple[object, ...]:

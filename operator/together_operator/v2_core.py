@@ -1,13 +1,16 @@
 """The pure core for Together v2 (CONTRACT section 6): a TogetherEndpoint on `api: v2` is one named
 endpoint in the key's project with one deployment taking all of its traffic. No I/O, no kopf.
 
-- `resolve_target`: model + hardware/gpu (or `v2.config`) -> the model and config revision to deploy,
-  from the v2 catalogue (supported models and their certified deployment profiles);
+- `resolve_target`: model + hardware/gpu + speculativeDecoding (or `v2.config`) -> the model and config
+  revision to deploy, from the v2 catalogue (supported models, their certified deployment profiles and
+  the draft model of each profile's config);
 - `plan_v2`: the endpoint found by name in the project's list + the resolved target -> the next call
-  (create the endpoint, create the deployment, put it in the traffic split, set its autoscaling), the
-  status and the conditions. Every name is ours, so a lost answer or a crash is resolved by reading the
-  name back: no create intent window as on v1, and a name held by an endpoint this resource did not
-  create is Stalled/NameTaken;
+  (create the endpoint, create the deployment, put it in the traffic split, set its autoscaling and
+  inactive timeout), the status and the conditions. Every name is ours, so a lost answer or a crash is
+  resolved by reading the name back: no create intent window as on v1, and a name held by an endpoint
+  this resource did not create is Stalled/NameTaken. An endpoint named by
+  spec.endpointId (`ep_...`) is adopted instead, under the contract's rules of adoption (the claim, its
+  model, the operator-wide key);
 - `plan_v2_deletion`: the platform's order (0/0, out of the split, delete the deployment once STOPPED,
   delete the endpoint), one idempotent step at a time, until the endpoint is gone.
 One call per plan: the shell carries it out and plans again with what it answered.
@@ -22,7 +25,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from together_operator.core import (
+    ADOPTION_LABEL,
     CREATE_OUTCOME_WINDOW,
+    AdoptionClaim,
     ConnectionSteps,
     Event,
     EventType,
@@ -30,6 +35,8 @@ from together_operator.core import (
     Reason,
     RetryPolicy,
     connection_data,
+    owned_elsewhere,
+    shared_key_refusal,
 )
 from together_operator.resource import (
     Condition,
@@ -54,6 +61,7 @@ from together_operator.together.errors import (
 from together_operator.together.v2_models import (
     Autoscaling,
     CreateDeploymentRequest,
+    DeploymentProfile,
     DeploymentState,
     DeploymentSummary,
     Endpoint,
@@ -62,6 +70,7 @@ from together_operator.together.v2_models import (
     ScalingMetric,
     SupportedModel,
     TrafficSplitEntry,
+    unpinned_model,
 )
 
 ENDPOINT_NAME_MAX = 63
@@ -84,6 +93,8 @@ class V2Reason:
     SCALING = "Scaling"
     ROLLING_OUT = "RollingOut"
     ROLLOUT_FAILED = "RolloutFailed"
+    ADOPTING = "Adopting"
+    ENDPOINT_NOT_FOUND = "EndpointNotFound"
 
 
 class RolloutPhase:
@@ -115,6 +126,44 @@ def lives_on_v1(previous: TogetherEndpointStatus) -> bool:
     return previous.api == TogetherAPI.V1 or (previous.api is None and previous.endpoint_id is not None)
 
 
+# --- adoption ---------------------------------------------------------------------------------------
+
+
+def adoption_id(spec: TogetherEndpointSpec) -> str | None:
+    """The v2 endpoint spec.endpointId adopts. A v1 id there (admission lets one through only on a
+    resource that adopted it on v1 and migrated since) names the endpoint the migration replaced."""
+    endpoint_id = spec.endpoint_id
+    return None if endpoint_id is None or endpoint_id.startswith(V1_ID_PREFIX) else endpoint_id
+
+
+def needs_adoption_consent(spec: TogetherEndpointSpec) -> bool:
+    """Whether changing the adopted endpoint needs the namespace's consent (core.ADOPTION_LABEL): it is
+    changed with the operator-wide key, which every namespace shares."""
+    return (
+        adoption_id(spec) is not None
+        and spec.api_key_secret_ref is None
+        and spec.management_policy == ManagementPolicy.FULL
+    )
+
+
+def _catalogue_entry(
+    spec: TogetherEndpointSpec, supported: Sequence[SupportedModel]
+) -> SupportedModel | None:
+    return next((m for m in supported if spec.model in (m.name, m.base_model)), None)
+
+
+def models_named(spec: TogetherEndpointSpec, supported: Sequence[SupportedModel]) -> frozenset[str]:
+    """The model resources (without revision) spec.model names: itself when it is a resource name, else
+    its catalogue entry's base model and the models of its certified profiles; none when unknown."""
+    if spec.model.startswith("projects/"):
+        return frozenset({unpinned_model(spec.model)})
+    entry = _catalogue_entry(spec, supported)
+    if entry is None:
+        return frozenset()
+    profiles = (unpinned_model(p.model) for p in entry.deployment_profiles)
+    return frozenset({unpinned_model(entry.base_model), *profiles})
+
+
 # --- names ------------------------------------------------------------------------------------------
 
 
@@ -127,6 +176,17 @@ def endpoint_name(spec: TogetherEndpointSpec, namespace: str, name: str) -> str:
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:8]
     return f"{full[: ENDPOINT_NAME_MAX - 9].rstrip('-')}-{digest}"
+
+
+def known_name(
+    spec: TogetherEndpointSpec, previous: TogetherEndpointStatus, namespace: str, name: str
+) -> str:
+    """The endpoint's name in the project: an adopted endpoint keeps its own (status.endpointName is
+    `<project slug>/<name>`); else ours (`endpoint_name`)."""
+    adopted = adoption_id(spec)
+    if adopted is not None and previous.endpoint_id == adopted and previous.endpoint_name:
+        return previous.endpoint_name.rpartition("/")[2]
+    return endpoint_name(spec, namespace, name)
 
 
 def short_state(state: str) -> str:
@@ -162,14 +222,27 @@ class DeploymentTarget:
         return f"d-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def resolve_target(
-    spec: TogetherEndpointSpec, supported: Sequence[SupportedModel]
-) -> DeploymentTarget | HardwareRejected:
-    """The catalogue entry of `spec.model` and the one certified profile offering the spec's hardware.
+def configs_to_read(spec: TogetherEndpointSpec, supported: Sequence[SupportedModel]) -> tuple[str, ...]:
+    """The config revisions whose draft model `resolve_target` needs (a profile does not say whether its
+    config decodes speculatively): every certified config of the spec's model, unless v2.config names
+    one."""
+    entry = _catalogue_entry(spec, supported)
+    if entry is None or (spec.v2 is not None and spec.v2.config is not None):
+        return ()
+    return tuple(dict.fromkeys(p.config for p in entry.deployment_profiles))
 
-    `v2.config` names the config revision outright; otherwise `hardware` (either form) or `gpu` picks
-    among the model's profiles: none or several is a stall that lists what is offered."""
-    entry = next((m for m in supported if spec.model in (m.name, m.base_model)), None)
+
+def resolve_target(
+    spec: TogetherEndpointSpec, supported: Sequence[SupportedModel], drafts: Mapping[str, str | None]
+) -> DeploymentTarget | HardwareRejected:
+    """The catalogue entry of `spec.model` and the one certified profile offering the spec's hardware
+    and speculative decoding.
+
+    `v2.config` names the config revision outright; otherwise `hardware` (either form) or `gpu`, with
+    `speculativeDecoding`, picks among the model's profiles: a config decodes speculatively when it pins
+    a draft model (`drafts`: config -> its draft model, for the configs `configs_to_read` names). None
+    or several is a stall that lists what is offered."""
+    entry = _catalogue_entry(spec, supported)
     explicit_config = spec.v2.config if spec.v2 is not None else None
     if entry is None:
         if explicit_config is not None and spec.model.startswith("projects/"):
@@ -186,23 +259,38 @@ def resolve_target(
         return DeploymentTarget(
             model=model, config=explicit_config, hardware=named.hardware if named else None
         )
-    offered = ", ".join(sorted({p.hardware for p in profiles})) or "none"
+
+    def speculative(profile: DeploymentProfile) -> bool:
+        return bool(drafts.get(profile.config))
+
+    def offer(profile: DeploymentProfile) -> str:
+        return f"{profile.hardware} with speculative decoding" if speculative(profile) else profile.hardware
+
+    offered = ", ".join(sorted({offer(p) for p in profiles})) or "none"
     if spec.hardware is not None:
         wanted = v2_hardware(spec.hardware)
-        matches = [p for p in profiles if p.hardware == wanted]
+        on_hardware = [p for p in profiles if p.hardware == wanted]
         asked = f"spec.hardware {spec.hardware!r}"
     elif spec.gpu is not None:
         gpu_type = spec.gpu.type.lower()
-        matches = [
+        on_hardware = [
             p for p in profiles if p.gpu_count == spec.gpu.count and gpu_type in p.gpu_type.lower().split("-")
         ]
         asked = f"spec.gpu {spec.gpu.count}x {spec.gpu.type}"
     else:
         return HardwareRejected(Reason.INVALID_SPEC, "set exactly one of spec.hardware or spec.gpu")
-    if not matches:
+    if not on_hardware:
         return HardwareRejected(
             Reason.HARDWARE_NOT_SUPPORTED,
             f"{asked} is not offered for model {spec.model!r}; offered: {offered}",
+        )
+    matches = [p for p in on_hardware if speculative(p) == spec.speculative_decoding]
+    if not matches:
+        return HardwareRejected(
+            Reason.HARDWARE_NOT_SUPPORTED,
+            f"{asked} with speculativeDecoding {str(spec.speculative_decoding).lower()} is not offered for "
+            f"model {spec.model!r}; offered: {offered}. Change speculativeDecoding, or name a config in "
+            "spec.v2.config",
         )
     if len({p.config for p in matches}) > 1:
         configs = ", ".join(sorted(p.config for p in matches))
@@ -226,19 +314,40 @@ class V2Inputs:
     now: datetime
     project_id: str
     endpoint: Endpoint | None
-    """The endpoint of our name in the project's list, if any."""
+    """The endpoint of our name in the project's list, if any; while adopting, the one of the id
+    spec.endpointId names (from the list, else a GET)."""
     target: DeploymentTarget | HardwareRejected | None = None
     """Resolved from the catalogue (cached per key by the shell); None until asked for."""
+    spec_models: frozenset[str] | None = None
+    """`models_named`, read from the catalogue with `target`; None until then."""
+    endpoint_owned_by: str | None = None
+    """`namespace/name` of another TogetherEndpoint whose status recorded the id spec.endpointId names."""
+    namespace_allows_adoption: bool = False
+    """The namespace carries core.ADOPTION_LABEL=allowed (read where `needs_adoption_consent`)."""
+    adoption_claim: AdoptionClaim | None = None
+    """Who holds the claim on spec.endpointId, once this resource asked for it (`ClaimEndpoint`)."""
     v1_endpoint_gone: bool | None = None
     """During a migration: whether the v1 endpoint answered 404 after its DELETE; None: not asked."""
     deployment_messages: Mapping[str, str] = field(default_factory=dict)
     """deployment id -> its `status.message`, read (a single GET: the list lacks it) for the FAILED and
     DEGRADED deployments of the endpoint."""
+    inactive_timeouts: Mapping[str, int] = field(default_factory=dict)
+    """deployment id -> its inactiveTimeout in minutes (0: off), read by a single GET (the list lacks it)
+    for the live deployment while the shell does not know the spec's generation applied; absent: not
+    read (nothing to change)."""
 
 
 @dataclass(frozen=True)
 class ResolveTarget:
     """Read the catalogue: a deployment is to be created and the target is not known yet."""
+
+
+@dataclass(frozen=True)
+class ClaimEndpoint:
+    """Claim the endpoint spec.endpointId names (`ownership.Ownership.claim`): every other rule of
+    adoption holds, so only another resource's claim can stop it now."""
+
+    endpoint_id: str
 
 
 @dataclass(frozen=True)
@@ -267,6 +376,13 @@ class SetV2Autoscaling:
 
 
 @dataclass(frozen=True)
+class SetV2InactiveTimeout:
+    endpoint_id: str
+    deployment_id: str
+    minutes: int
+
+
+@dataclass(frozen=True)
 class RetireV1Endpoint:
     """The last step of a migration: DELETE the v1 endpoint (through the v1 API), then look it up."""
 
@@ -281,10 +397,12 @@ class DeleteV2Deployment:
 
 V2Action = (
     ResolveTarget
+    | ClaimEndpoint
     | CreateV2Endpoint
     | CreateV2Deployment
     | SetTrafficSplit
     | SetV2Autoscaling
+    | SetV2InactiveTimeout
     | DeleteV2Deployment
     | RetireV1Endpoint
 )
@@ -397,7 +515,7 @@ def autoscaling_differs(observed: Autoscaling, wanted: Autoscaling) -> bool:
 
 
 def plan_v2(inputs: V2Inputs) -> V2Plan:
-    name = endpoint_name(inputs.spec, inputs.namespace, inputs.name)
+    name = known_name(inputs.spec, inputs.previous, inputs.namespace, inputs.name)
     if lives_on_v1(inputs.previous) and inputs.previous.endpoint_id is not None:
         # A migration begins: the v1 endpoint is remembered in status.rollout (and serves, and keeps the
         # connection ConfigMap) until the v2 one is READY; everything else starts as a v2 create.
@@ -407,6 +525,11 @@ def plan_v2(inputs: V2Inputs) -> V2Plan:
     status = inputs.previous.model_copy(update={"api": TogetherAPI.V2, "project_id": inputs.project_id})
     endpoint = inputs.endpoint
     observe_only = inputs.spec.management_policy == ManagementPolicy.OBSERVE_ONLY
+    adopted = adoption_id(inputs.spec)
+    if adopted is not None and inputs.previous.endpoint_id in (None, adopted):
+        refused = _plan_adoption(inputs, status, adopted)
+        if refused is not None:
+            return refused
     if endpoint is None:
         if inputs.previous.endpoint_id is not None:
             return _render(
@@ -433,7 +556,7 @@ def plan_v2(inputs: V2Inputs) -> V2Plan:
             _working(Reason.CREATING, f"creating v2 endpoint {name!r}"),
             CreateV2Endpoint(name),
         )
-    ours = endpoint.id == inputs.previous.endpoint_id or (
+    ours = endpoint.id in (inputs.previous.endpoint_id, adopted) or (
         inputs.previous.endpoint_id is None
         and (inputs.previous.create_requested_at is not None or observe_only)
     )
@@ -447,6 +570,11 @@ def plan_v2(inputs: V2Inputs) -> V2Plan:
                 "create: set spec.v2.endpointName to a free name",
             ),
         )
+    if inputs.previous.endpoint_id is None and endpoint.id == adopted:
+        # Adopted: the deployment serving it is the live one, which keeps the traffic until the spec's
+        # (if it is another) can take it over.
+        live = _live_deployment(endpoint)
+        status = status.model_copy(update={"deployment_id": live.id if live is not None else None})
     status = status.model_copy(update={"endpoint_id": endpoint.id, "endpoint_name": endpoint.name})
     if observe_only:
         live = _live_deployment(endpoint)
@@ -459,11 +587,76 @@ def plan_v2(inputs: V2Inputs) -> V2Plan:
     return _plan_deployment(inputs, status, endpoint)
 
 
+def _plan_adoption(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint_id: str) -> V2Plan | None:
+    """The rules of adoption (CONTRACT section 2) for the endpoint spec.endpointId names: a plan while
+    it is not (or no longer) this resource's to change; None once it is. Nothing of a refused endpoint
+    is recorded, so it is never scaled, rerouted or deleted. Its model is checked before the claim (a
+    refused resource claims nothing, so it blocks nobody); the operator-wide key's consent on every
+    reconcile, as on v1."""
+    endpoint, spec = inputs.endpoint, inputs.spec
+    first = inputs.previous.endpoint_id is None
+    if endpoint is None:
+        if not first:
+            return None  # recorded, and gone since: RemoteDeleted, as for any endpoint
+        message = (
+            f"spec.endpointId {endpoint_id} is not an endpoint of project {inputs.project_id} (the API "
+            "key's): check the id (`together endpoints list`) and the API key; nothing is created"
+        )
+        return _render(inputs, status, _stalled(V2Reason.ENDPOINT_NOT_FOUND, message))
+    if first and inputs.endpoint_owned_by is not None:
+        message = owned_elsewhere(endpoint_id, inputs.endpoint_owned_by)
+        return _render(inputs, status, _stalled(Reason.ENDPOINT_OWNED_ELSEWHERE, message))
+    if first and inputs.spec_models is None:
+        text = f"reading the v2 catalogue to check the model of endpoint {endpoint_id}"
+        return _render(inputs, status, _working(V2Reason.ADOPTING, text), ResolveTarget())
+    spec_models = inputs.spec_models or frozenset()
+    other_model = next((d for d in endpoint.deployments if unpinned_model(d.model) not in spec_models), None)
+    if first and other_model is not None:
+        message = (
+            f"endpoint {endpoint_id} runs model {other_model.model} (deployment {other_model.id}), not "
+            f"spec.model {spec.model}: an endpoint is adopted only by a resource of its model; fix "
+            "spec.model or spec.endpointId"
+        )
+        return _render(inputs, status, _stalled(Reason.ADOPTION_REFUSED, message))
+    if needs_adoption_consent(spec) and not inputs.namespace_allows_adoption:
+        message = shared_key_refusal(endpoint_id, inputs.namespace)
+        return _render(inputs, status, _stalled(Reason.ADOPTION_REFUSED, message))
+    if not first:
+        return None
+    claim = inputs.adoption_claim
+    if claim is None:
+        text = f"claiming endpoint {endpoint_id} for this resource"
+        return _render(inputs, status, _working(V2Reason.ADOPTING, text), ClaimEndpoint(endpoint_id))
+    if not claim.ours:
+        message = owned_elsewhere(endpoint_id, claim.holder)
+        return _render(inputs, status, _stalled(Reason.ENDPOINT_OWNED_ELSEWHERE, message))
+    return None
+
+
+def _adopted_fit(
+    inputs: V2Inputs, endpoint: Endpoint, target: DeploymentTarget, live: DeploymentSummary | None
+) -> DeploymentSummary | None:
+    """A deployment of an adopted endpoint that already runs the spec's target (its model on its
+    hardware), kept rather than rolled out to one of our names. The list shows neither its config nor
+    its placement: with spec.v2.config or availabilityZone set, nothing is taken to fit."""
+    spec = inputs.spec
+    if adoption_id(spec) is None or spec.availability_zone is not None or target.hardware is None:
+        return None
+    if spec.v2 is not None and spec.v2.config is not None:
+        return None
+    fits = [
+        d
+        for d in endpoint.deployments
+        if unpinned_model(d.model) == unpinned_model(target.model) and d.hardware == target.hardware
+    ]
+    return live if live in fits else next(iter(fits), None)
+
+
 def _plan_deployment(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint: Endpoint) -> V2Plan:
     """The deployment of the spec, created, scaled and routed; during a rollout the one serving keeps the
     traffic until the new one can take it, and every other deployment is then stopped and deleted."""
     target = inputs.target
-    live = next((d for d in endpoint.deployments if d.id == inputs.previous.deployment_id), None)
+    live = next((d for d in endpoint.deployments if d.id == status.deployment_id), None)
     if live is not None:
         status = _observed(status, live)
     if target is None:
@@ -471,7 +664,9 @@ def _plan_deployment(inputs: V2Inputs, status: TogetherEndpointStatus, endpoint:
     if isinstance(target, HardwareRejected):
         return _render(inputs, status, _stalled(target.reason, target.message))
     wanted = target.deployment_name(inputs.spec.availability_zone)
-    new = next((d for d in endpoint.deployments if _short(d.name) == wanted), None)
+    new = next((d for d in endpoint.deployments if _short(d.name) == wanted), None) or _adopted_fit(
+        inputs, endpoint, target, live
+    )
     rollout = inputs.previous.rollout
     if new is None:
         if rollout is not None and rollout.to == wanted and rollout.phase == RolloutPhase.FAILED:
@@ -570,6 +765,16 @@ def _plan_live(
             status,
             _working(Reason.UPDATING, text),
             SetTrafficSplit(endpoint.id, split, endpoint.etag),
+        )
+    # Omitted or 0 is off, on the spec as on the platform; a create sends it, later changes are updates.
+    wanted_timeout = inputs.spec.inactive_timeout or 0
+    if inputs.inactive_timeouts.get(live.id, wanted_timeout) != wanted_timeout:
+        text = f"setting inactiveTimeout to {wanted_timeout} minutes"
+        return _render(
+            inputs,
+            status,
+            _working(Reason.UPDATING, text),
+            SetV2InactiveTimeout(endpoint.id, live.id, wanted_timeout),
         )
     old = next((d for d in endpoint.deployments if d.id != live.id), None)
     if old is not None:
@@ -880,6 +1085,8 @@ class V2DeletionInputs:
     """Our endpoint as the project's list shows it (by the recorded id, or by our name after an
     interrupted create); None when it is gone. Paused resources delete too."""
     now: datetime
+    namespace_allows_adoption: bool = False
+    """The namespace carries core.ADOPTION_LABEL=allowed (read where `needs_adoption_consent`)."""
 
 
 @dataclass(frozen=True)
@@ -916,8 +1123,12 @@ V2DeletionStep = (
 )
 
 
-def released_without_calls(spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> V2Released | None:
-    """Deletion that needs no key and no call: nothing was created, Orphan, or ObserveOnly."""
+def released_without_calls(
+    spec: TogetherEndpointSpec, status: TogetherEndpointStatus, *, namespace_allows_adoption: bool = False
+) -> V2Released | None:
+    """Deletion that needs no key and no call: nothing was created, Orphan, ObserveOnly, or an adopted
+    endpoint the operator-wide key may no longer change (the namespace's consent is read where
+    `needs_adoption_consent`)."""
     nothing_sent = status.endpoint_id is None and status.create_requested_at is None
     if nothing_sent and migrating_from(status) is None:
         return V2Released("no v2 endpoint was created")
@@ -925,12 +1136,20 @@ def released_without_calls(spec: TogetherEndpointSpec, status: TogetherEndpointS
         return V2Released("deletionPolicy Orphan: the v2 endpoint is left in place")
     if spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
         return V2Released("managementPolicy ObserveOnly: the v2 endpoint is not deleted")
+    adopted = status.endpoint_id is not None and status.endpoint_id == adoption_id(spec)
+    if adopted and needs_adoption_consent(spec) and not namespace_allows_adoption:
+        return V2Released(
+            f"v2 endpoint {status.endpoint_id} left in place: it was adopted, and its namespace does not "
+            f"allow the operator-wide key to change it ({ADOPTION_LABEL}=allowed)"
+        )
     return None
 
 
 def plan_v2_deletion(inputs: V2DeletionInputs) -> V2DeletionStep:
     """The next step of deleting the endpoint, in the platform's order; each is safe to repeat."""
-    released = released_without_calls(inputs.spec, inputs.status)
+    released = released_without_calls(
+        inputs.spec, inputs.status, namespace_allows_adoption=inputs.namespace_allows_adoption
+    )
     if released is not None:
         return released
     endpoint = inputs.endpoint

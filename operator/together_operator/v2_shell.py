@@ -6,7 +6,8 @@ The shell (`shell.Reconciler`) hands a resource over here once `v2_core.api_in_u
 project's endpoint list from `V2EndpointLists` (one paginated list per project per interval, which
 carries every deployment's state and autoscaling); a fresh list before anything is created (a stale one
 could hide our own lost create); a single GET of the endpoint after each of our calls (the list is older
-than our change) and of a deployment only for its `status.message` (FAILED, DEGRADED).
+than our change), of an endpoint to adopt that the shared list does not show, and of a deployment only
+for its `status.message` (FAILED, DEGRADED).
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 
-from together_operator.core import ConnectionSteps, Event, KeepFinalizer, Released, RetryPolicy
+from together_operator.core import (
+    AdoptionClaim,
+    ConnectionSteps,
+    Event,
+    KeepFinalizer,
+    Released,
+    RetryPolicy,
+)
 from together_operator.credentials import ApiKey, CredentialsMissing
 from together_operator.poller import PollIntervals, Wake
 from together_operator.resource import (
@@ -33,8 +41,9 @@ from together_operator.resource import (
 )
 from together_operator.together import EndpointsAPI, NotFoundError, RateLimiter, TogetherError
 from together_operator.together.v2_client import DedicatedInferenceAPI, TogetherV2Client
-from together_operator.together.v2_models import DeploymentState, Endpoint, SupportedModel
+from together_operator.together.v2_models import Config, DeploymentState, Endpoint, SupportedModel
 from together_operator.v2_core import (
+    ClaimEndpoint,
     CreateV2Deployment,
     CreateV2Endpoint,
     DeleteV2Deployment,
@@ -43,6 +52,7 @@ from together_operator.v2_core import (
     RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
+    SetV2InactiveTimeout,
     V2Action,
     V2DeletionInputs,
     V2Inputs,
@@ -50,8 +60,13 @@ from together_operator.v2_core import (
     V2Released,
     WaitForCreateOutcome,
     WaitForStopped,
+    adoption_id,
+    configs_to_read,
     endpoint_name,
+    known_name,
     migrating_from,
+    models_named,
+    needs_adoption_consent,
     plan_v2,
     plan_v2_deletion,
     plan_v2_failure,
@@ -62,6 +77,8 @@ from together_operator.v2_core import (
 )
 
 _log = logging.getLogger(__name__)
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
 
 MAX_STEPS = 8
 """Calls in one reconcile at most (endpoint, deployment, split, autoscaling, with room to spare)."""
@@ -90,6 +107,12 @@ class V2Host(Protocol):
         """The wait after one more failure in a row (`RetryPolicy.backoff`, jittered)."""
 
     async def connection(self, steps: ConnectionSteps) -> str | None: ...
+
+    async def claim(self, endpoint_id: str) -> AdoptionClaim:
+        """Claim the endpoint for the resource (`ownership.Ownership.claim`)."""
+
+    async def allows_adoption(self) -> bool:
+        """Whether the resource's namespace lets the operator-wide key adopt (core.ADOPTION_LABEL)."""
 
 
 @dataclass(frozen=True)
@@ -129,21 +152,34 @@ class V2Clients:
         self._clients.clear()
 
 
-class SupportedModels:
-    """The v2 catalogue per key for a short while; concurrent callers share one request."""
+class CatalogueCache:
+    """The v2 catalogue per key for a short while (the supported models, and the config revisions whose
+    draft model the choice of config reads); concurrent callers share one request."""
 
     def __init__(self, ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._clock = clock
-        self._entries: dict[str, tuple[float, asyncio.Task[list[SupportedModel]]]] = {}
+        self._models: dict[str, tuple[float, asyncio.Future[list[SupportedModel]]]] = {}
+        self._configs: dict[tuple[str, str], tuple[float, asyncio.Future[Config]]] = {}
 
-    async def get(self, credential: str, api: DedicatedInferenceAPI) -> list[SupportedModel]:
+    async def supported_models(self, credential: str, api: DedicatedInferenceAPI) -> list[SupportedModel]:
+        models: list[SupportedModel] = await self._shared(self._models, credential, api.list_supported_models)
+        return list(models)  # a copy: the cached list is shared
+
+    async def config(self, credential: str, api: DedicatedInferenceAPI, config: str) -> Config:
+        return await self._shared(self._configs, (credential, config), lambda: api.get_config(config))
+
+    def _shared(
+        self,
+        entries: dict[_Key, tuple[float, asyncio.Future[_Value]]],
+        key: _Key,
+        call: Callable[[], Awaitable[_Value]],
+    ) -> Awaitable[_Value]:
         now = self._clock()
-        entry = self._entries.get(credential)
+        entry = entries.get(key)
         if entry is None or now - entry[0] >= self._ttl or (entry[1].done() and entry[1].exception()):
-            entry = (now, asyncio.ensure_future(api.list_supported_models()))
-            self._entries[credential] = entry
-        return list(await asyncio.shield(entry[1]))
+            entry = entries[key] = (now, asyncio.ensure_future(call()))
+        return asyncio.shield(entry[1])
 
 
 @dataclass
@@ -170,6 +206,9 @@ class V2EndpointLists:
         project = self._projects.get(project_id)
         if project is None:
             project = self._projects[project_id] = _Project(api=api)
+        for other, wakes in list(project.watchers.items()):  # an adopted endpoint's name replaces ours
+            if other != name and wakes.pop(uid, None) is not None and not wakes:
+                del project.watchers[other]
         project.watchers.setdefault(name, {})[uid] = wake
         if project.task is None or project.task.done():
             project.task = asyncio.create_task(
@@ -249,6 +288,8 @@ class V2Resource:
     spec: TogetherEndpointSpec
     previous: TogetherEndpointStatus
     wake: Wake
+    endpoint_owned_by: str | None = None
+    """`namespace/name` of another resource whose status recorded the id spec.endpointId names."""
 
 
 class V2Reconciler:
@@ -259,22 +300,24 @@ class V2Reconciler:
         lists: V2EndpointLists,
         v1_clients: V1Clients,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
-        catalogue: SupportedModels | None = None,
+        catalogue: CatalogueCache | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients
         self._lists = lists
         self._v1_clients = v1_clients
         self._clock = clock
-        self._catalogue = catalogue or SupportedModels()
+        self._catalogue = catalogue or CatalogueCache()
         self._changed_at: dict[str, float] = {}
         """uid -> time.monotonic() of its last call that changed something"""
+        self._timeout_settled: dict[str, int] = {}
+        """uid -> the generation whose inactiveTimeout is applied (absent: its status.observedGeneration)"""
 
     async def reconcile(self, host: V2Host, key: ApiKey, resource: V2Resource) -> float:
         """One reconcile: observe, then one call per plan until the plan asks for none; the seconds until
         the next look."""
         api = self._clients.for_key(key)
-        name = endpoint_name(resource.spec, resource.namespace, resource.name)
+        name = known_name(resource.spec, resource.previous, resource.namespace, resource.name)
         inputs = V2Inputs(
             spec=resource.spec,
             generation=resource.generation,
@@ -284,6 +327,7 @@ class V2Reconciler:
             now=self._clock(),
             project_id=resource.previous.project_id or "",
             endpoint=None,
+            endpoint_owned_by=resource.endpoint_owned_by,
         )
         action: V2Action | None = None
         try:
@@ -291,10 +335,16 @@ class V2Reconciler:
             inputs = replace(inputs, project_id=project.id)
             self._lists.watch(project.id, api, name, resource.uid, resource.wake)
             since = self._changed_at.get(resource.uid, 0.0)
-            inputs = replace(
-                inputs, endpoint=await self._find(api, project.id, name, resource.previous, since)
-            )
+            adopting = adoption_id(resource.spec) if resource.previous.endpoint_id is None else None
+            if adopting is not None:
+                endpoint = await self._find_to_adopt(api, project.id, adopting, since)
+            else:
+                endpoint = await self._find(api, project.id, name, resource.previous, since)
+            inputs = replace(inputs, endpoint=endpoint)
+            if needs_adoption_consent(resource.spec):
+                inputs = replace(inputs, namespace_allows_adoption=await host.allows_adoption())
             inputs = await self._with_message(api, inputs)
+            inputs = await self._with_inactive_timeout(api, inputs, resource.uid)
             plan = plan_v2(inputs)
             for _ in range(MAX_STEPS):
                 action = plan.action
@@ -306,12 +356,15 @@ class V2Reconciler:
                 plan = plan_v2(replace(inputs, now=self._clock()))
         except TogetherError as error:
             _log.warning("%s/%s: %s", resource.namespace, resource.name, error)
+            self._timeout_settled[resource.uid] = -1  # the failure's status names this generation: read again
             failure = plan_v2_failure(inputs, error, action, self._settings.retry)
             await host.publish(failure.plan.status, failure.plan.events)
             return host.backoff(failure.retry_after)
         steps = v2_connection_steps(resource.spec, plan, self._settings.inference_url)
         plan = with_v2_connection(inputs, plan, steps, await host.connection(steps))
         await host.publish(plan.status, plan.events)
+        if plan.status.rollout is None:  # a deployment a rollout makes live was created with an older spec
+            self._timeout_settled[resource.uid] = resource.generation
         reconciling = plan.status.condition(ConditionType.RECONCILING)
         if plan.action is not None or (reconciling is not None and reconciling.status == "True"):
             return self._settings.transition_check
@@ -336,6 +389,15 @@ class V2Reconciler:
         endpoint = await _endpoint_or_none(api, previous.endpoint_id)
         return endpoint if endpoint is not None and endpoint.short_name == name else None
 
+    async def _find_to_adopt(
+        self, api: DedicatedInferenceAPI, project_id: str, endpoint_id: str, since: float
+    ) -> Endpoint | None:
+        """The endpoint spec.endpointId names: from the shared list, else (not listed yet, or not in a
+        list that may be stale) a GET of the id."""
+        listed = self._lists.listed(project_id, since)
+        found = next((e for e in listed.values() if e.id == endpoint_id), None) if listed else None
+        return found or await _endpoint_or_none(api, endpoint_id)
+
     async def _with_message(self, api: DedicatedInferenceAPI, inputs: V2Inputs) -> V2Inputs:
         """The platform's message of each FAILED or DEGRADED deployment (the list lacks it)."""
         endpoint = inputs.endpoint
@@ -347,6 +409,20 @@ class V2Reconciler:
             if summary.state in MESSAGE_STATES
         }
         return replace(inputs, deployment_messages=messages)
+
+    async def _with_inactive_timeout(
+        self, api: DedicatedInferenceAPI, inputs: V2Inputs, uid: str
+    ) -> V2Inputs:
+        """The live deployment's inactiveTimeout (the list lacks it), read by a single GET only while a
+        spec generation is not known to be applied: a change of the spec costs one GET, a steady
+        resource none (a change made by hand is not watched)."""
+        endpoint, live = inputs.endpoint, inputs.previous.deployment_id
+        if endpoint is None or live is None or all(d.id != live for d in endpoint.deployments):
+            return inputs
+        if self._timeout_settled.get(uid, inputs.previous.observed_generation) == inputs.generation:
+            return inputs
+        deployment = await api.get_deployment(endpoint.id, live)
+        return replace(inputs, inactive_timeouts={live: deployment.inactive_timeout or 0})
 
     async def _act(
         self,
@@ -360,8 +436,18 @@ class V2Reconciler:
         """Carry out one call; the inputs of the next plan (this plan's status fed back, fresh reads)."""
         inputs = replace(inputs, previous=plan.status)
         if isinstance(action, ResolveTarget):
-            supported = await self._catalogue.get(key.fingerprint, api)
-            return replace(inputs, target=resolve_target(inputs.spec, supported))
+            supported = await self._catalogue.supported_models(key.fingerprint, api)
+            drafts = {
+                config: (await self._catalogue.config(key.fingerprint, api, config)).draft_model
+                for config in configs_to_read(inputs.spec, supported)
+            }
+            return replace(
+                inputs,
+                target=resolve_target(inputs.spec, supported, drafts),
+                spec_models=models_named(inputs.spec, supported),
+            )
+        if isinstance(action, ClaimEndpoint):
+            return replace(inputs, adoption_claim=await host.claim(action.endpoint_id))
         if isinstance(action, CreateV2Endpoint):
             await host.write_intent(plan.status)  # the intent, before the one POST
             return replace(inputs, endpoint=await api.create_endpoint(action.name))
@@ -380,6 +466,12 @@ class V2Reconciler:
         elif isinstance(action, DeleteV2Deployment):
             with contextlib.suppress(NotFoundError):  # gone already: a repeat after a lost answer
                 await api.delete_deployment(action.endpoint_id, action.deployment_id)
+        elif isinstance(action, SetV2InactiveTimeout):
+            deployment = await api.set_inactive_timeout(
+                action.endpoint_id, action.deployment_id, action.minutes
+            )
+            timeouts = {**inputs.inactive_timeouts, deployment.id: deployment.inactive_timeout or 0}
+            inputs = replace(inputs, inactive_timeouts=timeouts)
         else:
             await api.set_autoscaling(action.endpoint_id, action.deployment_id, action.autoscaling, etag=None)
         return await self._with_message(
@@ -389,6 +481,7 @@ class V2Reconciler:
     def unwatch(self, uid: str) -> None:
         self._lists.unwatch(uid)
         self._changed_at.pop(uid, None)
+        self._timeout_settled.pop(uid, None)
 
     # --- deletion -----------------------------------------------------------------------------------
 
@@ -399,13 +492,16 @@ class V2Reconciler:
         namespace: str,
         name: str,
         key: Callable[[], Awaitable[ApiKey | CredentialsMissing]],
+        allows_adoption: Callable[[], Awaitable[bool]],
     ) -> Released | KeepFinalizer:
-        """Steps of deletion in the platform's order until one has to wait; `Released` once it is gone."""
-        withdraw = status.connection_config_map
-        released = released_without_calls(spec, status)
+        """Steps of deletion in the platform's order until one has to wait; `Released` once it is gone
+        (with the claim on an adopted endpoint to give up)."""
+        withdraw, claim = status.connection_config_map, adoption_id(spec)
+        consent = needs_adoption_consent(spec) and await allows_adoption()
+        released = released_without_calls(spec, status, namespace_allows_adoption=consent)
         v1_endpoint = migrating_from(status)
         if released is not None:
-            return Released(released.message, withdraw_connection=withdraw)
+            return Released(released.message, withdraw_connection=withdraw, release_claim=claim)
         resolved = await key()
         if isinstance(resolved, CredentialsMissing):
             return KeepFinalizer(
@@ -418,7 +514,13 @@ class V2Reconciler:
             endpoint = await self._our_endpoint(api, spec, status, namespace, name)
             for _ in range(MAX_STEPS):
                 step = plan_v2_deletion(
-                    V2DeletionInputs(spec=spec, status=status, endpoint=endpoint, now=self._clock())
+                    V2DeletionInputs(
+                        spec=spec,
+                        status=status,
+                        endpoint=endpoint,
+                        now=self._clock(),
+                        namespace_allows_adoption=consent,
+                    )
                 )
                 # An unfinished migration: the v1 endpoint it was replacing goes too.
                 if (
@@ -431,7 +533,7 @@ class V2Reconciler:
                         self._settings.transition_check,
                     )
                 if isinstance(step, V2Released):
-                    return Released(step.message, withdraw_connection=withdraw)
+                    return Released(step.message, withdraw_connection=withdraw, release_claim=claim)
                 if isinstance(step, WaitForCreateOutcome):
                     return KeepFinalizer(
                         f"waiting until {step.until.isoformat()} for the outcome of the v2 create: its "

@@ -37,6 +37,10 @@ class AdminDeployment(BaseModel):
     ready_replicas: int
     traffic_weight: float | None = Field(description="Its weight in the endpoint's split; None when out.")
     etag: str
+    inactive_timeout: int | None = Field(default=None, description="Minutes; None or 0: off.")
+    speculator: str | None = Field(
+        default=None, description="The draft model its config pins (speculative decoding); None: none."
+    )
 
 
 class ScaleDeployment(BaseModel):
@@ -134,6 +138,8 @@ class V2Admin:
             ready_replicas=self._store.replicas(deployment).ready,
             traffic_weight=endpoint.traffic_split.get(deployment.id),
             etag=deployment.etag,
+            inactive_timeout=deployment.inactive_timeout,
+            speculator=deployment.config.speculator.pinned if deployment.config.speculator else None,
         )
 
     async def _get_deployments(self, request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
 """The v2 view of the catalogue: the v1 catalogue's models as public model resources of the platform
-project, one certified config revision per hardware, and the instance types with prices and regions.
+project, one certified config revision per hardware (two for a model with a speculator: with and
+without its draft model), and the instance types with prices and regions.
 
 Names follow the 3.x SDK's CLI (`together/lib/cli/api/endpoints/_utils/_hardware_pricing.py`): a config
 names its hardware through the selectors `accelerator_type` and `accelerator_count`, and the instance
@@ -17,7 +18,8 @@ from together_simulator.catalogue import Catalogue, HardwareOffer, HardwareStatu
 
 PLATFORM_PROJECT = "proj_platform"
 PLATFORM_ORGANIZATION = "org_together"
-# Speculative decoding: these models' configs pin a draft model (a speculator model resource).
+# Speculative decoding: these models have, on each hardware, a config that pins a draft model (a
+# speculator model resource) beside the one without (a config's `draftModel` is what enables it).
 SPECULATORS = {"mistralai/Mixtral-8x7B-Instruct-v0.1": "together/Mixtral-8x7B-speculator"}
 # The free capacity the instance-type list reports in every region (a lower bound).
 REGION_HEADROOM = 8
@@ -98,17 +100,18 @@ class V2Catalogue:
                 if any(config.hardware == hardware for config in configs):
                     continue
                 chosen.setdefault(hardware, offer)
-                configs.append(
+                configs += [
                     ConfigRevision(
-                        id=derived_id("cr", model_offer.id, hardware),
+                        id=derived_id("cr", model_offer.id, hardware, *([draft.name] if draft else [])),
                         model=model,
                         hardware=hardware,
                         gpu_type=f"nvidia-{offer.gpu_type}",
                         gpu_count=offer.gpu_count,
                         availability=availability,
-                        speculator=speculator,
+                        speculator=draft,
                     )
-                )
+                    for draft in ((None, speculator) if speculator else (None,))
+                ]
             self.configs += configs
             self.supported.append(
                 SupportedModelEntry(

@@ -102,7 +102,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"}],
     },
     "tuned-operator": {
-        "together": {"baseUrl": "http://together-simulator.sim:8090/v1"},
+        "together": {
+            "baseUrl": "http://together-simulator.sim:8090/v1",
+            "defaultApi": "v2",
+            "v2InferenceUrl": "http://together-simulator.sim:8090/v1",
+        },
         "operator": {
             "pollInterval": 10,
             "transitionPollInterval": 2,
@@ -232,6 +236,8 @@ def test_default_deployment_is_one_restricted_replica_probed_on_healthz(tools: T
     env = env_of(objects)
     assert env["TOGETHER_OPERATOR_NAMESPACES"] == ""
     assert env["TOGETHER_BASE_URL"] == "https://api.together.ai/v1"
+    assert env["TOGETHER_OPERATOR_DEFAULT_API"] == "v1"
+    assert env["TOGETHER_OPERATOR_V2_INFERENCE_URL"] == "https://api-inference.together.ai/v1"
     assert env["TOGETHER_OPERATOR_HEALTH_PORT"] == "8080"
     assert env["TOGETHER_OPERATOR_LOG_FORMAT"] == "json"
     assert "TOGETHER_API_KEY" not in env, "no key configured: resources name their own Secrets"
@@ -315,6 +321,8 @@ def test_operator_settings_become_its_environment(tools: Tools) -> None:
     assert {k: v for k, v in env.items() if k.startswith("TOGETHER_")} == {
         "TOGETHER_OPERATOR_NAMESPACES": "",
         "TOGETHER_BASE_URL": "http://together-simulator.sim:8090/v1",
+        "TOGETHER_OPERATOR_DEFAULT_API": "v2",
+        "TOGETHER_OPERATOR_V2_INFERENCE_URL": "http://together-simulator.sim:8090/v1",
         "TOGETHER_OPERATOR_POLL_INTERVAL": "10",
         "TOGETHER_OPERATOR_TRANSITION_POLL_INTERVAL": "2",
         "TOGETHER_OPERATOR_RESYNC_INTERVAL": "300",
@@ -363,8 +371,8 @@ def test_the_operator_reads_every_setting_the_chart_gives_it(
         "metrics_port": 0,
         "log_format": "plain",
         "verbose": True,
-        "default_api": "v1",
-        "v2_inference_url": "https://api-inference.together.ai/v1",
+        "default_api": "v2",
+        "v2_inference_url": "http://together-simulator.sim:8090/v1",
         "claims_namespace": "together-operator",
     }
     namespaced = env_of(tools.render(SCENARIOS["namespaced"]))
@@ -390,9 +398,20 @@ def test_an_existing_serviceaccount_and_no_rbac(tools: Tools) -> None:
         ({"operator": {"pollInterval": 0}}, "pollInterval"),
         ({"image": {"digest": "latest"}}, "digest"),
         ({"together": {"baseUrl": "api.together.ai"}}, "baseUrl"),
+        ({"together": {"defaultApi": "v3"}}, "defaultApi"),
+        ({"together": {"v2InferenceUrl": "api-inference.together.ai/v1"}}, "v2InferenceUrl"),
         ({"replicaCount": 2}, "replicaCount"),
     ],
-    ids=["namespace-glob", "log-format", "zero-interval", "digest", "base-url", "unknown-value"],
+    ids=[
+        "namespace-glob",
+        "log-format",
+        "zero-interval",
+        "digest",
+        "base-url",
+        "default-api",
+        "v2-inference-url",
+        "unknown-value",
+    ],
 )
 def test_the_schema_rejects_wrong_values_naming_them(
     tools: Tools, values: dict[str, Any], complaint: str

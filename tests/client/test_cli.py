@@ -283,8 +283,9 @@ class TestV2:
 
         assert status == 0
         offers = json.loads(out)
-        assert len(offers) == 6
-        assert all(offer["speculator"] and offer["model"].startswith("projects/") for offer in offers)
+        assert len(offers) == 12, "each of six hardware with and without speculative decoding"
+        assert sorted(bool(offer["speculator"]) for offer in offers) == [False] * 6 + [True] * 6
+        assert all(offer["model"].startswith("projects/") for offer in offers)
 
     def test_hardware_of_a_model_outside_the_catalogue_is_an_error(
         self, env: dict[str, str], capsys: pytest.CaptureFixture[str]

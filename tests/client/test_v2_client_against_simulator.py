@@ -35,8 +35,13 @@ async def v2(simulator: RunningSimulator) -> AsyncIterator[TogetherV2Client]:
 
 
 async def mixtral_request(v2: TogetherV2Client, name: str = "blue") -> CreateDeploymentRequest:
+    """Mixtral on HARDWARE with speculative decoding (its config pins a draft model)."""
     [model] = [model for model in await v2.list_supported_models() if model.name == MIXTRAL]
-    [profile] = [profile for profile in model.deployment_profiles if profile.hardware == HARDWARE]
+    [profile] = [
+        profile
+        for profile in model.deployment_profiles
+        if profile.hardware == HARDWARE and (await v2.get_config(profile.config)).draft_model
+    ]
     return CreateDeploymentRequest(
         name=name,
         model=profile.model,
@@ -53,8 +58,8 @@ async def test_catalogue_look_ups(v2: TogetherV2Client) -> None:
 
     assert config.hardware == HARDWARE
     assert config.draft_model
-    assert sorted(c.hardware or "" for c in configs) == sorted(
-        f"{count}xnvidia-{gpu}-80gb" for gpu in ("a100", "h100") for count in (2, 4, 8)
+    assert sorted(c.hardware or "" for c in configs) == sorted(  # each with and without a draft model
+        2 * [f"{count}xnvidia-{gpu}-80gb" for gpu in ("a100", "h100") for count in (2, 4, 8)]
     )
     assert instance_types[HARDWARE].price_cents_per_hour > 0
     assert instance_types[HARDWARE].regions

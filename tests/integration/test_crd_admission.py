@@ -41,6 +41,7 @@ SAMPLES = sorted((REPO_ROOT / "deploy" / "samples").glob("togetherendpoint-*.yam
 MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 HARDWARE = "2x_nvidia_h100_80gb_sxm"
 ENDPOINT_ID = "endpoint-e6c6b82f-90f7-45b7-af39-3ca3b51d08a1"
+V2_ENDPOINT_ID = "ep_3ca3b51d08a1e6c6b82f"
 BASE: dict[str, Any] = {"model": MODEL, "hardware": HARDWARE}
 GPU: dict[str, Any] = {"model": MODEL, "gpu": {"type": "h100", "count": 2}}
 V1: dict[str, Any] = {**BASE, "api": "v1"}
@@ -180,7 +181,27 @@ CREATE_CASES = [
     Rejected(
         "endpoint-id-without-prefix",
         {**BASE, "endpointId": "e6c6b82f-90f7-45b7-af39-3ca3b51d08a1"},
-        ("spec.endpointId", "should match '^endpoint-"),
+        ("spec.endpointId", "should match '^(endpoint-|ep_)"),
+    ),
+    Rejected(
+        "v2-endpoint-id-with-api-omitted",
+        {**BASE, "endpointId": V2_ENDPOINT_ID},
+        ("spec.endpointId", "endpointId ep_... is a v2 endpoint id: set spec.api to v2"),
+    ),
+    Rejected(
+        "v2-endpoint-id-on-v1",
+        {**V1, "endpointId": V2_ENDPOINT_ID},
+        ("spec.endpointId", "endpointId ep_... is a v2 endpoint id: set spec.api to v2"),
+    ),
+    Rejected(
+        "v1-endpoint-id-on-v2",
+        {**V2, "endpointId": ENDPOINT_ID},
+        ("spec.endpointId", "endpointId endpoint-... is a v1 endpoint id: on api v2 adopt a v2 endpoint"),
+    ),
+    Rejected(
+        "v2-endpoint-id-with-an-endpoint-name",
+        {**V2, "endpointId": V2_ENDPOINT_ID, "v2": {"endpointName": "mixtral"}},
+        ("spec.v2.endpointName", "the adopted endpoint keeps its own name"),
     ),
     Rejected(
         "observe-only-without-endpoint-id",
@@ -327,6 +348,24 @@ UPDATE_CASES = [
         {**BASE, "endpointId": ENDPOINT_ID},
         ("spec.endpointId", "endpointId cannot be changed or removed once set"),
         patch={"endpointId": None},
+    ),
+    Rejected(
+        "change-v2-endpoint-id",
+        {**V2, "endpointId": V2_ENDPOINT_ID},
+        ("spec.endpointId", "endpointId cannot be changed or removed once set", IMMUTABLE),
+        patch={"endpointId": "ep_0000000000"},
+    ),
+    Rejected(
+        "v1-endpoint-id-added-on-v2",
+        V2,
+        ("spec.endpointId", "endpointId endpoint-... is a v1 endpoint id"),
+        patch={"endpointId": ENDPOINT_ID},
+    ),
+    Rejected(
+        "v1-endpoint-id-added-with-a-migration",
+        BASE,
+        ("spec.endpointId", "endpointId endpoint-... is a v1 endpoint id"),
+        patch={"api": "v2", "hardware": V2_HARDWARE, "endpointId": ENDPOINT_ID},
     ),
     Rejected(
         "observe-only-without-endpoint-id-on-update",
@@ -543,6 +582,45 @@ def test_mutable_fields_can_change_and_endpoint_id_can_be_added(
         "managementPolicy": "Full",
         "endpointId": ENDPOINT_ID,
     }
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {**V2, "endpointId": V2_ENDPOINT_ID},
+        {**V2, "endpointId": V2_ENDPOINT_ID, "managementPolicy": "ObserveOnly"},
+        {**V2, "endpointId": V2_ENDPOINT_ID, "v2": {"config": "projects/p/configs/cr_1"}},
+    ],
+    ids=["full", "observe-only", "with-v2-settings"],
+)
+def test_a_v2_resource_adopts_by_a_v2_endpoint_id(
+    control_plane: ControlPlane, namespace: str, spec: dict[str, Any]
+) -> None:
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_manifest("ep", spec))
+    assert _get(control_plane, namespace, "ep")["spec"]["endpointId"] == V2_ENDPOINT_ID
+
+
+def test_a_v2_endpoint_id_can_be_added_later_once(control_plane: ControlPlane, namespace: str) -> None:
+    control_plane.kubectl("create", "-n", namespace, "-f", "-", input=_manifest("ep", V2))
+    patch = json.dumps({"spec": {"endpointId": V2_ENDPOINT_ID}})
+    control_plane.kubectl("patch", "tep", "ep", "-n", namespace, "--type=merge", "-p", patch)
+    assert _get(control_plane, namespace, "ep")["spec"]["endpointId"] == V2_ENDPOINT_ID
+
+
+def test_a_v1_resource_that_adopted_keeps_its_endpoint_id_through_a_migration(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """The v1 id stays (set once) on the migrated resource, and later updates still pass."""
+    control_plane.kubectl(
+        "create", "-n", namespace, "-f", "-", input=_manifest("ep", {**BASE, "endpointId": ENDPOINT_ID})
+    )
+    for change in ({"api": "v2", "hardware": V2_HARDWARE}, {"autoscaling": {"maxReplicas": 2}}):
+        control_plane.kubectl(
+            "patch", "tep", "ep", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": change})
+        )
+    stored = _get(control_plane, namespace, "ep")
+    assert (stored["spec"]["api"], stored["spec"]["endpointId"]) == ("v2", ENDPOINT_ID)
+    assert stored["metadata"]["generation"] == 3
 
 
 def test_v2_fields_fixed_on_v1_change_as_a_rollout(control_plane: ControlPlane, namespace: str) -> None:

@@ -17,9 +17,12 @@ import openai
 import pytest
 
 from tests.simulator.test_v2_sdk_fidelity import sdk3_python
-from tests.support.kube import Kube, has_condition
-from tests.support.manifests import endpoint_manifest
+from tests.simulator.v2_helpers import V2
+from tests.support.kube import Kube, condition, has_condition
+from tests.support.manifests import MODEL, endpoint_manifest, secret_manifest
 from tests.support.operator_fixtures import OperatorEnv
+from together_operator.core import ADOPTION_LABEL
+from together_operator.ownership import claim_name
 from together_simulator.v2_admin import AdminDeployment
 
 pytestmark = pytest.mark.controlplane
@@ -227,6 +230,34 @@ def test_a_hardware_change_rolls_out_behind_the_same_name_without_unrouted_traff
     assert phases, "the rollout is reported"
 
 
+def test_speculative_decoding_chooses_the_config_with_a_draft_model_and_a_change_rolls_out(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """Mixtral has, on each hardware, a certified config with a draft model and one without."""
+    env = operator_env
+    kube.apply(v2_manifest("draft", speculativeDecoding=True))
+    before = kube.wait_for(TEP, "draft", ready_with("Started", state="READY"))["status"]
+    (speculative,) = deployments_of(env, before["endpointId"])
+    assert speculative.speculator, "speculativeDecoding: true deploys the config that pins a draft model"
+
+    kube.patch(TEP, "draft", {"spec": {"speculativeDecoding": False}})
+    after = kube.wait_for(
+        TEP,
+        "draft",
+        lambda o: (
+            ready_with("Started", state="READY")(o)
+            and o["status"]["deploymentId"] != speculative.id
+            and not o["status"].get("rollout")
+        ),
+        timeout=120,
+    )["status"]
+
+    (plain,) = deployments_of(env, before["endpointId"])
+    assert (plain.id, plain.speculator, plain.hardware) == (after["deploymentId"], None, speculative.hardware)
+    assert plain.config != speculative.config
+    assert after["endpointName"] == before["endpointName"]
+
+
 def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_one_can(
     operator_env: OperatorEnv, kube: Kube
 ) -> None:
@@ -270,6 +301,29 @@ def test_a_v1_resource_migrates_to_v2_with_the_v1_endpoint_serving_until_the_v2_
     assert answers[0] == v1["endpointName"], "the v1 endpoint served first"
 
 
+def test_an_inactive_timeout_change_on_a_live_v2_resource_updates_its_deployment_in_place(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    kube.apply(v2_manifest("idle", inactiveTimeout=60))
+    status = kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))["status"]
+    endpoint_id, deployment_id = status["endpointId"], status["deploymentId"]
+    assert [d.inactive_timeout for d in deployments_of(env, endpoint_id)] == [60], "sent with the create"
+
+    kube.patch(TEP, "idle", {"spec": {"inactiveTimeout": 30}})
+    kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))
+    kube.patch(TEP, "idle", {"spec": {"inactiveTimeout": None}})
+    after = kube.wait_for(TEP, "idle", ready_with("Started", state="READY"))["status"]
+
+    assert after["deploymentId"] == deployment_id, "no rollout: the same deployment"
+    assert [d.inactive_timeout for d in deployments_of(env, endpoint_id)] == [0], "omitted is off"
+    updates = env.simulator.calls(
+        method="PATCH", path=f"{ENDPOINTS}/{endpoint_id}/deployments/{deployment_id}"
+    )
+    timeout_updates = [c for c in updates if c.query.get("updateMask") == "inactiveTimeout"]
+    assert [c.status for c in timeout_updates] == [200, 200]
+
+
 def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_config_map(
     operator_env: OperatorEnv, kube: Kube
 ) -> None:
@@ -288,7 +342,7 @@ def test_a_together_3x_application_calls_the_v2_endpoint_through_the_connection_
     )
 
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == data["TOGETHER_MODEL"]
+    assert run.stdout.strip() == f"Echo from {data['TOGETHER_MODEL']}: Hello!"
 
 
 def test_under_30_percent_faults_a_v2_resource_converges_with_nothing_created_twice_or_left_behind(
@@ -366,3 +420,188 @@ def test_a_failed_rollout_leaves_the_traffic_on_the_old_deployment_and_removes_t
 
 def condition_message(obj: dict[str, Any], kind: str) -> str:
     return next(str(c.get("message", "")) for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+# --- adoption of an existing v2 endpoint by id (CONTRACT section 2) --------------------------------
+
+
+def made_by_hand(env: OperatorEnv, name: str, model: str = MODEL) -> tuple[str, str]:
+    """A v2 endpoint made outside Kubernetes, as a person with the 3.x CLI would: the endpoint, one
+    deployment of `model` on 2xnvidia-h100-80gb taking its traffic; (endpoint id, deployment id)."""
+    v2 = V2(env.simulator)
+    try:
+        endpoint = v2.create_endpoint(name)
+        deployment = v2.create_deployment(endpoint["id"], name="by-hand", model=model)
+        v2.route(endpoint["id"], deployment["id"])
+    finally:
+        v2.close()
+    return endpoint["id"], deployment["id"]
+
+
+def calls_to(env: OperatorEnv, endpoint_id: str, *methods: str) -> list[str]:
+    """`METHOD path` (the path after the endpoint's) of the calls to the endpoint or its deployments
+    with one of `methods`, oldest first."""
+    return [
+        f"{call.method} {call.path.split(f'/endpoints/{endpoint_id}')[1]}"
+        for call in env.simulator.calls(path=f"{ENDPOINTS}/{endpoint_id}(/.*)?")
+        if call.method in methods
+    ]
+
+
+def claimed(env: OperatorEnv, endpoint_id: str) -> bool:
+    """Whether the claim (a Lease in the operator's namespace, `default` here) on the endpoint exists."""
+    found = env.control_plane.kubectl("get", "lease", claim_name(endpoint_id), "-n", "default", check=False)
+    return found.returncode == 0
+
+
+def test_an_existing_v2_endpoint_is_adopted_kept_as_it_runs_and_deleted_in_the_platforms_order(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    endpoint_id, deployment_id = made_by_hand(env, f"hand-{kube.namespace}")
+    posts_before = len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}(/.*)?"))
+    # The operator-wide key adopts only where the namespace allows it.
+    kube.kubectl("label", "namespace", kube.namespace, f"{ADOPTION_LABEL}=allowed")
+
+    kube.apply(v2_manifest("adopter", endpointId=endpoint_id))
+    status = kube.wait_for(TEP, "adopter", ready_with("Started", state="READY"))["status"]
+
+    assert (status["api"], status["endpointId"], status["deploymentId"]) == ("v2", endpoint_id, deployment_id)
+    assert status["endpointName"] == f"devuser/hand-{kube.namespace}", "it keeps its own name"
+    assert len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}(/.*)?")) == posts_before, (
+        "its deployment already runs the spec: nothing is created"
+    )
+    assert claimed(env, endpoint_id)
+
+    kube.patch(TEP, "adopter", {"spec": {"autoscaling": {"maxReplicas": 2}}})
+    kube.wait_for(
+        TEP, "adopter", lambda o: ready_with("Started")(o) and o["status"]["autoscaling"]["maxReplicas"] == 2
+    )
+    (deployment,) = deployments_of(env, endpoint_id)
+    assert (deployment.id, deployment.autoscaling.max_replicas) == (deployment_id, 2), "managed as our own"
+
+    kube.kubectl("delete", TEP, "adopter", "--wait=false")
+    kube.wait_gone(TEP, "adopter")
+    assert deployments_of(env, endpoint_id) == []
+    assert calls_to(env, endpoint_id, "PATCH", "DELETE")[-4:] == [
+        f"PATCH /deployments/{deployment_id}",  # stopped: 0/0
+        "PATCH ",  # out of the traffic split
+        f"DELETE /deployments/{deployment_id}",
+        "DELETE ",
+    ], "the platform's order, each step once"
+    assert not claimed(env, endpoint_id), "the claim is released with the resource"
+
+
+@pytest.mark.parametrize(
+    ("by_hand_model", "spec", "rule"),
+    [
+        pytest.param(
+            MODEL, {}, "operator-wide API key", id="operator-wide-key-in-a-namespace-that-does-not-allow-it"
+        ),
+        pytest.param(
+            "meta-llama/Llama-3-8b-chat-hf",
+            {"apiKeySecretRef": {"name": "team-key"}},
+            "adopted only by a resource of its model",
+            id="another-model",
+        ),
+    ],
+)
+def test_a_refused_v2_adoption_never_sends_a_mutating_call(
+    operator_env: OperatorEnv, kube: Kube, by_hand_model: str, spec: dict[str, Any], rule: str
+) -> None:
+    env = operator_env
+    endpoint_id, deployment_id = made_by_hand(env, f"not-yours-{kube.namespace}", model=by_hand_model)
+    made = calls_to(env, endpoint_id, "POST", "PATCH", "DELETE")
+    kube.apply(secret_manifest("team-key", env.simulator.api_key))
+    kube.apply(v2_manifest("taker", endpointId=endpoint_id, autoscaling={"maxReplicas": 3}, **spec))
+
+    obj = kube.wait_for(TEP, "taker", has_condition("Stalled", reason="AdoptionRefused"))
+    stalled = condition(obj, "Stalled")
+    assert stalled is not None
+    assert rule in stalled["message"]
+    assert "endpointId" not in obj["status"]
+    assert "AdoptionRefused" in {e["reason"] for e in kube.events("taker") if e["type"] == "Warning"}
+    assert not claimed(env, endpoint_id), "a refused resource claims nothing, so it blocks nobody"
+    kube.kubectl("delete", TEP, "taker")
+
+    assert calls_to(env, endpoint_id, "POST", "PATCH", "DELETE") == made, "only the hand-made calls"
+    (deployment,) = deployments_of(env, endpoint_id)
+    assert (deployment.id, deployment.autoscaling.max_replicas) == (deployment_id, 1)
+    assert deployment.traffic_weight is not None, "its traffic is untouched"
+
+
+def test_a_v2_endpoint_id_that_is_not_found_stalls_and_creates_nothing(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    posts_before = len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}(/.*)?"))
+    kube.kubectl("label", "namespace", kube.namespace, f"{ADOPTION_LABEL}=allowed")
+    kube.apply(v2_manifest("lost", endpointId="ep_doesnotexist"))
+
+    obj = kube.wait_for(TEP, "lost", has_condition("Stalled", reason="EndpointNotFound"))
+    stalled = condition(obj, "Stalled")
+    assert stalled is not None
+    assert "spec.endpointId ep_doesnotexist is not an endpoint of project" in stalled["message"]
+    assert len(env.simulator.calls(method="POST", path=f"{ENDPOINTS}(/.*)?")) == posts_before
+    kube.kubectl("delete", TEP, "lost")
+
+
+def test_two_resources_naming_one_v2_endpoint_exactly_one_adopts_it(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    endpoint_id, deployment_id = made_by_hand(env, f"contested-{kube.namespace}")
+    kube.apply(secret_manifest("team-key", env.simulator.api_key))
+    replicas = {"first": 2, "second": 3}
+    for name, max_replicas in replicas.items():
+        kube.apply(
+            v2_manifest(
+                name,
+                endpointId=endpoint_id,
+                apiKeySecretRef={"name": "team-key"},
+                autoscaling={"maxReplicas": max_replicas},
+            )
+        )
+
+    def settled(obj: dict[str, Any]) -> bool:
+        return ready_with("Started")(obj) or has_condition("Stalled", reason="EndpointOwnedElsewhere")(obj)
+
+    seen = {name: kube.wait_for(TEP, name, settled) for name in replicas}
+
+    (winner,) = [name for name, obj in seen.items() if obj["status"].get("endpointId") == endpoint_id]
+    (loser,) = set(replicas) - {winner}
+    assert has_condition("Stalled", reason="EndpointOwnedElsewhere")(seen[loser])
+    (deployment,) = deployments_of(env, endpoint_id)
+    assert (deployment.id, deployment.autoscaling.max_replicas) == (deployment_id, replicas[winner]), (
+        "only the winner's spec is applied"
+    )
+
+    kube.kubectl("delete", TEP, loser)
+    assert calls_to(env, endpoint_id, "DELETE") == []
+    assert claimed(env, endpoint_id), "the winner's claim stays"
+    kube.kubectl("delete", TEP, winner, "--wait=false")
+    kube.wait_gone(TEP, winner)
+    assert [e for e in env.simulator.v2_deployments() if e.endpoint_id == endpoint_id] == []
+    assert not claimed(env, endpoint_id)
+
+
+def test_observe_only_adopts_a_v2_endpoint_with_the_operator_wide_key_and_only_mirrors_it(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    env = operator_env
+    endpoint_id, deployment_id = made_by_hand(env, f"watched-{kube.namespace}")
+    made = calls_to(env, endpoint_id, "POST", "PATCH", "DELETE")
+    # No label on the namespace: ObserveOnly never changes the endpoint, so the shared key may watch it.
+    kube.apply(
+        v2_manifest(
+            "watcher", endpointId=endpoint_id, managementPolicy="ObserveOnly", autoscaling={"maxReplicas": 4}
+        )
+    )
+
+    status = kube.wait_for(TEP, "watcher", ready_with("Observing", state="READY"))["status"]
+    assert (status["endpointId"], status["deploymentId"]) == (endpoint_id, deployment_id)
+    assert status["autoscaling"] == {"minReplicas": 1, "maxReplicas": 1}, "the remote bounds, not the spec's"
+    kube.kubectl("delete", TEP, "watcher")
+
+    assert calls_to(env, endpoint_id, "POST", "PATCH", "DELETE") == made, "never changed, nor deleted"
+    assert [d.id for d in deployments_of(env, endpoint_id)] == [deployment_id]

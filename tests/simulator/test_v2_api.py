@@ -265,16 +265,22 @@ def test_a_deployment_without_capacity_degrades_then_fails_after_the_ready_timeo
 
 
 def test_the_catalogue_offers_every_v1_model_with_one_certified_config_per_hardware(v2: V2) -> None:
+    """Per hardware one config; a model with a speculator has two, with and without its draft model."""
     supported = v2.http.get("/v2/supported-models").json()["data"]
     by_name = {entry["name"]: entry for entry in supported}
-    mixtral_hardware = sorted(
-        f"{p['gpuCount']}x{p['gpuType']}" for p in by_name[MIXTRAL]["deploymentProfiles"]
-    )
+
+    def offers(model: str) -> list[tuple[str, bool]]:
+        return sorted(
+            (f"{p['gpuCount']}x{p['gpuType']}", bool(v2.config(p["config"]).get("draftModel")))
+            for p in by_name[model]["deploymentProfiles"]
+        )
 
     assert {MIXTRAL, LLAMA, "Qwen/Qwen3.5-9B-FP8", "deepseek-ai/DeepSeek-R1"} <= set(by_name)
-    assert mixtral_hardware == sorted(
-        f"{count}xnvidia-{gpu}-80gb" for gpu in ("a100", "h100") for count in (2, 4, 8)
+    mixtral_hardware = [f"{count}xnvidia-{gpu}-80gb" for gpu in ("a100", "h100") for count in (2, 4, 8)]
+    assert offers(MIXTRAL) == sorted(
+        (hardware, draft) for hardware in mixtral_hardware for draft in (False, True)
     )
+    assert [draft for _, draft in offers(LLAMA)] == [False, False, False]
     profile = by_name[MIXTRAL]["deploymentProfiles"][0]
     project, config_id = profile["config"].split("/")[1], profile["config"].split("/")[-1]
     config = v2.http.get(f"/v2/projects/{project}/configs/{config_id}").json()
@@ -282,7 +288,8 @@ def test_the_catalogue_offers_every_v1_model_with_one_certified_config_per_hardw
     assert f"{selectors['accelerator_count']}x{selectors['accelerator_type']}" == (
         f"{profile['gpuCount']}x{profile['gpuType']}"
     )
-    assert config["draftModel"]
+    speculative = v2.config(v2.profile(speculative=True)["config"])
+    assert speculative["draftModel"] == speculative["certifications"][0]["draftModel"]
     model_id = by_name[MIXTRAL]["baseModelId"]
     revisions = v2.http.get(f"/v2/projects/{project}/models/{model_id}/revisions").json()["data"]
     assert profile["model"].endswith(revisions[0]["revisionId"])

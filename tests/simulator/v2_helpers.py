@@ -40,18 +40,27 @@ class V2:
         body: dict[str, Any] = response.json()
         return body
 
-    def profile(self, model: str = MIXTRAL, hardware: str = "2xnvidia-h100-80gb") -> dict[str, Any]:
-        """The certified deployment profile (model and config resource names) of `model` on `hardware`."""
+    def profile(
+        self, model: str = MIXTRAL, hardware: str = "2xnvidia-h100-80gb", speculative: bool = False
+    ) -> dict[str, Any]:
+        """The certified deployment profile (model and config resource names) of `model` on `hardware`,
+        with or without speculative decoding (a draft model in its config)."""
         models = self.http.get("/v2/supported-models", params={"search": model}).json()["data"]
         entry = next(entry for entry in models if entry["name"] == model)
         profiles = [
             profile
             for profile in entry["deploymentProfiles"]
             if f"{profile['gpuCount']}x{profile['gpuType']}" == hardware
+            and bool(self.config(profile["config"]).get("draftModel")) == speculative
         ]
         assert len(profiles) == 1, profiles
         chosen: dict[str, Any] = profiles[0]
         return chosen
+
+    def config(self, resource: str) -> dict[str, Any]:
+        """A config revision by resource name, `projects/{p}/configs/{cr_...}`."""
+        config: dict[str, Any] = self.http.get(f"/v2/{resource}").json()
+        return config
 
     def create_endpoint(self, name: str = "chat") -> dict[str, Any]:
         return self.ok("POST", "/endpoints", json={"name": name})
@@ -62,7 +71,7 @@ class V2:
         name: str = "blue",
         min_replicas: int = 1,
         max_replicas: int = 1,
-        **profile: str,
+        **profile: Any,
     ) -> dict[str, Any]:
         chosen = self.profile(**profile)
         body = {

@@ -1,5 +1,6 @@
 """TogetherBudget (issue 15, item 3): the arithmetic of one decision, which actions are asked about,
-and the shell's gate: nothing over budget is sent, and many resources at once cannot overspend."""
+the gate's bookkeeping (`budget_shell`), and the shell's gate: nothing over budget is sent, and many
+resources at once cannot overspend."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ from together_operator.budget import (
     Allowed,
     Ask,
     Budget,
+    BudgetBook,
     BudgetRecord,
     Committed,
     Exceeded,
     TogetherBudgetSpec,
 )
-from together_operator.core import AdoptEndpoint, CreateEndpoint, UpdateEndpoint
+from together_operator.budget_shell import BudgetGate
+from together_operator.core import AdoptEndpoint, CreateEndpoint, NotCreated, UpdateEndpoint, plan
 from together_operator.metrics import OperatorMetrics
-from together_operator.pricing import dollars
-from together_operator.resource import ConditionType, ObservedAutoscaling, TogetherEndpointStatus
+from together_operator.pricing import KnownPrice, dollars
+from together_operator.resource import ConditionType, ObservedAutoscaling, Pricing, TogetherEndpointStatus
 from together_operator.together.models import (
     Autoscaling,
     CreateEndpointRequest,
@@ -35,7 +38,7 @@ from together_operator.together.models import (
     UpdateEndpointRequest,
 )
 
-from .builders import ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, NOW, endpoint, later
+from .builders import ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, NOW, endpoint, inputs, later
 from .fakes import ShellBed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -173,6 +176,79 @@ def test_creates_starts_and_scale_ups_are_asked_about_and_nothing_else(
     action: object, status: TogetherEndpointStatus, expected: Ask | None
 ) -> None:
     assert budget.ask_for(action, status, Decimal(3)) == expected  # type: ignore[arg-type]
+
+
+def test_an_action_is_asked_about_at_the_price_of_the_hardware_it_runs_on_only() -> None:
+    price = KnownPrice(HARDWARE, Decimal(3), NOW)
+    elsewhere = KnownPrice("1x_nvidia_h100_80gb_sxm", Decimal(3), NOW)
+
+    assert budget.asks([create(), update(state="STOPPED")], TogetherEndpointStatus(), price) == [ask("6")]
+    assert budget.asks([update(state="STARTED")], STOPPED, price) == [ask("6")]
+    assert budget.asks([create()], TogetherEndpointStatus(), elsewhere) == [ask(None)]
+    assert budget.asks([update(state="STARTED")], STOPPED, None) == [ask(None)]
+
+
+# --- the gate's bookkeeping (budget_shell) ---------------------------------------------------------------
+
+# What `plan` decides for a resource with no endpoint yet: one create of 2x H100 at one replica.
+CREATE = inputs(remote=NotCreated())
+H100X2 = KnownPrice(HARDWARE, Decimal("3.252"), NOW)
+
+
+def billed(state: str, max_hourly: str) -> TogetherEndpointStatus:
+    """A status whose pricing commits `max_hourly` while `state` is billed."""
+    priced = Pricing(
+        per_replica_hour=max_hourly, min_hourly=max_hourly, max_hourly=max_hourly, hourly_range=""
+    )
+    return TogetherEndpointStatus(state=state, pricing=priced)
+
+
+def gate(**spec: object) -> BudgetGate:
+    book = BudgetBook()
+    book.put(NAMESPACE, "team", record(TogetherBudgetSpec.model_validate(spec)))
+    return BudgetGate(book)
+
+
+def test_what_the_gate_allowed_counts_until_a_status_written_and_published_shows_it() -> None:
+    limited = gate(maxHourlyCost="4")
+    creating = plan(CREATE)
+
+    assert limited.check(CREATE, creating, H100X2, "uid-1") == creating
+    assert limited.committed(NAMESPACE) == Committed(Decimal("3.252"), 1)
+    limited.record("uid-1", NAMESPACE, creating.status)  # the create's intent: nothing billed yet
+    limited.settle("uid-1", creating.status)
+    assert limited.committed(NAMESPACE) == Committed(Decimal("3.252"), 1)
+    refused = limited.check(CREATE, creating, H100X2, "uid-2")
+    stalled = refused.status.condition(ConditionType.STALLED)
+    assert stalled is not None
+    assert stalled.reason == "BudgetExceeded"
+
+    limited.record("uid-1", NAMESPACE, billed("PENDING", "3.252"))
+    limited.settle("uid-1", billed("PENDING", "3.252"))
+
+    assert limited.committed(NAMESPACE) == Committed(Decimal("3.252"), 1)
+    assert limited.committed(NAMESPACE, excluding="uid-1") == Committed(Decimal(0), 0)
+
+
+def test_a_plan_without_budgets_or_without_asks_passes_and_reserves_nothing() -> None:
+    unlimited, nothing_left = BudgetGate(BudgetBook()), gate(maxHourlyCost="0")
+    stopping = inputs(state="Stopped")
+
+    assert unlimited.check(CREATE, plan(CREATE), H100X2, "uid-1") == plan(CREATE)
+    assert nothing_left.check(stopping, plan(stopping), H100X2, "uid-1") == plan(stopping)
+    assert unlimited.committed(NAMESPACE) == nothing_left.committed(NAMESPACE) == Committed(Decimal(0), 0)
+
+
+def test_budget_is_freed_when_a_resource_commits_less_or_goes_away_having_committed_something() -> None:
+    limited = gate(maxHourlyCost="10")
+    limited.record("uid-running", NAMESPACE, billed("STARTED", "3.252"))
+    limited.record("uid-stopped", NAMESPACE, billed("STOPPED", "3.252"))
+
+    assert limited.record("uid-running", NAMESPACE, billed("STARTED", "3.252")) is False
+    assert limited.record("uid-running", NAMESPACE, billed("STOPPING", "1")) is True
+    assert limited.forget("uid-stopped") is None
+    assert limited.forget("uid-running") == NAMESPACE
+    assert limited.resources_in(NAMESPACE) == []
 
 
 # --- the shell's gate ------------------------------------------------------------------------------

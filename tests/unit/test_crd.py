@@ -323,7 +323,8 @@ def test_deprecated_prompt_cache_says_so() -> None:
 def test_immutable_fields_have_transition_rules_naming_them(field: str) -> None:
     on_field = SPEC["properties"][field].get("x-kubernetes-validations", [])
     on_spec = [r for r in _spec_rules() if r.get("fieldPath") == f".{field}"]
-    transition = [r for r in [*on_field, *on_spec] if "oldSelf" in r["rule"]]
+    # A rule with optionalOldSelf runs on create too: not a transition rule.
+    transition = [r for r in [*on_field, *on_spec] if "oldSelf" in r["rule"] and not r.get("optionalOldSelf")]
     assert len(transition) == 1, f"one transition rule guards spec.{field}"
     assert transition[0]["message"].startswith(field)
     assert "create a new TogetherEndpoint" in transition[0]["message"]
@@ -332,7 +333,11 @@ def test_immutable_fields_have_transition_rules_naming_them(field: str) -> None:
 @pytest.mark.parametrize("field", ["hardware", "gpu", "availabilityZone", "endpointId"])
 def test_optional_immutable_fields_are_checked_on_spec_so_adding_and_removing_count(field: str) -> None:
     """A rule on an optional field itself runs only when old and new both have it."""
-    (rule,) = [r for r in _spec_rules() if r.get("fieldPath") == f".{field}" and "oldSelf" in r["rule"]]
+    (rule,) = [
+        r
+        for r in _spec_rules()
+        if r.get("fieldPath") == f".{field}" and "oldSelf" in r["rule"] and not r.get("optionalOldSelf")
+    ]
     assert f"has(oldSelf.{field})" in rule["rule"]
 
 
@@ -391,8 +396,8 @@ def test_v2_rules_name_their_field_and_what_to_do() -> None:
         ("gpu.type", ["h100", "a100", "l40s", "a100-80gb"], ["H100", "-h100", "h100 ", ""]),
         (
             "endpointId",
-            ["endpoint-e6c6b82f-90f7-45b7-af39-3ca3b51d08xx"],
-            ["e6c6b82f", "endpoint-", "x-endpoint-1"],
+            ["endpoint-e6c6b82f-90f7-45b7-af39-3ca3b51d08xx", "ep_abc123"],
+            ["e6c6b82f", "endpoint-", "x-endpoint-1", "ep_", "ep-abc", "dep_abc123"],
         ),
         ("availabilityZone", ["us-central-4b", "us-east-1a"], ["US-EAST", "us_east", "-us"]),
         ("connection.configMapName", ["mixtral-connection", "a.b-c"], ["Mixtral", "a_b", "-a", "a."]),

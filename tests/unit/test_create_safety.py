@@ -12,6 +12,7 @@ import pytest
 from together_operator.core import (
     CREATE_CLOCK_SKEW,
     CREATE_OUTCOME_WINDOW,
+    INTENT_RETIME_AFTER,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
@@ -20,9 +21,11 @@ from together_operator.core import (
     NotCreated,
     OpenCreate,
     create_may_still_land,
+    create_sent_at,
     plan,
     plan_deletion,
     plan_failure,
+    retimed_intent,
     rival_creates,
 )
 from together_operator.resource import CreateIntent
@@ -152,6 +155,25 @@ def test_the_intent_records_what_the_create_sends() -> None:
         create.request.hardware,
         create.request.display_name,
     )
+
+
+@pytest.mark.parametrize(
+    ("slot_wait", "sent_at"),
+    [
+        (timedelta(0), None),
+        (INTENT_RETIME_AFTER - timedelta(seconds=1), None),
+        (INTENT_RETIME_AFTER, NOW + INTENT_RETIME_AFTER),
+        (CREATE_OUTCOME_WINDOW * 10, NOW + CREATE_OUTCOME_WINDOW * 10),
+    ],
+)
+def test_an_intent_is_timed_again_only_when_its_post_waited_long_for_a_call_slot(
+    slot_wait: timedelta, sent_at: datetime | None
+) -> None:
+    written = create_sent_at(plan(inputs(remote=NotCreated())), NOW)
+
+    retimed = retimed_intent(written, NOW + slot_wait)
+
+    assert (retimed.status.create_requested_at if retimed else None) == sent_at
 
 
 # --- two resources, one interrupted create --------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,15 +11,18 @@ import pytest
 from prometheus_client import generate_latest
 
 from together_operator import pricing
+from together_operator.credentials import ApiKey
+from together_operator.hardware import HardwareCatalogue
 from together_operator.metrics import OperatorMetrics
-from together_operator.pricing import KnownPrice, NamespaceCost
+from together_operator.pricing import KnownPrice, NamespaceCost, ReadPrice
+from together_operator.pricing_shell import PriceLookUp
 from together_operator.resource import ObservedAutoscaling, Pricing, TogetherEndpointStatus
 from together_operator.shell import ReconcilerSettings
 from together_operator.together.errors import TransientError
 from together_operator.together.models import EndpointPricing, HardwareWithStatus
 
-from .builders import ENDPOINT_ID, HARDWARE, MODEL, NOW, endpoint, hardware, later, spec
-from .fakes import ShellBed
+from .builders import ENDPOINT_ID, HARDWARE, MODEL, NOW, endpoint, hardware, inputs, later, spec
+from .fakes import FakeTogether, ShellBed
 
 
 def priced(hardware_id: str, cents_per_minute: float) -> HardwareWithStatus:
@@ -125,6 +129,54 @@ def test_a_price_is_read_again_when_unknown_stale_or_for_other_hardware(
     known: KnownPrice | None, hardware_id: str, now: Any, due: bool
 ) -> None:
     assert pricing.price_look_up_due(known, hardware_id, now, timedelta(minutes=10)) is due
+
+
+FRESH = KnownPrice(HARDWARE, Decimal(1), NOW)
+ON_HARDWARE = TogetherEndpointStatus(hardware=HARDWARE)
+
+
+@pytest.mark.parametrize(
+    ("known", "status", "offered", "now", "expected"),
+    [
+        pytest.param(
+            FRESH,
+            TogetherEndpointStatus(),
+            [priced(HARDWARE, 11.2)],
+            NOW,
+            KnownPrice(HARDWARE, Decimal("6.72"), NOW),
+            id="offers-just-read-for-a-create",
+        ),
+        pytest.param(FRESH, ON_HARDWARE, [], NOW, None, id="no-longer-offered"),
+        pytest.param(FRESH, ON_HARDWARE, None, later(minutes=9), FRESH, id="fresh-kept"),
+        pytest.param(FRESH, ON_HARDWARE, None, later(minutes=10), ReadPrice(HARDWARE), id="due"),
+        pytest.param(None, ON_HARDWARE, None, NOW, ReadPrice(HARDWARE), id="unknown"),
+    ],
+)
+def test_the_next_price_comes_from_offers_just_read_else_the_known_one_until_a_read_is_due(
+    known: KnownPrice | None,
+    status: TogetherEndpointStatus,
+    offered: list[HardwareWithStatus] | None,
+    now: Any,
+    expected: KnownPrice | ReadPrice | None,
+) -> None:
+    found = pricing.next_price(known, spec(), status, offered, now, timedelta(minutes=10))
+
+    assert found == expected
+
+
+async def test_a_due_price_is_read_and_a_failed_read_keeps_the_known_price() -> None:
+    together = FakeTogether()
+    together.hardware = [priced(HARDWARE, 11.2)]
+    look_up = PriceLookUp(HardwareCatalogue(ttl_seconds=0), refresh=timedelta(minutes=10))
+    key, first = ApiKey("test-key-0123456789"), inputs(hardware_options=None)
+
+    read = await look_up.current(together, key, first, ON_HARDWARE, None)
+    not_due = await look_up.current(together, key, replace(first, now=later(minutes=9)), ON_HARDWARE, read)
+    together.fail(f"GET /hardware?model={MODEL}", TransientError("503", method="GET", path="hardware"))
+    failed = await look_up.current(together, key, replace(first, now=later(minutes=10)), ON_HARDWARE, read)
+
+    assert read == not_due == failed == KnownPrice(HARDWARE, Decimal("6.72"), NOW)
+    assert together.log == [f"GET /hardware?model={MODEL}"] * 2
 
 
 def _status(state: str | None, max_hourly: str | None) -> TogetherEndpointStatus:

@@ -13,6 +13,8 @@ import pytest
 
 from together_operator.core import (
     CREATE_OUTCOME_WINDOW,
+    AdoptionClaim,
+    EventType,
     HardwareRejected,
     NotCreated,
     Reason,
@@ -44,6 +46,7 @@ from together_operator.together.v2_models import (
 )
 from together_operator.v2_core import (
     CONNECTION_SWITCH_GRACE,
+    ClaimEndpoint,
     CreateV2Deployment,
     CreateV2Endpoint,
     DeleteV2Deployment,
@@ -53,17 +56,23 @@ from together_operator.v2_core import (
     RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
+    SetV2InactiveTimeout,
     V2Action,
     V2DeletionInputs,
     V2Failure,
     V2Inputs,
     V2Plan,
+    V2Reason,
     V2Released,
     WaitForCreateOutcome,
     WaitForStopped,
+    adoption_id,
     api_in_use,
+    configs_to_read,
     desired_autoscaling,
     endpoint_name,
+    known_name,
+    models_named,
     plan_v2,
     plan_v2_deletion,
     plan_v2_failure,
@@ -140,6 +149,7 @@ def run(
     previous: TogetherEndpointStatus = CREATED,
     target: DeploymentTarget | HardwareRejected | None = TARGET,
     message: str = "",
+    inactive_timeouts: dict[str, int] | None = None,
     **spec_overrides: Any,
 ) -> V2Plan:
     return plan_v2(
@@ -154,6 +164,7 @@ def run(
             endpoint=remote,
             target=target,
             deployment_messages={d.id: message for d in remote.deployments} if remote and message else {},
+            inactive_timeouts=inactive_timeouts or {},
         )
     )
 
@@ -190,6 +201,7 @@ def profile(count: int, gpu: str, config: str) -> DeploymentProfile:
     return DeploymentProfile(config=config, model=MODEL_RESOURCE, gpu_count=count, gpu_type=gpu)
 
 
+SPECULATIVE_CONFIG = "projects/platform/configs/cr_h100x2_spec"
 CATALOGUE = [
     SupportedModel(
         id="sm_1",
@@ -200,9 +212,18 @@ CATALOGUE = [
             profile(1, "nvidia-h100-80gb", "projects/platform/configs/cr_h100x1"),
             profile(2, "nvidia-a100-80gb", "projects/platform/configs/cr_a100x2"),
             profile(2, "nvidia-a100-40gb", "projects/platform/configs/cr_a100x2_40"),
+            profile(2, "nvidia-h100-80gb", SPECULATIVE_CONFIG),
+            profile(4, "nvidia-h100-80gb", "projects/platform/configs/cr_h100x4_spec"),
         ],
     )
 ]
+# The configs that pin a draft model (speculative decoding); the others pin none.
+DRAFTS: dict[str, str | None] = {
+    SPECULATIVE_CONFIG: "projects/platform/models/ml_speculator",
+    "projects/platform/configs/cr_h100x4_spec": "projects/platform/models/ml_speculator",
+    CONFIG: None,
+    "projects/platform/configs/cr_h100x1": "",  # the API's empty string: no draft model
+}
 
 
 @pytest.mark.parametrize(
@@ -215,16 +236,45 @@ CATALOGUE = [
             {"v2": {"config": "projects/platform/configs/cr_h100x1"}},
             DeploymentTarget(MODEL_RESOURCE, "projects/platform/configs/cr_h100x1", "1xnvidia-h100-80gb"),
         ),
+        (
+            {"speculativeDecoding": True},
+            DeploymentTarget(MODEL_RESOURCE, SPECULATIVE_CONFIG, "2xnvidia-h100-80gb"),
+        ),
+        (
+            {"hardware": None, "gpu": {"type": "h100", "count": 4}, "speculativeDecoding": True},
+            DeploymentTarget(
+                MODEL_RESOURCE, "projects/platform/configs/cr_h100x4_spec", "4xnvidia-h100-80gb"
+            ),
+        ),
+        (
+            {"speculativeDecoding": True, "v2": {"config": CONFIG}},
+            DeploymentTarget(MODEL_RESOURCE, CONFIG, "2xnvidia-h100-80gb"),
+        ),
         ({"hardware": "8x_nvidia_h100_80gb_sxm"}, Reason.HARDWARE_NOT_SUPPORTED),
+        ({"hardware": "1xnvidia-h100-80gb", "speculativeDecoding": True}, Reason.HARDWARE_NOT_SUPPORTED),
+        ({"hardware": "4xnvidia-h100-80gb"}, Reason.HARDWARE_NOT_SUPPORTED),
         ({"hardware": None, "gpu": {"type": "a100", "count": 2}}, Reason.HARDWARE_AMBIGUOUS),
         ({"model": "acme/unknown"}, Reason.MODEL_NOT_SUPPORTED),
     ],
-    ids=["v1-id", "v2-name", "gpu", "explicit-config", "not-offered", "ambiguous", "unknown-model"],
+    ids=[
+        "v1-id",
+        "v2-name",
+        "gpu",
+        "explicit-config",
+        "speculative",
+        "speculative-gpu",
+        "explicit-config-wins",
+        "not-offered",
+        "not-offered-speculative",
+        "offered-only-speculative",
+        "ambiguous",
+        "unknown-model",
+    ],
 )
-def test_model_and_hardware_resolve_to_one_certified_config(
+def test_model_hardware_and_speculative_decoding_resolve_to_one_certified_config(
     overrides: dict[str, Any], expected: DeploymentTarget | Reason
 ) -> None:
-    resolved = resolve_target(spec(**overrides), CATALOGUE)
+    resolved = resolve_target(spec(**overrides), CATALOGUE, DRAFTS)
     if isinstance(expected, DeploymentTarget):
         assert resolved == expected
     else:
@@ -235,8 +285,32 @@ def test_model_and_hardware_resolve_to_one_certified_config(
         )
 
 
+def test_the_draft_models_read_are_those_of_the_models_certified_configs() -> None:
+    assert configs_to_read(spec(), CATALOGUE) == tuple(p.config for p in CATALOGUE[0].deployment_profiles)
+    assert configs_to_read(spec(v2={"config": CONFIG}), CATALOGUE) == ()
+    assert configs_to_read(spec(model="acme/unknown"), CATALOGUE) == ()
+
+
+def test_speculative_decoding_not_offered_on_the_hardware_stalls_listing_both_kinds_of_offer() -> None:
+    rejected = resolve_target(spec(hardware="4xnvidia-h100-80gb"), CATALOGUE, DRAFTS)
+    assert isinstance(rejected, HardwareRejected)
+    assert "speculativeDecoding false is not offered" in rejected.message
+    assert "4xnvidia-h100-80gb with speculative decoding" in rejected.message
+    assert "1xnvidia-h100-80gb," in rejected.message
+
+
+def test_turning_speculative_decoding_on_is_a_rollout_to_the_config_with_a_draft_model() -> None:
+    speculative = resolve_target(spec(speculativeDecoding=True), CATALOGUE, DRAFTS)
+    assert isinstance(speculative, DeploymentTarget)
+    plan = run(endpoint(deployment()), target=speculative, speculativeDecoding=True)
+    assert isinstance(plan.action, CreateV2Deployment)
+    assert plan.action.request.config == SPECULATIVE_CONFIG
+    assert plan.action.request.name != DEPLOYMENT_NAME
+    assert conditions(plan)[ConditionType.RECONCILING] == ("True", "RollingOut")
+
+
 def test_a_rejected_target_stalls_naming_what_is_offered() -> None:
-    rejected = resolve_target(spec(hardware="8x_nvidia_h100_80gb_sxm"), CATALOGUE)
+    rejected = resolve_target(spec(hardware="8x_nvidia_h100_80gb_sxm"), CATALOGUE, DRAFTS)
     plan = run(endpoint(), previous=CREATED.model_copy(update={"deployment_id": None}), target=rejected)
     assert plan.action is None
     assert conditions(plan)[ConditionType.STALLED] == ("True", Reason.HARDWARE_NOT_SUPPORTED)
@@ -380,6 +454,34 @@ def test_autoscaling_is_set_to_the_spec_and_stopped_is_0_0(
         ENDPOINT_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=wanted[0], max_replicas=wanted[1])
     )
     assert conditions(plan)[ConditionType.RECONCILING] == ("True", reason)
+
+
+@pytest.mark.parametrize(
+    ("remote_minutes", "spec_minutes", "wanted"),
+    [(0, 60, 60), (60, 30, 30), (60, None, 0), (45, 0, 0)],
+    ids=["turned-on", "changed", "omitted-is-off", "zero-is-off"],
+)
+def test_an_inactive_timeout_that_differs_on_the_live_deployment_is_updated_alone(
+    remote_minutes: int, spec_minutes: int | None, wanted: int
+) -> None:
+    plan = run(
+        endpoint(deployment()),
+        inactive_timeouts={DEPLOYMENT_ID: remote_minutes},
+        inactiveTimeout=spec_minutes,
+    )
+    assert plan.action == SetV2InactiveTimeout(ENDPOINT_ID, DEPLOYMENT_ID, wanted)
+    assert conditions(plan)[ConditionType.RECONCILING] == ("True", Reason.UPDATING)
+
+
+@pytest.mark.parametrize(
+    "inactive_timeouts",
+    [{DEPLOYMENT_ID: 60}, {}, {"dep_other": 0}],
+    ids=["equal", "not-read", "read-of-another-deployment"],
+)
+def test_an_inactive_timeout_equal_or_not_read_is_left_alone(inactive_timeouts: dict[str, int]) -> None:
+    plan = run(endpoint(deployment()), inactive_timeouts=inactive_timeouts, inactiveTimeout=60)
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.READY] == ("True", Reason.STARTED)
 
 
 def test_a_traffic_split_changed_by_hand_is_put_back() -> None:
@@ -796,3 +898,219 @@ def test_the_availability_zone_is_the_one_region_the_deployment_may_run_in() -> 
         "inline": {"regions": ["us-east-1a"], "constraint": "ENFORCEMENT_REQUIRED"}
     }
     assert plan.action.request.name != DEPLOYMENT_NAME, "another zone is another deployment"
+
+
+# --- adoption of an existing v2 endpoint by id (CONTRACT section 2) ---------------------------------
+
+ADOPTED_ID = "ep_handmade"
+OWN_KEY = {"apiKeySecretRef": {"name": "team-key"}}
+
+
+def handmade(*deployments: DeploymentSummary) -> Endpoint:
+    """An endpoint made outside Kubernetes, under a name of its own."""
+    return endpoint(*deployments, endpoint_id=ADOPTED_ID).model_copy(update={"name": "devproj/chat"})
+
+
+HANDMADE_DEPLOYMENT = deployment("READY", 1, 1, name="by-hand")
+OUR_CLAIM = AdoptionClaim(holder=f"{NAMESPACE}/{NAME}", ours=True)
+
+
+def adopt(
+    remote: Endpoint | None,
+    *,
+    previous: TogetherEndpointStatus | None = None,
+    spec_models: frozenset[str] | None = frozenset({"projects/platform/models/ml_mixtral"}),
+    claim: AdoptionClaim | None = OUR_CLAIM,
+    owned_by: str | None = None,
+    target: DeploymentTarget = TARGET,
+    label: bool = False,
+    **spec_overrides: Any,
+) -> V2Plan:
+    return plan_v2(
+        V2Inputs(
+            spec=spec(**{"endpointId": ADOPTED_ID, **OWN_KEY, **spec_overrides}),
+            generation=1,
+            namespace=NAMESPACE,
+            name=NAME,
+            previous=previous or TogetherEndpointStatus(),
+            now=NOW,
+            project_id=PROJECT,
+            endpoint=remote,
+            target=target,
+            spec_models=spec_models,
+            endpoint_owned_by=owned_by,
+            namespace_allows_adoption=label,
+            adoption_claim=claim,
+        )
+    )
+
+
+def test_adoption_reads_the_catalogue_then_claims_the_endpoint_before_recording_it() -> None:
+    reading = adopt(handmade(HANDMADE_DEPLOYMENT), spec_models=None, claim=None)
+    assert reading.action == ResolveTarget()
+    claiming = adopt(handmade(HANDMADE_DEPLOYMENT), claim=None)
+    assert claiming.action == ClaimEndpoint(ADOPTED_ID)
+    for step in (reading, claiming):
+        assert step.status.endpoint_id is None, "nothing is recorded before the claim is won"
+        assert conditions(step)[ConditionType.RECONCILING] == ("True", V2Reason.ADOPTING)
+
+
+def test_an_adopted_endpoint_running_the_spec_is_recorded_and_kept_as_it_is() -> None:
+    plan = adopt(handmade(HANDMADE_DEPLOYMENT))
+    assert plan.action is None, "its deployment already runs the spec's model on its hardware"
+    status = plan.status
+    assert (status.api, status.endpoint_id, status.endpoint_name, status.deployment_id) == (
+        TogetherAPI.V2,
+        ADOPTED_ID,
+        "devproj/chat",
+        DEPLOYMENT_ID,
+    )
+    assert conditions(plan)[ConditionType.READY] == ("True", Reason.STARTED)
+    later = adopt(
+        handmade(deployment("READY", 1, 1, name="by-hand")), previous=status, claim=None, spec_models=None
+    )
+    assert later.action is None, "once recorded it is ours: no catalogue read, no claim again"
+    assert known_name(spec(endpointId=ADOPTED_ID), status, NAMESPACE, NAME) == "chat"
+
+
+def test_an_adopted_endpoint_is_reconciled_as_our_own_from_then_on() -> None:
+    adopted = adopt(handmade(HANDMADE_DEPLOYMENT)).status
+    scaled = adopt(
+        handmade(HANDMADE_DEPLOYMENT), previous=adopted, autoscaling={"minReplicas": 1, "maxReplicas": 3}
+    )
+    assert scaled.action == SetV2Autoscaling(
+        ADOPTED_ID, DEPLOYMENT_ID, Autoscaling(min_replicas=1, max_replicas=3)
+    )
+    llama = DeploymentTarget(
+        model="projects/platform/models/ml_llama/revisions/rv_1", config=CONFIG, hardware=None
+    )
+    other = adopt(
+        handmade(HANDMADE_DEPLOYMENT), previous=adopted, target=llama, model="meta-llama/Llama-3.3-70B"
+    )
+    assert isinstance(other.action, CreateV2Deployment), "a model change is a rollout, not a refusal"
+    assert other.status.rollout is not None
+    assert other.status.rollout.from_ == DEPLOYMENT_ID
+
+
+def test_an_adopted_deployment_on_other_hardware_rolls_out_with_the_traffic_kept_on_it() -> None:
+    elsewhere = HANDMADE_DEPLOYMENT.model_copy(update={"hardware": "1xnvidia-a100-80gb"})
+    plan = adopt(handmade(elsewhere))
+    assert isinstance(plan.action, CreateV2Deployment)
+    assert plan.action.request.name == DEPLOYMENT_NAME
+    assert plan.status.deployment_id == DEPLOYMENT_ID, "the adopted deployment serves meanwhile"
+    assert plan.status.rollout == RolloutStatus(from_=DEPLOYMENT_ID, to=DEPLOYMENT_NAME, phase="Creating")
+
+
+OTHER_MODEL = HANDMADE_DEPLOYMENT.model_copy(
+    update={"model": "projects/platform/models/ml_llama/revisions/rv_1"}
+)
+
+
+@pytest.mark.parametrize(
+    ("remote", "overrides", "reason", "rule"),
+    [
+        (handmade(OTHER_MODEL), {}, Reason.ADOPTION_REFUSED, "adopted only by a resource of its model"),
+        (
+            handmade(HANDMADE_DEPLOYMENT),
+            {"apiKeySecretRef": None},
+            Reason.ADOPTION_REFUSED,
+            "would be adopted with the operator-wide API key",
+        ),
+        (
+            handmade(HANDMADE_DEPLOYMENT),
+            {"owned_by": "team-b/chat"},
+            Reason.ENDPOINT_OWNED_ELSEWHERE,
+            "already managed by TogetherEndpoint team-b/chat",
+        ),
+        (
+            handmade(HANDMADE_DEPLOYMENT),
+            {"claim": AdoptionClaim(holder="team-b/chat", ours=False)},
+            Reason.ENDPOINT_OWNED_ELSEWHERE,
+            "already managed by TogetherEndpoint team-b/chat",
+        ),
+        (None, {}, V2Reason.ENDPOINT_NOT_FOUND, "is not an endpoint of project proj_1"),
+    ],
+    ids=["other-model", "operator-wide-key", "recorded-by-another", "claimed-by-another", "not-found"],
+)
+def test_a_refused_adoption_stalls_naming_the_rule_and_records_nothing_to_change(
+    remote: Endpoint | None, overrides: dict[str, Any], reason: str, rule: str
+) -> None:
+    plan = adopt(remote, **overrides)
+    assert plan.action is None, "no claim, scale, split or create"
+    assert plan.status.endpoint_id is None, "so deletion never touches it either"
+    assert conditions(plan)[ConditionType.STALLED] == ("True", reason)
+    (event,) = plan.events
+    assert (event.type, event.reason) == (EventType.WARNING, reason)
+    assert rule in event.message
+    assert isinstance(
+        plan_v2_deletion(
+            V2DeletionInputs(spec=spec(endpointId=ADOPTED_ID), status=plan.status, endpoint=remote, now=NOW)
+        ),
+        V2Released,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # its own key
+        {"apiKeySecretRef": None, "label": True},
+        {"apiKeySecretRef": None, "managementPolicy": "ObserveOnly"},
+    ],
+    ids=["own-key", "namespace-allows", "observe-only"],
+)
+def test_the_operator_wide_key_adopts_only_where_the_namespace_allows_or_for_observe_only(
+    overrides: dict[str, Any],
+) -> None:
+    assert adopt(handmade(HANDMADE_DEPLOYMENT), **overrides).status.endpoint_id == ADOPTED_ID
+
+
+def test_an_adopted_endpoint_whose_namespace_withdrew_consent_is_changed_no_more() -> None:
+    adopted = adopt(handmade(HANDMADE_DEPLOYMENT), apiKeySecretRef=None, label=True).status
+    plan = adopt(
+        handmade(HANDMADE_DEPLOYMENT),
+        previous=adopted,
+        apiKeySecretRef=None,
+        autoscaling={"minReplicas": 2, "maxReplicas": 2},
+    )
+    assert plan.action is None
+    assert conditions(plan)[ConditionType.STALLED] == ("True", Reason.ADOPTION_REFUSED)
+    deletion = V2DeletionInputs(
+        spec=spec(endpointId=ADOPTED_ID), status=adopted, endpoint=handmade(HANDMADE_DEPLOYMENT), now=NOW
+    )
+    assert isinstance(plan_v2_deletion(deletion), V2Released), "left in place"
+    consenting = dataclasses.replace(deletion, namespace_allows_adoption=True)
+    assert isinstance(plan_v2_deletion(consenting), SetV2Autoscaling), "deleted in the platform's order"
+
+
+def test_observe_only_adopts_and_only_mirrors() -> None:
+    plan = adopt(handmade(deployment("STOPPED", 0, 0, name="by-hand")), managementPolicy="ObserveOnly")
+    assert plan.action is None
+    assert (plan.status.endpoint_id, plan.status.state) == (ADOPTED_ID, "STOPPED")
+    assert conditions(plan)[ConditionType.READY] == ("True", Reason.OBSERVING)
+
+
+def test_a_v1_endpoint_id_kept_through_a_migration_is_not_adopted_on_v2() -> None:
+    assert adoption_id(spec(endpointId="endpoint-1")) is None
+    assert adoption_id(spec(endpointId=ADOPTED_ID)) == ADOPTED_ID
+    plan = run(None, previous=V1_STATUS, target=None, endpointId="endpoint-1")
+    assert plan.action == CreateV2Endpoint("team-a-mixtral")
+
+
+def test_the_models_spec_model_names_come_from_the_catalogue() -> None:
+    assert models_named(spec(), CATALOGUE) == {"projects/platform/models/ml_mixtral"}
+    assert models_named(spec(model="other/model"), CATALOGUE) == frozenset()
+    resource = "projects/p/models/ml_x/revisions/rv_2"
+    assert models_named(spec(model=resource), []) == {"projects/p/models/ml_x"}
+
+
+def test_an_endpoint_id_added_after_the_resource_made_its_own_endpoint_changes_nothing() -> None:
+    """As on v1, spec.endpointId adopts only while nothing is recorded; the endpoint the resource made
+    stays its own, and is deleted with it whatever the namespace's consent."""
+    later = run(endpoint(deployment()), endpointId=ADOPTED_ID)
+    assert later.status.endpoint_id == ENDPOINT_ID
+    assert conditions(later)[ConditionType.READY] == ("True", Reason.STARTED)
+    deletion = V2DeletionInputs(
+        spec=spec(endpointId=ADOPTED_ID), status=CREATED, endpoint=endpoint(deployment()), now=NOW
+    )
+    assert isinstance(plan_v2_deletion(deletion), SetV2Autoscaling)

@@ -35,6 +35,7 @@ from .v2_models import (
     SupportedModel,
     TrafficSplitEntry,
     Whoami,
+    unpinned_model,
 )
 
 PAGE_SIZE = 500
@@ -81,6 +82,10 @@ class DedicatedInferenceAPI(Protocol):
 
     async def set_autoscaling(
         self, endpoint_id: str, deployment_id: str, autoscaling: Autoscaling, *, etag: str | None
+    ) -> Deployment: ...
+
+    async def set_inactive_timeout(
+        self, endpoint_id: str, deployment_id: str, minutes: int
     ) -> Deployment: ...
 
     async def delete_deployment(
@@ -156,7 +161,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         """The config revisions of `model` (a model resource name), from the model's owning project."""
         owner = _resource_project(model)
         return await self._all(
-            f"v2/projects/{_segment(owner)}/configs", Config, params={"referenceModel": _unpinned(model)}
+            f"v2/projects/{_segment(owner)}/configs", Config, params={"referenceModel": unpinned_model(model)}
         )
 
     async def get_config(self, config: str) -> Config:
@@ -251,6 +256,16 @@ class TogetherV2Client(DedicatedInferenceAPI):
             json=body,
         )
 
+    async def set_inactive_timeout(self, endpoint_id: str, deployment_id: str, minutes: int) -> Deployment:
+        """Minutes without a request before the deployment stops itself; 0 turns that off."""
+        return await self._http.call(
+            "PATCH",
+            await self._deployment_path(endpoint_id, deployment_id),
+            Deployment.model_validate_json,
+            params={"updateMask": "inactiveTimeout"},
+            json={"inactiveTimeout": minutes},
+        )
+
     async def delete_deployment(
         self, endpoint_id: str, deployment_id: str, *, etag: str | None = None
     ) -> None:
@@ -306,11 +321,6 @@ def _resource_project(resource: str) -> str:
     if len(parts) < 4 or parts[0] != "projects":
         raise ValueError(f"not a resource name: {resource!r}")
     return parts[1]
-
-
-def _unpinned(model: str) -> str:
-    """`projects/p/models/ml_x/revisions/rv_y` -> `projects/p/models/ml_x`."""
-    return model.split("/revisions/")[0]
 
 
 def _etag_query(etag: str | None) -> dict[str, str]:

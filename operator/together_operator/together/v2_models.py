@@ -53,6 +53,11 @@ class Whoami(_Response):
     project: Project | None = None
 
 
+def unpinned_model(model: str) -> str:
+    """`projects/p/models/ml_x/revisions/rv_y` -> `projects/p/models/ml_x`."""
+    return model.split("/revisions/")[0]
+
+
 # --- endpoints and deployments ----------------------------------------------------------------------
 
 

@@ -1,16 +1,20 @@
 """An application on the `together` 3.x SDK calling a v2 endpoint with the values of its connection
 ConfigMap (TOGETHER_MODEL, TOGETHER_BASE_URL) and its key (TOGETHER_API_KEY) in the environment.
 
-The 3.x SDK adds `/v1` to its paths itself, so it is given the base URL without the ConfigMap's `/v1`
-(docs/together-v2.md, row 2). Runs in the SDK's own virtualenv; prints the model that answered.
+Below this docstring, the README's 3.x example as it stands (tests/unit/test_readme_examples.py keeps
+them equal). Runs in the SDK's own virtualenv; prints the answer.
 """
 
 import os
 
 from together import Together
 
-client = Together(base_url=os.environ["TOGETHER_BASE_URL"].removesuffix("/v1"), max_retries=0)
-reply = client.chat.completions.create(
-    model=os.environ["TOGETHER_MODEL"], messages=[{"role": "user", "content": "Say hi"}]
+client = Together(
+    base_url=os.environ["TOGETHER_BASE_URL"].removesuffix("/v1"),  # together>=3 adds /v1 itself
+    api_key=os.environ["TOGETHER_API_KEY"],
 )
-print(reply.model)
+reply = client.chat.completions.create(
+    model=os.environ["TOGETHER_MODEL"],
+    messages=[{"role": "user", "content": "Hello!"}],
+)
+print(reply.choices[0].message.content)

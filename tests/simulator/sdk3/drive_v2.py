@@ -55,9 +55,18 @@ def main(management_url: str, admin_url: str, api_key: str, step_seconds: float)
     ]  # one per page: the cursor is followed
     entry = next(entry for entry in supported if entry.name == MIXTRAL)
     assert client.models.retrieve_supported(entry.id).name == MIXTRAL
-    profile = next(p for p in entry.deployment_profiles if f"{p.gpu_count}x{p.gpu_type}" == HARDWARE)
-    platform_project = profile.config.split("/")[1]
-    config = client.models.configs.retrieve(profile.certified_config_revision_id, project_id=platform_project)
+    # On HARDWARE Mixtral has two certified configs, with and without a draft model: take the speculative one.
+    on_hardware = [p for p in entry.deployment_profiles if f"{p.gpu_count}x{p.gpu_type}" == HARDWARE]
+    platform_project = on_hardware[0].config.split("/")[1]
+    by_profile = {
+        p.profile_id: client.models.configs.retrieve(
+            p.certified_config_revision_id, project_id=platform_project
+        )
+        for p in on_hardware
+    }
+    assert sorted(bool(c.draft_model) for c in by_profile.values()) == [False, True]
+    profile = next(p for p in on_hardware if by_profile[p.profile_id].draft_model)
+    config = by_profile[profile.profile_id]
     selectors = {selector.key: selector.value for selector in config.selectors}
     assert f"{selectors['accelerator_count']}x{selectors['accelerator_type']}" == HARDWARE
     configs = list(client.models.configs.list(project_id=platform_project, reference_model=entry.base_model))

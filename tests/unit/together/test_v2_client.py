@@ -191,6 +191,7 @@ async def test_updates_name_their_field_and_carry_the_etag() -> None:
         deployment = await v2.set_autoscaling(
             "ep_1", "dep_1", Autoscaling(min_replicas=0, max_replicas=0), etag="d1"
         )
+        await v2.set_inactive_timeout("ep_1", "dep_1", 0)
         await v2.delete_deployment("ep_1", "dep_1", etag="d2")
 
     patches = server.sent(endpoint_path)
@@ -199,10 +200,14 @@ async def test_updates_name_their_field_and_carry_the_etag() -> None:
         {"trafficSplit": [], "etag": "e1"},
         {"trafficSplit": [{"deploymentId": "dep_1", "weight": 1.0}]},
     ]
-    scale, delete = server.sent(deployment_path)
+    scale, timeout, delete = server.sent(deployment_path)
     assert (dict(scale.url.params), body(scale)) == (
         {"updateMask": "autoscaling"},
         {"autoscaling": {"minReplicas": 0, "maxReplicas": 0}, "etag": "d1"},
+    )
+    assert (dict(timeout.url.params), body(timeout)) == (
+        {"updateMask": "inactiveTimeout"},
+        {"inactiveTimeout": 0},
     )
     assert (delete.method, dict(delete.url.params)) == ("DELETE", {"etag": "d2"})
     # A state this client has never heard of is carried through, not an error.
