@@ -284,15 +284,18 @@ SecretUsers = Mapping[tuple[str, str], Collection[str]]
 
 def secret_in_use(spec: TogetherEndpointSpec, status: TogetherEndpointStatus) -> str | None:
     """The Secret whose key deleting this resource's endpoint will need: named by apiKeySecretRef, once
-    an endpoint exists or a create may have made one, unless deletion leaves the endpoint alone. It
-    carries the in-use finalizer meanwhile: deleting a namespace deletes its Secrets at once, and the
-    endpoints would be left running (and billed) without their key."""
+    an endpoint exists, a create may have made one, or a migration replaces one (status.rollout.from:
+    the v1 endpoint serves on while the v2 create is retried), unless deletion leaves the endpoint
+    alone. v1 and v2 alike, so the in-use index and the resource holding the Secret agree. It carries
+    the in-use finalizer meanwhile: deleting a namespace deletes its Secrets at once, and the endpoints
+    would be left running (and billed) without their key."""
     ref = spec.api_key_secret_ref
     if ref is None or spec.deletion_policy == DeletionPolicy.ORPHAN:
         return None
     if spec.management_policy == ManagementPolicy.OBSERVE_ONLY:
         return None
-    if status.endpoint_id is None and status.create_requested_at is None:
+    replacing = status.rollout is not None and status.rollout.from_ is not None
+    if status.endpoint_id is None and status.create_requested_at is None and not replacing:
         return None
     return ref.name
 

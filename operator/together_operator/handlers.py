@@ -31,6 +31,7 @@ from together_operator.shell import Reconciler, ReconcilerSettings
 from together_operator.startup import FINALIZER, configure_kopf, kubernetes_api, login
 from together_operator.status_writer import StatusWriter
 from together_operator.together import RateLimiter
+from together_operator.v2_core import migrating_from
 from together_operator.v2_shell import V2Clients, V2EndpointLists, V2Reconciler, V2Settings
 
 # Seconds between two looks at what a namespace commits, for its budgets' status.
@@ -126,10 +127,13 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 @kopf.index(GROUP, VERSION, PLURAL)
 def endpoint_owners(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str]]:
     """endpoint id -> (uid, namespace/name) of every TogetherEndpoint whose status recorded it: the
-    resource that created or adopted an endpoint owns it."""
-    endpoint_id = (body.get("status") or {}).get("endpointId")
+    resource that created or adopted an endpoint owns it, and a v1 -> v2 migration keeps owning the
+    v1 endpoint it replaces (status.rollout.from) until that endpoint is deleted."""
+    status = StatusWriter.parse(body.get("status"))
     meta = body["metadata"]
-    return {endpoint_id: (meta["uid"], f"{meta['namespace']}/{meta['name']}")} if endpoint_id else {}
+    owner = (meta["uid"], f"{meta['namespace']}/{meta['name']}")
+    owned = (status.endpoint_id, migrating_from(status))
+    return {endpoint_id: owner for endpoint_id in owned if endpoint_id is not None}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

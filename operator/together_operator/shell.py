@@ -358,7 +358,9 @@ class Reconciler:
             return await self._fail(body, resource, inputs, key, action=None)
         if self._on_v2(spec, previous):
             assert self._v2 is not None
-            await self._keep_secret(namespace, uid, resource, others, v2_core.secret_in_use(spec))
+            # By v1's rule (`core.secret_in_use`), which the in-use index counts by: held from the
+            # intent on (`_V2Host.write_intent`), released once nothing needs it.
+            await self._keep_secret(namespace, uid, resource, others, core.secret_in_use(spec, previous))
             failures = resource.failures
             resource_v2 = V2Resource(
                 namespace,
@@ -370,7 +372,8 @@ class Reconciler:
                 resource.wake.set,
                 endpoint_owned_by=inputs.endpoint_owned_by,
             )
-            delay = await self._v2.reconcile(_V2Host(self, body, resource), key, resource_v2)
+            host = _V2Host(self, body, resource, spec, others)
+            delay = await self._v2.reconcile(host, key, resource_v2)
             if resource.failures == failures:
                 resource.failures = 0
             return delay
@@ -726,11 +729,18 @@ class _V2Host:
     reconciler: Reconciler
     body: Mapping[str, Any]
     resource: _Resource
+    spec: TogetherEndpointSpec
+    others: OtherResources
 
     def deleting(self) -> bool:
         return self.reconciler._hold(self.body) is not None
 
     async def write_intent(self, status: TogetherEndpointStatus) -> None:
+        """The Secret deletion would need is held first, as on v1: from the intent on, the resource is
+        counted in the in-use index, so a deleted namespace keeps the key its endpoint needs."""
+        meta = self.body["metadata"]
+        in_use = core.secret_in_use(self.spec, status)
+        await self.reconciler._keep_secret(meta["namespace"], meta["uid"], self.resource, self.others, in_use)
         version = self.reconciler._stored(self.body, self.resource).resource_version
         await self.reconciler._write_status(self.body, self.resource, status, resource_version=version)
 

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from together_operator.core import (
     ADOPTION_LABEL,
+    CREATE_OUTCOME_WINDOW,
     AdoptionClaim,
     ConnectionSteps,
     Event,
@@ -123,15 +124,6 @@ def api_in_use(
 
 def lives_on_v1(previous: TogetherEndpointStatus) -> bool:
     return previous.api == TogetherAPI.V1 or (previous.api is None and previous.endpoint_id is not None)
-
-
-def secret_in_use(spec: TogetherEndpointSpec) -> str | None:
-    """The Secret a v2 resource's deletion will need (core.secret_in_use's rule): from the first
-    reconcile on, since a create by name may land before its id is recorded."""
-    ref = spec.api_key_secret_ref
-    if ref is None or spec.deletion_policy == DeletionPolicy.ORPHAN:
-        return None
-    return None if spec.management_policy == ManagementPolicy.OBSERVE_ONLY else ref.name
 
 
 # --- adoption ---------------------------------------------------------------------------------------
@@ -1092,6 +1084,7 @@ class V2DeletionInputs:
     endpoint: Endpoint | None
     """Our endpoint as the project's list shows it (by the recorded id, or by our name after an
     interrupted create); None when it is gone. Paused resources delete too."""
+    now: datetime
     namespace_allows_adoption: bool = False
     """The namespace carries core.ADOPTION_LABEL=allowed (read where `needs_adoption_consent`)."""
 
@@ -1099,6 +1092,14 @@ class V2DeletionInputs:
 @dataclass(frozen=True)
 class DeleteV2Endpoint:
     endpoint_id: str
+
+
+@dataclass(frozen=True)
+class WaitForCreateOutcome:
+    """A create whose intent is recorded and whose endpoint is not listed may still be in flight (a
+    deletion runs beside the resource's reconcile): it is not taken as "nothing made" before `until`."""
+
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -1112,7 +1113,13 @@ class V2Released:
 
 
 V2DeletionStep = (
-    SetV2Autoscaling | SetTrafficSplit | WaitForStopped | DeleteV2Deployment | DeleteV2Endpoint | V2Released
+    SetV2Autoscaling
+    | SetTrafficSplit
+    | WaitForStopped
+    | WaitForCreateOutcome
+    | DeleteV2Deployment
+    | DeleteV2Endpoint
+    | V2Released
 )
 
 
@@ -1147,6 +1154,9 @@ def plan_v2_deletion(inputs: V2DeletionInputs) -> V2DeletionStep:
         return released
     endpoint = inputs.endpoint
     if endpoint is None:
+        sent_at = inputs.status.create_requested_at if inputs.status.endpoint_id is None else None
+        if sent_at is not None and inputs.now - sent_at < CREATE_OUTCOME_WINDOW:
+            return WaitForCreateOutcome(sent_at + CREATE_OUTCOME_WINDOW)
         return V2Released("the v2 endpoint is gone")
     for deployment in endpoint.deployments:
         if deployment.autoscaling.min_replicas or deployment.autoscaling.max_replicas:

@@ -58,6 +58,7 @@ from together_operator.v2_core import (
     V2Inputs,
     V2Plan,
     V2Released,
+    WaitForCreateOutcome,
     WaitForStopped,
     adoption_id,
     configs_to_read,
@@ -514,7 +515,11 @@ class V2Reconciler:
             for _ in range(MAX_STEPS):
                 step = plan_v2_deletion(
                     V2DeletionInputs(
-                        spec=spec, status=status, endpoint=endpoint, namespace_allows_adoption=consent
+                        spec=spec,
+                        status=status,
+                        endpoint=endpoint,
+                        now=self._clock(),
+                        namespace_allows_adoption=consent,
                     )
                 )
                 # An unfinished migration: the v1 endpoint it was replacing goes too.
@@ -529,6 +534,12 @@ class V2Reconciler:
                     )
                 if isinstance(step, V2Released):
                     return Released(step.message, withdraw_connection=withdraw, release_claim=claim)
+                if isinstance(step, WaitForCreateOutcome):
+                    return KeepFinalizer(
+                        f"waiting until {step.until.isoformat()} for the outcome of the v2 create: its "
+                        "endpoint may yet show up",
+                        self._settings.transition_check,
+                    )
                 if isinstance(step, WaitForStopped):
                     return KeepFinalizer(
                         f"waiting for deployment {step.deployment_id} to stop",

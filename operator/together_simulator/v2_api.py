@@ -677,8 +677,9 @@ def _autoscaling_on_create(autoscaling: Autoscaling) -> Autoscaling:
 
 
 def _autoscaling_on_update(current: Autoscaling, update: Autoscaling) -> Autoscaling:
-    """A bound left out keeps its value; other settings sent replace the current ones."""
-    changes = update.model_dump(exclude_unset=True)
+    """A bound left out keeps its value; other settings sent replace the current ones (as models, not
+    dumped dicts, which the response would serialise with a warning)."""
+    changes = {field: getattr(update, field) for field in update.model_fields_set}
     return _checked(current.model_copy(update=changes))
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.test_operator_lifecycle import TEP, create_ready
-from tests.integration.test_operator_v2 import ready_with, v2_manifest
+from tests.integration.test_operator_v2 import ENDPOINTS, ready_with, v2_manifest
+from tests.simulator.v2_helpers import V2
 from tests.support.kube import Kube
 from tests.support.manifests import secret_manifest
 from tests.support.operator_fixtures import SECOND_KEY, OperatorEnv
@@ -71,3 +72,31 @@ def test_a_deleted_namespace_with_v2_resources_deletes_their_endpoints_and_deplo
         method="DELETE", path=rf"/v2/projects/[^/]+/endpoints/{status['endpointId']}"
     )
     assert [c.status for c in endpoint_deletes][-1:] == [200], "the endpoint was deleted with the key"
+
+
+def test_a_namespace_deleted_while_a_v2_create_is_in_flight_deletes_the_endpoint_the_create_made(
+    operator_env: OperatorEnv, kube: Kube
+) -> None:
+    """kopf runs the deletion beside the reconcile whose POST is still on its way: the deletion must not
+    take "not listed yet" for "nothing made", and the Secret must stay for the endpoint that lands."""
+    env = operator_env
+    kube.apply(secret_manifest("team-key", SECOND_KEY))
+    env.simulator.set_faults(
+        [{"fault": "latency", "method": "POST", "path": rf"{ENDPOINTS}$", "seconds": 6, "times": 1}]
+    )
+    try:
+        kube.apply(v2_manifest("in-flight", apiKeySecretRef={"name": "team-key"}))
+        kube.wait_for(TEP, "in-flight", lambda o: bool((o.get("status") or {}).get("createRequestedAt")))
+        kube.cp.kubectl("delete", "namespace", kube.namespace, "--wait=false")
+        kube.wait_gone("namespace", kube.namespace, timeout=180)
+    finally:
+        env.simulator.clear_faults()
+
+    posts = env.simulator.calls(method="POST", path=rf"{ENDPOINTS}$")
+    assert [c.status for c in posts][-1:] == [200], "the create landed"
+    v2 = V2(env.simulator, SECOND_KEY)
+    try:
+        listed = [e["name"] for e in v2.ok("GET", "/endpoints")["data"]]
+    finally:
+        v2.close()
+    assert [name for name in listed if kube.namespace in name] == []

@@ -196,6 +196,19 @@ def test_autoscaling_rules_and_validate_only(v2: V2) -> None:
     assert defaulted["autoscaling"] == {"minReplicas": 2, "maxReplicas": 2}
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # pydantic warns when it serialises a dict as a model
+def test_scaling_metrics_sent_on_an_update_are_kept_and_shown(v2: V2) -> None:
+    endpoint = v2.create_endpoint()
+    deployment = v2.create_deployment(endpoint["id"])
+    path = f"/endpoints/{endpoint['id']}/deployments/{deployment['id']}"
+    metric = {"name": "active_sessions", "type": "METRIC_TARGET_TYPE_VALUE", "target": 4.0}
+
+    updated = v2.ok("PATCH", path, json={"autoscaling": {"scalingMetrics": [metric]}})
+
+    assert updated["autoscaling"]["scalingMetrics"] == [metric]
+    assert v2.deployment(endpoint["id"], deployment["id"])["autoscaling"]["scalingMetrics"] == [metric]
+
+
 def test_a_config_must_belong_to_the_model(v2: V2) -> None:
     endpoint = v2.create_endpoint()
     llama_config = v2.profile(LLAMA, "1xnvidia-a100-80gb")["config"]

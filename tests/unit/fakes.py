@@ -30,6 +30,7 @@ from together_operator.together.models import (
     ListEndpoint,
     UpdateEndpointRequest,
 )
+from together_operator.v2_shell import V2Reconciler
 
 from .builders import HARDWARE, MODEL, NAME, NAMESPACE, NOW, OFFERED, endpoint
 
@@ -41,6 +42,15 @@ def list_item(of: DedicatedEndpoint) -> ListEndpoint:
     return ListEndpoint.model_validate(
         {k: v for k, v in of.model_dump().items() if k not in ("display_name", "hardware", "autoscaling")}
     )
+
+
+def kopf_index(function: Any, *bodies: Mapping[str, Any]) -> dict[Any, list[Any]]:
+    """What kopf builds from an index function (a kopf handler, typed loosely) over these bodies."""
+    index: dict[Any, list[Any]] = {}
+    for body in bodies:
+        for key, value in function(body=body).items():
+            index.setdefault(key, []).append(value)
+    return index
 
 
 class FixedClock:
@@ -323,7 +333,12 @@ FINALIZER = "together.ai/finalizer"
 class ShellBed:
     """A `Reconciler` wired to the fakes, and one TogetherEndpoint body as kopf would pass it."""
 
-    def __init__(self, *endpoints: DedicatedEndpoint, settings: ReconcilerSettings | None = None) -> None:
+    def __init__(
+        self,
+        *endpoints: DedicatedEndpoint,
+        settings: ReconcilerSettings | None = None,
+        v2: V2Reconciler | None = None,
+    ) -> None:
         self.log: Log = []
         self.clock = FixedClock()
         self.together = FakeTogether(*endpoints, log=self.log, clock=self.clock)
@@ -337,6 +352,7 @@ class ShellBed:
         self.others = OtherResources()
         self.budgets = BudgetBook()
         self.settings = settings or ReconcilerSettings(base_url="https://api.together.ai/v1")
+        self.v2 = v2
         self.reconciler = self._start()
 
     def restart(self) -> None:
@@ -358,6 +374,7 @@ class ShellBed:
             clock=self.clock,
             jitter=lambda: 1.0,
             budgets=self.budgets,
+            v2=self.v2,
         )
 
     def _post_event(self, body: Mapping[str, Any], event: Event) -> None:

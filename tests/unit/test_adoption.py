@@ -22,9 +22,11 @@ from together_operator.core import (
     plan_deletion,
     what_to_observe,
 )
+from together_operator.handlers import endpoint_owners
+from together_operator.resource import ConditionType
 
 from .builders import CLAIMED, ENDPOINT_ID, condition, deletion, endpoint, inputs, verdict
-from .fakes import ShellBed
+from .fakes import ShellBed, kopf_index
 
 OWN_KEY: dict[str, Any] = {"api_key_secret_ref": {"name": "team-key"}}
 OBSERVE_ONLY: dict[str, Any] = {"management_policy": "ObserveOnly"}
@@ -218,3 +220,28 @@ async def test_with_the_operator_key_in_a_namespace_that_does_not_allow_it_nothi
     assert bed.calls() == [f"GET /endpoints/{ENDPOINT_ID}"]
     assert bed.ownership.claims == {}
     assert [e.reason for e in bed.events] == ["AdoptionRefused"]
+
+
+async def test_the_v1_endpoint_a_migration_replaces_is_not_adopted_by_another_resource() -> None:
+    """team-b/migrating moves from v1 to v2: its status names the v1 endpoint only in rollout.from (its
+    endpointId is the v2 one, or none yet) until the v1 endpoint is deleted. It still owns it."""
+    bed = ShellBed(endpoint(min_replicas=3, max_replicas=3))
+    migrating = {
+        "metadata": {"uid": "uid-b", "namespace": "team-b", "name": "migrating"},
+        "status": {
+            "api": "v2",
+            "endpointId": "ep_new",
+            "rollout": {"from": ENDPOINT_ID, "to": "team-b-migrating", "phase": "WaitingReady"},
+        },
+    }
+    bed.others = replace(bed.others, owners=kopf_index(endpoint_owners, migrating))
+    body = bed.resource(spec={**ADOPTING, "apiKeySecretRef": {"name": "team-key"}})
+
+    await bed.reconcile(body)
+
+    assert [c for c in bed.calls() if not c.startswith("GET")] == []
+    assert bed.ownership.claims == {}
+    assert bed.status.writes[-1].endpoint_id is None
+    stalled = bed.status.writes[-1].condition(ConditionType.STALLED)
+    assert stalled is not None
+    assert (stalled.reason, "team-b/migrating" in stalled.message) == ("EndpointOwnedElsewhere", True)

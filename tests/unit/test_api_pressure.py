@@ -21,8 +21,8 @@ from together_operator.core import (
     plan_deletion,
     plan_failure,
 )
-from together_operator.together.client import retry_delay
 from together_operator.together.errors import RateLimitedError, TogetherError, TransientError
+from together_operator.together.http_client import retry_delay
 
 from .builders import (
     condition,

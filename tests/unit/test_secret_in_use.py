@@ -6,16 +6,24 @@ last resource needing it is released; so deleting a namespace deletes the endpoi
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from together_operator.core import secret_in_use, secret_to_release
+from together_operator.credentials import ApiKey
+from together_operator.handlers import secret_users
+from together_operator.poller import PollIntervals
+from together_operator.together import RateLimiter, TransientError
+from together_operator.together.v2_client import DedicatedInferenceAPI
+from together_operator.together.v2_models import Endpoint, Project
+from together_operator.v2_shell import V2Clients, V2EndpointLists, V2Reconciler, V2Settings
 
 from .builders import ENDPOINT_ID, HARDWARE, MODEL, NAMESPACE, NOW, endpoint, spec, status
-from .fakes import ShellBed
+from .fakes import FakeClients, ShellBed, kopf_index
 
 KEY_REF: dict[str, Any] = {"api_key_secret_ref": {"name": "team-key"}}
+MIGRATION: dict[str, Any] = {"from": ENDPOINT_ID, "to": "team-a-mixtral", "phase": "Creating"}
 
 
 @pytest.mark.parametrize(
@@ -24,6 +32,12 @@ KEY_REF: dict[str, Any] = {"api_key_secret_ref": {"name": "team-key"}}
         pytest.param(KEY_REF, {"endpoint_id": ENDPOINT_ID}, "team-key", id="endpoint-exists"),
         pytest.param(KEY_REF, {"create_requested_at": NOW}, "team-key", id="create-may-have-made-one"),
         pytest.param(KEY_REF, {}, None, id="nothing-created"),
+        pytest.param(
+            KEY_REF,
+            {"api": "v2", "rollout": MIGRATION},
+            "team-key",
+            id="v2-create-refused-while-the-v1-endpoint-it-replaces-serves",
+        ),
         pytest.param({}, {"endpoint_id": ENDPOINT_ID}, None, id="operator-wide-key"),
         pytest.param(
             {**KEY_REF, "deletion_policy": "Orphan"}, {"endpoint_id": ENDPOINT_ID}, None, id="orphan"
@@ -107,3 +121,75 @@ async def test_a_secret_no_longer_named_loses_the_finalizer() -> None:
     await bed.reconcile(body)
 
     assert bed.secrets.held == {"new-key"}
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        pytest.param({"api": "v2", "createRequestedAt": NOW.isoformat()}, id="v2-intent-written"),
+        pytest.param({"api": "v2", "endpointId": "ep_1"}, id="v2-endpoint-recorded"),
+        pytest.param({"api": "v2", "rollout": MIGRATION}, id="v2-migration-create-refused"),
+    ],
+)
+def test_the_in_use_index_counts_a_v2_resource_from_the_moment_a_create_may_have_been_sent(
+    recorded: dict[str, Any],
+) -> None:
+    """A deleted namespace deletes its Secrets at once: another resource released with it must not take
+    the finalizer off while this one's endpoint (or the v1 one its migration replaces) needs the key."""
+    body = {
+        "metadata": {"uid": "uid-v2", "namespace": NAMESPACE, "name": "mixtral"},
+        "spec": {**KEYED_SPEC, "api": "v2"},
+        "status": recorded,
+    }
+    users = kopf_index(secret_users, body)
+
+    assert users == {(NAMESPACE, "team-key"): ["uid-v2"]}
+    assert secret_to_release(NAMESPACE, "team-key", users, "uid-released-with-the-namespace") is None
+
+
+class OneV2Create:
+    """A v2 project with no endpoint yet, whose create is sent and then lost (no answer)."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def project(self) -> Project:
+        return Project(id="proj_1", name="team", slug="team")
+
+    async def list_endpoints(self, *, filter: str | None = None) -> list[Endpoint]:
+        return []
+
+    async def create_endpoint(self, name: str) -> Endpoint:
+        self.log.append(f"POST v2 endpoint {name}")
+        raise TransientError("ReadTimeout: no response within 30s", method="POST", path="v2/endpoints")
+
+
+class V2ClientsOf(V2Clients):
+    def __init__(self, api: OneV2Create) -> None:
+        super().__init__("https://api.together.ai/v1", RateLimiter(100.0))
+        self.api = api
+
+    def for_key(self, key: ApiKey) -> DedicatedInferenceAPI:
+        return cast(DedicatedInferenceAPI, self.api)
+
+
+async def test_a_v2_create_holds_the_secret_before_its_intent_and_its_post() -> None:
+    """As on v1: the resource is counted in the in-use index from its intent on, and holds the Secret
+    before the intent is written; a create whose answer was lost keeps it."""
+    lists = V2EndpointLists(PollIntervals(steady=3600.0, transition=3600.0))
+    bed = ShellBed()
+    api = OneV2Create(bed.log)
+    settings = V2Settings("https://inference.test/v1")
+    bed.v2 = V2Reconciler(settings, V2ClientsOf(api), lists, FakeClients(bed.together))
+    bed.restart()
+    body = bed.resource(spec={**KEYED_SPEC, "api": "v2"})
+
+    try:
+        await bed.reconcile(body)
+    finally:
+        await lists.close()
+
+    hold, intent = bed.log.index("hold Secret team-key"), bed.log.index("status write (guarded)")
+    assert hold < intent < bed.log.index("POST v2 endpoint team-a-mixtral")
+    assert bed.secrets.held == {"team-key"}
+    assert bed.status.writes[-1].create_requested_at is not None

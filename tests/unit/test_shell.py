@@ -17,7 +17,7 @@ from together_operator.resource import ConditionType
 from together_operator.together.errors import NotFoundError, RateLimitedError, TransientError
 
 from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NOW, endpoint
-from .fakes import ShellBed
+from .fakes import ShellBed, kopf_index
 
 
 def timed_out() -> TransientError:
@@ -234,7 +234,7 @@ async def test_an_endpoint_another_open_create_may_have_made_is_not_adopted() ->
         "metadata": {"uid": "uid-b", "namespace": "team-b", "name": "mixtral"},
         "status": _interrupted_create_status(),
     }
-    bed.others = OtherResources(open_creates=_index(open_creates, rival))
+    bed.others = OtherResources(open_creates=kopf_index(open_creates, rival))
     body = bed.resource(status=_interrupted_create_status())
     bed.clock.advance(seconds=20)
 
@@ -244,15 +244,6 @@ async def test_an_endpoint_another_open_create_may_have_made_is_not_adopted() ->
     stalled = bed.status.writes[-1].condition(ConditionType.STALLED)
     assert stalled is not None
     assert (stalled.reason, "team-b/mixtral" in stalled.message) == ("CreateIncomplete", True)
-
-
-def _index(function: Any, *bodies: dict[str, Any]) -> dict[Any, list[Any]]:
-    """What kopf builds from an index function (a kopf handler, typed loosely) over these bodies."""
-    index: dict[Any, list[Any]] = {}
-    for body in bodies:
-        for key, value in function(body=body).items():
-            index.setdefault(key, []).append(value)
-    return index
 
 
 # --- deletion -----------------------------------------------------------------------------------------

@@ -6,12 +6,13 @@ out. A "later reconcile" feeds the previous plan's status back in, as the shell 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import pytest
 
 from together_operator.core import (
+    CREATE_OUTCOME_WINDOW,
     AdoptionClaim,
     EventType,
     HardwareRejected,
@@ -63,6 +64,7 @@ from together_operator.v2_core import (
     V2Plan,
     V2Reason,
     V2Released,
+    WaitForCreateOutcome,
     WaitForStopped,
     adoption_id,
     api_in_use,
@@ -76,7 +78,6 @@ from together_operator.v2_core import (
     plan_v2_failure,
     released_without_calls,
     resolve_target,
-    secret_in_use,
     v2_connection_steps,
     v2_hardware,
 )
@@ -607,7 +608,9 @@ def test_observe_only_mirrors_and_never_calls() -> None:
 
 
 def delete(remote: Endpoint | None, **overrides: Any) -> object:
-    return plan_v2_deletion(V2DeletionInputs(spec=spec(**overrides), status=CREATED, endpoint=remote))
+    return plan_v2_deletion(
+        V2DeletionInputs(spec=spec(**overrides), status=CREATED, endpoint=remote, now=NOW)
+    )
 
 
 def test_deletion_follows_the_platforms_order_one_idempotent_step_at_a_time() -> None:
@@ -634,24 +637,22 @@ def test_orphan_and_observe_only_release_without_a_call(overrides: dict[str, Any
     assert isinstance(delete(endpoint(deployment()), **overrides), V2Released)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        ({"apiKeySecretRef": {"name": "team-key"}}, "team-key"),
-        ({}, None),  # the operator's own key: no Secret of the namespace
-        ({"apiKeySecretRef": {"name": "team-key"}, "deletionPolicy": "Orphan"}, None),
-        ({"apiKeySecretRef": {"name": "team-key"}, "managementPolicy": "ObserveOnly"}, None),
-    ],
-)
-def test_the_secret_named_by_api_key_secret_ref_is_in_use_while_deletion_would_need_its_key(
-    overrides: dict[str, Any], expected: str | None
-) -> None:
-    """From the first reconcile, not the recorded id: a create by name may land before the id is."""
-    assert secret_in_use(spec(**overrides)) == expected
+def test_a_create_that_may_still_be_in_flight_is_waited_for_before_the_resource_is_released() -> None:
+    """A deletion (a namespace's, say) runs beside the reconcile whose POST may not have landed yet:
+    an endpoint not listed is not taken for "nothing made" until the outcome window has passed."""
+    sent = TogetherEndpointStatus(api=TogetherAPI.V2, create_requested_at=NOW)
+
+    def step(seconds_later: float) -> object:
+        now = NOW + timedelta(seconds=seconds_later)
+        return plan_v2_deletion(V2DeletionInputs(spec=spec(), status=sent, endpoint=None, now=now))
+
+    assert step(5) == WaitForCreateOutcome(NOW + CREATE_OUTCOME_WINDOW)
+    assert step(CREATE_OUTCOME_WINDOW.total_seconds()) == V2Released("the v2 endpoint is gone")
 
 
 def test_nothing_created_nothing_to_delete() -> None:
-    step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=TogetherEndpointStatus(), endpoint=None))
+    nothing = TogetherEndpointStatus()
+    step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=nothing, endpoint=None, now=NOW))
     assert step == V2Released("no v2 endpoint was created")
 
 
@@ -770,9 +771,8 @@ def test_deleting_a_resource_mid_migration_deletes_the_v2_side_and_then_the_v1_e
         api=TogetherAPI.V2, rollout=RolloutStatus(from_="endpoint-1", to="team-a-mixtral", phase="Creating")
     )
     assert released_without_calls(spec(), migrating) is None
-    assert plan_v2_deletion(V2DeletionInputs(spec=spec(), status=migrating, endpoint=None)) == V2Released(
-        "the v2 endpoint is gone"
-    )
+    step = plan_v2_deletion(V2DeletionInputs(spec=spec(), status=migrating, endpoint=None, now=NOW))
+    assert step == V2Released("the v2 endpoint is gone")
 
 
 def test_the_connection_config_map_names_the_v2_endpoint_and_the_inference_base() -> None:
@@ -1044,7 +1044,7 @@ def test_a_refused_adoption_stalls_naming_the_rule_and_records_nothing_to_change
     assert rule in event.message
     assert isinstance(
         plan_v2_deletion(
-            V2DeletionInputs(spec=spec(endpointId=ADOPTED_ID), status=plan.status, endpoint=remote)
+            V2DeletionInputs(spec=spec(endpointId=ADOPTED_ID), status=plan.status, endpoint=remote, now=NOW)
         ),
         V2Released,
     )
@@ -1076,7 +1076,7 @@ def test_an_adopted_endpoint_whose_namespace_withdrew_consent_is_changed_no_more
     assert plan.action is None
     assert conditions(plan)[ConditionType.STALLED] == ("True", Reason.ADOPTION_REFUSED)
     deletion = V2DeletionInputs(
-        spec=spec(endpointId=ADOPTED_ID), status=adopted, endpoint=handmade(HANDMADE_DEPLOYMENT)
+        spec=spec(endpointId=ADOPTED_ID), status=adopted, endpoint=handmade(HANDMADE_DEPLOYMENT), now=NOW
     )
     assert isinstance(plan_v2_deletion(deletion), V2Released), "left in place"
     consenting = dataclasses.replace(deletion, namespace_allows_adoption=True)
@@ -1111,6 +1111,6 @@ def test_an_endpoint_id_added_after_the_resource_made_its_own_endpoint_changes_n
     assert later.status.endpoint_id == ENDPOINT_ID
     assert conditions(later)[ConditionType.READY] == ("True", Reason.STARTED)
     deletion = V2DeletionInputs(
-        spec=spec(endpointId=ADOPTED_ID), status=CREATED, endpoint=endpoint(deployment())
+        spec=spec(endpointId=ADOPTED_ID), status=CREATED, endpoint=endpoint(deployment()), now=NOW
     )
     assert isinstance(plan_v2_deletion(deletion), SetV2Autoscaling)

@@ -1,6 +1,7 @@
-"""Client for the Together AI dedicated-endpoint REST API (v1). Imports neither kopf nor kubernetes."""
+"""Clients for the Together AI dedicated-endpoint REST APIs (v1 here, v2 in `v2_client`), over one
+shared HTTP layer (`TogetherHTTP`). Imports neither kopf nor kubernetes."""
 
-from .client import MAX_RETRY_DELAY, EndpointsAPI, TogetherClient
+from .client import EndpointsAPI, TogetherClient
 from .errors import (
     AuthError,
     NotFoundError,
@@ -9,6 +10,7 @@ from .errors import (
     TogetherError,
     TransientError,
 )
+from .http_client import MAX_RETRY_DELAY, BeforeSend, TogetherHTTP
 from .models import (
     Autoscaling,
     CreateEndpointRequest,
@@ -30,6 +32,7 @@ __all__ = [
     "MAX_RETRY_DELAY",
     "AuthError",
     "Autoscaling",
+    "BeforeSend",
     "CreateEndpointRequest",
     "DedicatedEndpoint",
     "DesiredState",
@@ -48,6 +51,7 @@ __all__ = [
     "RateLimiter",
     "TogetherClient",
     "TogetherError",
+    "TogetherHTTP",
     "TransientError",
     "UpdateEndpointRequest",
 ]

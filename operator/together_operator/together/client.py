@@ -3,45 +3,21 @@
 `EndpointsAPI` is the narrow interface the reconciler depends on; `TogetherClient` implements it over
 HTTP with httpx. Every failure surfaces as one of the `errors` classes.
 
-Retries: a call that cannot change anything twice (GET; PATCH, whose values are absolute; DELETE) is
-retried up to `max_retries` times on `TransientError` and `RateLimitedError`, with short exponential
-backoff and jitter, never sooner than the server's Retry-After. A Retry-After longer than
-`MAX_RETRY_DELAY` is not waited out here: the error goes to the caller, which can requeue the work
-instead of holding a worker. A create (POST) is never retried, whatever the failure: a response lost
-on the way back may belong to an endpoint that now exists, and a second POST would make another.
-
-A create's `before_send` hook is awaited inside its rate-limiter slot, right before the POST goes out:
-the caller records its intent then, so the time it records is when the POST was sent, however long
-the slot took. If the hook raises, nothing is sent.
+Requests go through `http_client.TogetherHTTP`, shared with the v2 client: auth, rate limiting, the
+retry policy (a create is never retried), error mapping, the `before_send` hook and redaction of the
+key are described there.
 """
 
-import asyncio
-import json
-import logging
-import random
-import re
-from collections.abc import Awaitable, Callable
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Protocol, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
 
-from .errors import (
-    PermanentError,
-    RateLimitedError,
-    TogetherError,
-    TransientError,
-    UnexpectedResponseError,
-    error_for_status,
-    parse_retry_after,
-)
+from .http_client import BeforeSend, TogetherHTTP
 from .models import (
     CreateEndpointRequest,
     DedicatedEndpoint,
-    ErrorBody,
     HardwareWithStatus,
     ListAvailabilityZonesResponse,
     ListEndpoint,
@@ -50,33 +26,6 @@ from .models import (
     UpdateEndpointRequest,
 )
 from .ratelimit import RateLimiter
-
-MAX_RETRY_DELAY = 10.0
-"""Longest wait (seconds) between two attempts of one call, whatever the server asks."""
-
-_BACKOFF_BASE = 0.5
-"""Seconds before the first retry when the server gave no Retry-After; doubles each retry."""
-
-_CONNECT_TIMEOUT = 10.0
-"""Connecting is quick or hopeless; a short bound frees the caller sooner when the network is down."""
-
-_ECHO_PREFIX = 8
-"""Servers may echo the key cut short (a header too long for them, say): text starting with the key's
-first this many characters is redacted too, for keys at least twice as long."""
-
-_log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-BeforeSend = Callable[[], Awaitable[None]]
-"""Awaited right before a request is sent, inside its rate-limiter slot."""
-
-
-def _user_agent() -> str:
-    try:
-        return f"together-operator/{version('together-operator')}"
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "together-operator/unknown"
 
 
 class EndpointsAPI(Protocol):
@@ -109,23 +58,6 @@ class EndpointsAPI(Protocol):
     async def list_availability_zones(self) -> list[str]: ...
 
 
-def retry_delay(retries_done: int, error: TogetherError) -> float | None:
-    """Seconds to wait before retrying a call that failed with `error`, or None if it must not be retried.
-
-    Only the retry budget and idempotency are decided by the caller; this decides by the error alone.
-    """
-    if not isinstance(error, RateLimitedError | TransientError):
-        return None
-    backoff = min(_BACKOFF_BASE * 2.0**retries_done, MAX_RETRY_DELAY)
-    if error.retry_after is not None:
-        if error.retry_after > MAX_RETRY_DELAY:
-            return None
-        # Never sooner than the backoff (a Retry-After of 0 would have every client hammer the API), and
-        # up to 10% later than asked, so clients told the same moment do not all return at once.
-        return max(error.retry_after, backoff) * random.uniform(1.0, 1.1)
-    return random.uniform(backoff / 2, backoff)
-
-
 class TogetherClient(EndpointsAPI):
     """The Together v1 endpoints API over one pooled `httpx.AsyncClient`.
 
@@ -143,40 +75,17 @@ class TogetherClient(EndpointsAPI):
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        # Secrets created with `echo` end in a newline; anything else unprintable would make httpx
-        # raise an error that quotes the header, key included, so it is refused here without echoing it.
-        key = api_key.strip()
-        if not key:
-            raise ValueError("api_key is empty")
-        if not key.isascii() or not key.isprintable():
-            raise ValueError("api_key contains characters that cannot be sent in an HTTP header")
-        self._api_key = key
-        self._echo = (
-            re.compile(re.escape(key[:_ECHO_PREFIX]) + r"[^\s'\"]*") if len(key) >= 2 * _ECHO_PREFIX else None
-        )
-        self._max_retries = max_retries
-        self._rate_limiter = rate_limiter or RateLimiter(0)
-        self._timeout = timeout
-        # httpx adds the trailing slash a base URL lacks, so relative paths land under /v1/ either way.
-        self._http = httpx.AsyncClient(
-            base_url=url,
-            headers={
-                "Authorization": f"Bearer {key}",
-                "User-Agent": _user_agent(),
-                "Accept": "application/json",
-            },
-            timeout=httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT)),
-            follow_redirects=False,
+        self._http = TogetherHTTP(
+            base_url,
+            api_key,
+            timeout=timeout,
+            max_retries=max_retries,
             transport=transport,
+            rate_limiter=rate_limiter,
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={str(self._http.base_url)!r})"
+        return f"{type(self).__name__}(base_url={self._http.base_url!r})"
 
     async def __aenter__(self) -> Self:
         return self
@@ -197,7 +106,7 @@ class TogetherClient(EndpointsAPI):
     ) -> list[ListEndpoint]:
         """GET /endpoints. None leaves a filter out; by default only the caller's dedicated endpoints."""
         params = _query(type=type, usage_type=usage_type, mine=mine)
-        return await self._call(
+        return await self._http.call(
             "GET",
             "endpoints",
             lambda body: ListEndpointsResponse.model_validate_json(body).data,
@@ -206,7 +115,9 @@ class TogetherClient(EndpointsAPI):
 
     async def get_endpoint(self, endpoint_id: str) -> DedicatedEndpoint:
         """GET /endpoints/{id}; `NotFoundError` when there is no such endpoint."""
-        return await self._call("GET", _endpoint_path(endpoint_id), DedicatedEndpoint.model_validate_json)
+        return await self._http.call(
+            "GET", _endpoint_path(endpoint_id), DedicatedEndpoint.model_validate_json
+        )
 
     async def create_endpoint(
         self, request: CreateEndpointRequest, *, before_send: BeforeSend | None = None
@@ -217,7 +128,7 @@ class TogetherClient(EndpointsAPI):
         A `TransientError` here means the outcome is unknown: the endpoint may exist. Look for it
         (list, match) before creating again.
         """
-        return await self._call(
+        return await self._http.call(
             "POST",
             "endpoints",
             DedicatedEndpoint.model_validate_json,
@@ -228,7 +139,7 @@ class TogetherClient(EndpointsAPI):
 
     async def update_endpoint(self, endpoint_id: str, request: UpdateEndpointRequest) -> DedicatedEndpoint:
         """PATCH /endpoints/{id} with the fields set in `request`."""
-        return await self._call(
+        return await self._http.call(
             "PATCH",
             _endpoint_path(endpoint_id),
             DedicatedEndpoint.model_validate_json,
@@ -241,11 +152,11 @@ class TogetherClient(EndpointsAPI):
         When a retry follows an attempt whose response was lost, the endpoint may already be gone and
         the retry answers `NotFoundError`: callers deleting should treat that as done.
         """
-        await self._call("DELETE", _endpoint_path(endpoint_id), lambda body: None)
+        await self._http.call("DELETE", _endpoint_path(endpoint_id), lambda body: None)
 
     async def list_hardware(self, model: str | None = None) -> list[HardwareWithStatus]:
         """GET /hardware; with `model`, only configurations that can serve it, with their availability."""
-        return await self._call(
+        return await self._http.call(
             "GET",
             "hardware",
             lambda body: ListHardwareResponse.model_validate_json(body).data,
@@ -254,123 +165,11 @@ class TogetherClient(EndpointsAPI):
 
     async def list_availability_zones(self) -> list[str]:
         """GET /clusters/availability-zones."""
-        return await self._call(
+        return await self._http.call(
             "GET",
             "clusters/availability-zones",
             lambda body: ListAvailabilityZonesResponse.model_validate_json(body).avzones,
         )
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        parse: Callable[[bytes], T],
-        *,
-        params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-        idempotent: bool = True,
-        before_send: BeforeSend | None = None,
-    ) -> T:
-        """Send one request, retrying it when that is safe and useful, and parse the success body."""
-        retries_done = 0
-        while True:
-            try:
-                response = await self._send(method, path, params=params, json=json, before_send=before_send)
-                try:
-                    return parse(response.content)
-                except ValidationError as exc:
-                    raise UnexpectedResponseError(
-                        f"unexpected response body: {_summarise(exc)}",
-                        method=method,
-                        path=path,
-                        status_code=response.status_code,
-                        endpoint_id=_id_in(response.content),
-                    ) from exc
-            except TogetherError as error:
-                delay = retry_delay(retries_done, error)
-                if not idempotent or retries_done >= self._max_retries or delay is None:
-                    raise
-                retries_done += 1
-                _log.info(
-                    "Retrying %s in %.2fs (retry %d of %d) after: %s",
-                    error.operation,
-                    delay,
-                    retries_done,
-                    self._max_retries,
-                    error,
-                )
-                await asyncio.sleep(delay)
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None,
-        json: dict[str, Any] | None,
-        before_send: BeforeSend | None,
-    ) -> httpx.Response:
-        """One HTTP exchange; any outcome but a 2xx response becomes a `TogetherError`. What
-        `before_send` raises is the caller's own error, not the request's: it goes out as it is."""
-        async with self._rate_limiter.slot():
-            if before_send is not None:
-                await before_send()
-            response = await self._exchange(method, path, params=params, json=json)
-        if response.is_success:
-            return response
-        raise self._error_from_response(response, method, path)
-
-    async def _exchange(
-        self, method: str, path: str, *, params: dict[str, str] | None, json: dict[str, Any] | None
-    ) -> httpx.Response:
-        """The request itself; a failure to get any response becomes a `TransientError`."""
-        try:
-            return await self._http.request(method, path, params=params, json=json)
-        except httpx.TimeoutException as exc:
-            raise TransientError(
-                f"{type(exc).__name__}: no response within {self._timeout:g}s", method=method, path=path
-            ) from exc
-        except httpx.RequestError as exc:
-            detail = self._redact(str(exc)) or "no details"
-            raise TransientError(f"{type(exc).__name__}: {detail}", method=method, path=path) from exc
-
-    def _error_from_response(self, response: httpx.Response, method: str, path: str) -> TogetherError:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if response.is_redirect:
-            location = response.headers.get("Location", "nowhere")
-            return PermanentError(
-                f"unexpected redirect to {location}; check the base URL",
-                method=method,
-                path=path,
-                status_code=response.status_code,
-            )
-        try:
-            detail = ErrorBody.model_validate_json(response.content).error
-        except ValidationError:
-            # Not the documented error body (a proxy's page, say): say what little is known.
-            return error_for_status(
-                response.status_code,
-                self._redact(_body_excerpt(response)),
-                method=method,
-                path=path,
-                retry_after=retry_after,
-            )
-        return error_for_status(
-            response.status_code,
-            self._redact(detail.message),
-            method=method,
-            path=path,
-            error_type=detail.type,
-            param=detail.param,
-            code=detail.code,
-            retry_after=retry_after,
-        )
-
-    def _redact(self, text: str) -> str:
-        """`text` without the API key, in case a server or library echoes it into a message, whole or
-        cut short."""
-        text = text.replace(self._api_key, "<redacted>")
-        return self._echo.sub("<redacted>", text) if self._echo is not None else text
 
 
 def _endpoint_path(endpoint_id: str) -> str:
@@ -389,30 +188,3 @@ def _query(**values: str | bool | None) -> dict[str, str]:
         elif value is not None:
             params[name] = value
     return params
-
-
-def _body_excerpt(response: httpx.Response, limit: int = 200) -> str:
-    """The start of a readable body, or the reason phrase when the body is empty or markup."""
-    readable = response.headers.get("Content-Type", "").startswith(("text/plain", "application/json"))
-    text = " ".join(response.text.split()) if readable else ""
-    if not text:
-        return response.reason_phrase or "no details"
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _id_in(body: bytes) -> str | None:
-    """The `id` of a JSON object body, if it has a string one: what little of an unreadable answer
-    still matters."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    found = parsed.get("id") if isinstance(parsed, dict) else None
-    return found if isinstance(found, str) and found else None
-
-
-def _summarise(error: ValidationError) -> str:
-    first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "body"
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{location}: {first['msg']}{more}"

@@ -2,10 +2,11 @@
 and the model catalogue, as the official SDK `together==3.1.1` speaks it.
 
 `DedicatedInferenceAPI` is the narrow interface the reconciler will depend on; `TogetherV2Client`
-implements it over the same HTTP machinery as the v1 `TogetherClient` (errors, retries, redaction,
-rate limiting): a POST is never retried, GET/PATCH/DELETE are. Management calls go to the host of
-`TOGETHER_BASE_URL` with its `/v1` suffix dropped (`/v2/...`, `/v3/whoami`). The key's project is
-looked up once (`whoami`) and kept: one client per key. Lists follow `next_cursor` to the last page.
+implements it over the HTTP layer it shares with the v1 `TogetherClient` (`http_client.TogetherHTTP`:
+errors, retries, redaction, rate limiting): a POST is never retried, GET/PATCH/DELETE are.
+Management calls go to the host of `TOGETHER_BASE_URL` with its `/v1` suffix dropped (`/v2/...`,
+`/v3/whoami`). The key's project is looked up once (`whoami`) and kept: one client per key. Lists
+follow `next_cursor` to the last page.
 Updates carry the etag they were given, so a write based on a stale read fails with a 409
 (`PermanentError`, `status_code` 409) instead of overwriting someone else's change.
 """
@@ -19,8 +20,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from .client import TogetherClient
 from .errors import AuthError, TransientError
+from .http_client import TogetherHTTP
 from .ratelimit import RateLimiter
 from .v2_models import (
     Autoscaling,
@@ -105,7 +106,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
-        self._http = TogetherClient(
+        self._http = TogetherHTTP(
             management_base_url(base_url),
             api_key,
             timeout=timeout,
@@ -117,7 +118,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         self._project_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._http!r})"
+        return f"{type(self).__name__}(base_url={self._http.base_url!r})"
 
     async def __aenter__(self) -> Self:
         return self
@@ -139,7 +140,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         """The key's project, from `GET /v3/whoami` the first time, kept afterwards."""
         async with self._project_lock:
             if self._project is None:
-                whoami = await self._http._call("GET", "v3/whoami", Whoami.model_validate_json)
+                whoami = await self._http.call("GET", "v3/whoami", Whoami.model_validate_json)
                 if whoami.project is None:
                     # A user or organization credential: a human has to give the operator a project key.
                     raise AuthError(
@@ -168,7 +169,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         parts = config.split("/")
         if len(parts) != 4 or parts[0] != "projects" or parts[2] != "configs":
             raise ValueError(f"not a config resource name: {config!r}")
-        return await self._http._call(
+        return await self._http.call(
             "GET",
             f"v2/projects/{_segment(parts[1])}/configs/{_segment(parts[3])}",
             Config.model_validate_json,
@@ -185,13 +186,13 @@ class TogetherV2Client(DedicatedInferenceAPI):
         return await self._all(await self._endpoints_path(), Endpoint, params=params)
 
     async def get_endpoint(self, endpoint_id: str) -> Endpoint:
-        return await self._http._call(
+        return await self._http.call(
             "GET", await self._endpoint_path(endpoint_id), Endpoint.model_validate_json
         )
 
     async def create_endpoint(self, name: str) -> Endpoint:
         """POST, exactly once: a `TransientError` means the endpoint may exist; look it up by name."""
-        return await self._http._call(
+        return await self._http.call(
             "POST",
             await self._endpoints_path(),
             Endpoint.model_validate_json,
@@ -206,7 +207,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         body: dict[str, object] = {"trafficSplit": [entry.to_body() for entry in split]}
         if etag is not None:
             body["etag"] = etag
-        return await self._http._call(
+        return await self._http.call(
             "PATCH",
             await self._endpoint_path(endpoint_id),
             Endpoint.model_validate_json,
@@ -216,7 +217,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
 
     async def delete_endpoint(self, endpoint_id: str, *, etag: str | None = None) -> None:
         """Only an endpoint without deployments can go; a retry after a lost response may see 404."""
-        await self._http._call(
+        await self._http.call(
             "DELETE", await self._endpoint_path(endpoint_id), _ignore, params=_etag_query(etag)
         )
 
@@ -226,13 +227,13 @@ class TogetherV2Client(DedicatedInferenceAPI):
         return await self._all(f"{await self._endpoint_path(endpoint_id)}/deployments", Deployment)
 
     async def get_deployment(self, endpoint_id: str, deployment_id: str) -> Deployment:
-        return await self._http._call(
+        return await self._http.call(
             "GET", await self._deployment_path(endpoint_id, deployment_id), Deployment.model_validate_json
         )
 
     async def create_deployment(self, endpoint_id: str, request: CreateDeploymentRequest) -> Deployment:
         """POST, exactly once: a `TransientError` means the deployment may exist; look it up by name."""
-        return await self._http._call(
+        return await self._http.call(
             "POST",
             f"{await self._endpoint_path(endpoint_id)}/deployments",
             Deployment.model_validate_json,
@@ -247,7 +248,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         body: dict[str, object] = {"autoscaling": autoscaling.to_body()}
         if etag is not None:
             body["etag"] = etag
-        return await self._http._call(
+        return await self._http.call(
             "PATCH",
             await self._deployment_path(endpoint_id, deployment_id),
             Deployment.model_validate_json,
@@ -257,7 +258,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
 
     async def set_inactive_timeout(self, endpoint_id: str, deployment_id: str, minutes: int) -> Deployment:
         """Minutes without a request before the deployment stops itself; 0 turns that off."""
-        return await self._http._call(
+        return await self._http.call(
             "PATCH",
             await self._deployment_path(endpoint_id, deployment_id),
             Deployment.model_validate_json,
@@ -269,7 +270,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         self, endpoint_id: str, deployment_id: str, *, etag: str | None = None
     ) -> None:
         """Only a STOPPED deployment out of the traffic split can go; after a lost response, 404."""
-        await self._http._call(
+        await self._http.call(
             "DELETE",
             await self._deployment_path(endpoint_id, deployment_id),
             _ignore,
@@ -296,7 +297,7 @@ class TogetherV2Client(DedicatedInferenceAPI):
         cursors: set[str] = set()
         query = {**(params or {}), "limit": str(PAGE_SIZE)}
         while True:
-            page = await self._http._call("GET", path, parse, params=query)
+            page = await self._http.call("GET", path, parse, params=query)
             items += page.data
             if not page.next_cursor:
                 return items

@@ -25,8 +25,8 @@ from together_operator.together import (
     TransientError,
     UpdateEndpointRequest,
 )
-from together_operator.together.client import retry_delay
 from together_operator.together.errors import UnexpectedResponseError
+from together_operator.together.http_client import retry_delay
 
 API_KEY = "tok-unit-0123456789"
 
