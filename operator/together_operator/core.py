@@ -119,10 +119,6 @@ CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # server may take as long again to finish what it received. Until this long after the intent, finding
 # nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
 CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
-# The intent is written before the POST waits for a call slot, so that writing it (a 409 included)
-# never holds a slot other calls wait for; a POST whose wait for its slot was longer than this writes
-# it again with the time it is sent, so the window above never runs short by more than this.
-INTENT_RETIME_AFTER = timedelta(seconds=5)
 # Longest condition or event message written: the apiserver refuses a status over its limits, and a
 # message quoting Together (or listing many candidates) has no natural bound.
 MAX_MESSAGE_LENGTH = 1024
@@ -201,6 +197,8 @@ class Inputs:
     create_answered: bool = False
     # Other resources whose open create sent what this resource's interrupted create sent.
     rival_creates: tuple[OpenCreate, ...] = ()
+    # When this operator process started: a create another process recorded was sent before then.
+    process_started_at: datetime | None = None
     # Fingerprint of the API key in use (`credentials.ApiKey.fingerprint`), never the key.
     credential_fingerprint: str | None = None
     # The resource's namespace carries ADOPTION_LABEL=allowed (read only when `what_to_observe` asks).
@@ -759,18 +757,9 @@ def _plan_create(inputs: Inputs) -> Plan:
 
 def create_sent_at(plan: Plan, sent_at: datetime) -> Plan:
     """`plan` (a create's) with its intent timed `sent_at`: after the hardware look-up, right before
-    the POST waits for its call slot (`retimed_intent` once it has one), so that the outcome window
-    never closes before a POST held there lands."""
+    the POST waits for its call slot. A POST that waited long there is covered by `outcome_window_start`:
+    in this process by the failure's time, after a restart by the process's start."""
     return replace(plan, status=plan.status.model_copy(update={"create_requested_at": sent_at}))
-
-
-def retimed_intent(plan: Plan, now: datetime) -> Plan | None:
-    """`plan` (a create's, its intent written) timed anew when its POST goes out after waiting longer
-    than INTENT_RETIME_AFTER for a call slot; None: the intent as written stands."""
-    written = plan.status.create_requested_at
-    if written is not None and now - written < INTENT_RETIME_AFTER:
-        return None
-    return create_sent_at(plan, now)
 
 
 def _intent_of(request: CreateEndpointRequest) -> CreateIntent:
@@ -808,13 +797,24 @@ def create_may_still_land(inputs: Inputs) -> bool:
     """Whether an interrupted create (intent recorded, no endpoint id) may yet make its endpoint: until a
     window after it was last known in flight (the intent, or when its answer was found missing), unless
     a 4xx answer proved it made nothing."""
-    requested_at = inputs.previous.create_requested_at
-    if requested_at is None or inputs.create_answered:
+    window_start = outcome_window_start(inputs)
+    if window_start is None or inputs.create_answered:
         return False
+    return inputs.now - window_start < CREATE_OUTCOME_WINDOW
+
+
+def outcome_window_start(inputs: Inputs) -> datetime | None:
+    """When an interrupted create was last known in flight: its intent, or when its answer was found
+    missing, or (an intent another process wrote) this process's start. The intent is written before
+    the POST waits for a call slot, so the POST may have gone out long after it, but never after the
+    process that sent it stopped."""
+    requested_at = inputs.previous.create_requested_at
+    if requested_at is None:
+        return None
     intent = inputs.previous.create_intent
     in_doubt_since = intent.outcome_unknown_since if intent is not None else None
-    window_start = max(requested_at, in_doubt_since) if in_doubt_since is not None else requested_at
-    return inputs.now - window_start < CREATE_OUTCOME_WINDOW
+    starts = [requested_at, in_doubt_since, inputs.process_started_at]
+    return max(start for start in starts if start is not None)
 
 
 def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
@@ -844,13 +844,15 @@ def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
         created = _plan_create(inputs)
         if created.actions and create_may_still_land(inputs):
             requested_at = inputs.previous.create_requested_at
+            window_start = outcome_window_start(inputs)
             assert requested_at is not None
+            assert window_start is not None
             outcome = _Outcome(
                 ready=False,
                 reason=Reason.CREATING,
                 message=f"waiting for the outcome of the create requested at {requested_at.isoformat()}: "
                 "no endpoint of it shows yet; creating again only if none has by "
-                f"{(requested_at + CREATE_OUTCOME_WINDOW).isoformat()}",
+                f"{(window_start + CREATE_OUTCOME_WINDOW).isoformat()}",
                 reconciling=True,
             )
             return _render(inputs, inputs.previous, outcome)
@@ -1378,6 +1380,7 @@ class DeletionInputs:
     error: TogetherError | None = None
     """The last call failed so."""
     rival_creates: tuple[OpenCreate, ...] = ()
+    process_started_at: datetime | None = None
 
     @property
     def resource(self) -> Inputs:
@@ -1389,6 +1392,7 @@ class DeletionInputs:
             previous=self.status,
             remote=NotCreated(),
             now=self.now,
+            process_started_at=self.process_started_at,
         )
 
 

@@ -227,6 +227,9 @@ class Reconciler:
         self._hardware = HardwareCatalogue(clock=lambda: self._clock().timestamp())
         self._prices = PriceLookUp(self._hardware, refresh=timedelta(seconds=settings.steady_look_interval))
         self._budget_gate = BudgetGate(budgets or BudgetBook())
+        self._started_at = self._clock()
+        """An intent another process recorded was sent, if at all, before this
+        (`core.outcome_window_start`)."""
         self._deletes_sent: dict[str, datetime] = {}
         """uid -> when a DELETE of its endpoint was last answered"""
 
@@ -352,6 +355,7 @@ class Reconciler:
             endpoint_owned_by=core.adoption_conflict(spec, previous, others.owners, uid),
             create_answered=resource.create_answered,
             rival_creates=core.rival_creates(others.open_creates, previous.create_intent, uid),
+            process_started_at=self._started_at,
         )
         key = await self._credentials.resolve(namespace, spec.api_key_secret_ref)
         if isinstance(key, CredentialsMissing):
@@ -538,20 +542,14 @@ class Reconciler:
             # that neither the write nor a conflict holds one of the slots every other call waits for.
             plan = core.create_sent_at(plan, self._clock())
             await self._write_status(body, resource, plan.status, resource_version=version)
-            resource.create_sent_at = plan.status.create_requested_at
             self._post_events(body, plan.events)
 
-            async def retime_intent() -> None:
-                # In the slot, right before the POST: after a restart, the outcome window must not
-                # close before a POST that waited long for its slot lands.
-                nonlocal plan
-                retimed = core.retimed_intent(plan, self._clock())
-                if retimed is not None:
-                    plan = retimed
-                    await self._write_status(body, resource, plan.status)
-                    resource.create_sent_at = plan.status.create_requested_at
+            async def sending() -> None:
+                # In the slot, right before the POST: a failure's outcome window runs from here, however
+                # long the POST waited for its slot (after a restart, from the process's start).
+                resource.create_sent_at = self._clock()
 
-            answer = await api.create_endpoint(action.request, before_send=retime_intent)
+            answer = await api.create_endpoint(action.request, before_send=sending)
             self._poller.watch(key.fingerprint, api, answer.id, meta["uid"], resource.wake.set)
         elif isinstance(action, AdoptEndpoint):
             answer = await api.get_endpoint(action.endpoint_id)
@@ -661,6 +659,7 @@ class Reconciler:
             retry=self._settings.retry,
             delete_sent_at=self._deletes_sent.get(meta["uid"]),
             rival_creates=core.rival_creates(others.open_creates, status.create_intent, meta["uid"]),
+            process_started_at=self._started_at,
         )
         api: EndpointsAPI | None = None
         step = core.plan_deletion(known)

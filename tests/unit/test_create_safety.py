@@ -12,7 +12,6 @@ import pytest
 from together_operator.core import (
     CREATE_CLOCK_SKEW,
     CREATE_OUTCOME_WINDOW,
-    INTENT_RETIME_AFTER,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
@@ -21,11 +20,9 @@ from together_operator.core import (
     NotCreated,
     OpenCreate,
     create_may_still_land,
-    create_sent_at,
     plan,
     plan_deletion,
     plan_failure,
-    retimed_intent,
     rival_creates,
 )
 from together_operator.resource import CreateIntent
@@ -157,23 +154,22 @@ def test_the_intent_records_what_the_create_sends() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("slot_wait", "sent_at"),
-    [
-        (timedelta(0), None),
-        (INTENT_RETIME_AFTER - timedelta(seconds=1), None),
-        (INTENT_RETIME_AFTER, NOW + INTENT_RETIME_AFTER),
-        (CREATE_OUTCOME_WINDOW * 10, NOW + CREATE_OUTCOME_WINDOW * 10),
-    ],
-)
-def test_an_intent_is_timed_again_only_when_its_post_waited_long_for_a_call_slot(
-    slot_wait: timedelta, sent_at: datetime | None
-) -> None:
-    written = create_sent_at(plan(inputs(remote=NotCreated())), NOW)
+def test_after_a_restart_the_outcome_window_of_an_earlier_process_create_runs_from_the_restart() -> None:
+    """The intent is written before the POST waits for a call slot: the POST may have gone out long after
+    it, but not after the process that sent it stopped."""
+    step = inputs(remote=NotCreated())
+    intent_written = plan(step).status  # then the process stopped, its POST waiting for a slot
+    restarted_at = later(seconds=300)
+    waiting = replace(
+        step,
+        previous=intent_written,
+        remote=CreateInFlight(()),
+        now=restarted_at + timedelta(seconds=30),
+        process_started_at=restarted_at,
+    )
 
-    retimed = retimed_intent(written, NOW + slot_wait)
-
-    assert (retimed.status.create_requested_at if retimed else None) == sent_at
+    assert create_may_still_land(waiting)
+    assert not create_may_still_land(replace(waiting, now=restarted_at + CREATE_OUTCOME_WINDOW))
 
 
 # --- two resources, one interrupted create --------------------------------------------------------

@@ -189,6 +189,17 @@ def test_an_interrupted_create_that_may_still_land_keeps_the_finalizer() -> None
     assert outcome.retry_after == 5.0
 
 
+def test_an_interrupted_create_of_a_process_that_stopped_is_waited_for_a_window_after_the_restart() -> None:
+    """Its POST may have waited for a call slot long after the intent, but not past that process."""
+    restarted = replace(
+        interrupted(CREATE_OUTCOME_WINDOW.total_seconds() + 30),
+        candidates=(),
+        process_started_at=NOW + CREATE_OUTCOME_WINDOW,
+    )
+
+    assert isinstance(plan_deletion(restarted), KeepFinalizer)
+
+
 def test_several_endpoints_that_may_be_the_interrupted_create_keep_the_finalizer() -> None:
     step = replace(
         interrupted(),

@@ -130,30 +130,17 @@ async def test_the_intent_is_stamped_after_the_hardware_look_up() -> None:
     assert bed.status.writes[0].create_requested_at == NOW + timedelta(seconds=30)
 
 
-async def test_the_intent_is_written_before_the_post_waits_for_a_call_slot() -> None:
-    """Writing it (or a conflict on it) never holds one of the slots every other call waits for; a short
-    wait for the slot leaves it as written."""
+async def test_the_intent_is_written_once_before_the_post_waits_for_a_call_slot() -> None:
+    """Writing it (or a conflict on it) never holds one of the slots every other call waits for, however
+    long the POST then waits for one."""
     bed = ShellBed()
-    bed.together.slot_waits["POST /endpoints"] = 2.0
+    bed.together.slot_waits["POST /endpoints"] = 600.0
 
     await bed.reconcile(bed.resource())
 
     intent, recorded = bed.status.writes[:2]
     assert (intent.create_requested_at, intent.endpoint_id) == (NOW, None)
     assert (recorded.create_requested_at, recorded.endpoint_id) == (NOW, "endpoint-1")
-
-
-async def test_the_intent_is_timed_again_when_the_post_is_sent_after_a_long_wait_for_its_slot() -> None:
-    bed = ShellBed()
-    bed.together.slot_waits["POST /endpoints"] = 600.0
-
-    await bed.reconcile(bed.resource())
-
-    sent_at = NOW + timedelta(seconds=600)
-    intent, retimed, recorded = bed.status.writes[:3]
-    assert (intent.create_requested_at, intent.endpoint_id) == (NOW, None)
-    assert (retimed.create_requested_at, retimed.endpoint_id) == (sent_at, None)
-    assert (recorded.create_requested_at, recorded.endpoint_id) == (sent_at, "endpoint-1")
 
 
 async def test_a_create_that_failed_after_a_long_wait_for_its_slot_keeps_its_send_time() -> None:
