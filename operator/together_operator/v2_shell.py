@@ -387,6 +387,8 @@ class V2Reconciler:
         if remembered is not None and remembered[0] == resource.generation:
             inputs = replace(inputs, target=remembered[1], spec_models=remembered[2])
         action: V2Action | None = None
+        carried_out: list[Event] = []
+        """The events of the plans whose call was made: each is the next plan's previous status."""
         try:
             project = await api.project()
             inputs = replace(inputs, project_id=project.id)
@@ -414,17 +416,18 @@ class V2Reconciler:
                         inputs = await self._act(host, api, key, inputs, plan, action, resource.uid)
                     finally:  # a failed call may have changed something too: the next look reads anew
                         self._changed_at[resource.uid] = time.monotonic()
+                    carried_out.extend(plan.events)
                     self._lists.poll_soon(project.id)
                 plan = plan_v2(replace(inputs, now=self._clock()))
         except TogetherError as error:
             _log.warning("%s/%s: %s", resource.namespace, resource.name, error)
             self._timeout_settled[resource.uid] = -1  # the failure's status names this generation: read again
             failure = plan_v2_failure(inputs, error, action, self._settings.retry)
-            await host.publish(failure.plan.status, failure.plan.events)
+            await host.publish(failure.plan.status, (*carried_out, *failure.plan.events))
             return host.backoff(failure.retry_after)
         steps = v2_connection_steps(resource.spec, plan, self._settings.inference_url)
         plan = with_v2_connection(inputs, plan, steps, await host.connection(steps))
-        await host.publish(plan.status, plan.events)
+        await host.publish(plan.status, (*carried_out, *plan.events))
         if plan.status.rollout is None:  # a deployment a rollout makes live was created with an older spec
             self._timeout_settled[resource.uid] = resource.generation
         reconciling = plan.status.condition(ConditionType.RECONCILING)

@@ -31,6 +31,7 @@ from together_operator.together.models import (
     UpdateEndpointRequest,
 )
 from together_operator.together.v2_models import (
+    Autoscaling,
     Config,
     CreateDeploymentRequest,
     Deployment,
@@ -415,6 +416,7 @@ class ShellBed:
 V2_PROJECT = Project(id="proj_1", name="dev", slug="devproj")
 V2_MODEL_RESOURCE = "projects/platform/models/ml_mixtral/revisions/rv_1"
 V2_CONFIG = "projects/platform/configs/cr_h100x2"
+V2_CONFIG_X4 = "projects/platform/configs/cr_h100x4"
 V2_CATALOGUE = [
     SupportedModel(
         id="sm_1",
@@ -423,7 +425,10 @@ V2_CATALOGUE = [
         deployment_profiles=[
             DeploymentProfile(
                 config=V2_CONFIG, model=V2_MODEL_RESOURCE, gpu_count=2, gpu_type="nvidia-h100-80gb"
-            )
+            ),
+            DeploymentProfile(
+                config=V2_CONFIG_X4, model=V2_MODEL_RESOURCE, gpu_count=4, gpu_type="nvidia-h100-80gb"
+            ),
         ],
     )
 ]
@@ -483,16 +488,17 @@ class FakeV2Together:
         self.log.append(f"POST deployment {endpoint_id}")
         endpoint = self.endpoints[endpoint_id]
         summary = DeploymentSummary(
-            id=f"dep_{endpoint_id}",
+            id=f"dep_{len(endpoint.deployments) + 1}",
             name=f"{endpoint.name}/{request.name}",
             state="DEPLOYMENT_STATE_READY",
             autoscaling=request.autoscaling,
             model=request.model,
-            hardware="2xnvidia-h100-80gb",
+            hardware="4xnvidia-h100-80gb" if request.config == V2_CONFIG_X4 else "2xnvidia-h100-80gb",
             desired_replicas=request.autoscaling.max_replicas,
             ready_replicas=request.autoscaling.max_replicas,
         )
-        self.endpoints[endpoint_id] = endpoint.model_copy(update={"deployments": [summary]})
+        deployments = [*endpoint.deployments, summary]
+        self.endpoints[endpoint_id] = endpoint.model_copy(update={"deployments": deployments})
         return self._deployment(endpoint_id, summary)
 
     async def set_traffic_split(
@@ -502,6 +508,18 @@ class FakeV2Together:
         endpoint = self.endpoints[endpoint_id].model_copy(update={"traffic_split": list(split)})
         self.endpoints[endpoint_id] = endpoint
         return endpoint
+
+    async def set_autoscaling(
+        self, endpoint_id: str, deployment_id: str, autoscaling: Autoscaling, *, etag: str | None = None
+    ) -> Deployment:
+        self.log.append(f"PATCH autoscaling {deployment_id}")
+        endpoint = self.endpoints[endpoint_id]
+        deployments = [
+            d.model_copy(update={"autoscaling": autoscaling}) if d.id == deployment_id else d
+            for d in endpoint.deployments
+        ]
+        self.endpoints[endpoint_id] = endpoint.model_copy(update={"deployments": deployments})
+        return await self.get_deployment(endpoint_id, deployment_id)
 
     async def get_deployment(self, endpoint_id: str, deployment_id: str) -> Deployment:
         self.log.append(f"GET {deployment_id}")

@@ -13,6 +13,7 @@ import pytest
 from together_operator.credentials import ApiKey
 from together_operator.poller import PollIntervals
 from together_operator.resource import ConditionType, TogetherEndpointSpec, TogetherEndpointStatus
+from together_operator.v2_core import V2Reason
 from together_operator.v2_shell import (
     V2Clients,
     V2EndpointLists,
@@ -29,7 +30,7 @@ SPEC = TogetherEndpointSpec.model_validate(
 )
 KEY = ApiKey("test-key-0123456789")
 ENDPOINT_ID = f"ep_{NAMESPACE}-{NAME}"
-DEPLOYMENT_ID = f"dep_{ENDPOINT_ID}"
+DEPLOYMENT_ID = "dep_1"
 
 
 class V2Bed:
@@ -52,14 +53,16 @@ class V2Bed:
             clock=self.clock,
         )
 
-    async def look(self, host: FakeV2Host, name: str = NAME) -> None:
+    async def look(
+        self, host: FakeV2Host, name: str = NAME, spec: TogetherEndpointSpec = SPEC, generation: int = 1
+    ) -> None:
         """One reconcile of the resource `name`, from the status its host holds; then the list it kicked."""
         resource = V2Resource(
             namespace=NAMESPACE,
             name=name,
             uid=f"uid-{name}",
-            generation=1,
-            spec=SPEC,
+            generation=generation,
+            spec=spec,
             previous=host.written or TogetherEndpointStatus(),
             wake=lambda: None,
         )
@@ -174,3 +177,14 @@ async def test_a_failed_deployments_message_is_read_once_per_change_of_its_state
         await bed.look(host)
     assert bed.log.count(f"GET {DEPLOYMENT_ID}") == 2
     assert host.written.message == "1 of 2 replicas ready"
+
+
+async def test_a_rollout_is_reported_once_as_it_begins(bed: V2Bed) -> None:
+    host = await ready(bed)
+    reported = len(host.events)
+    larger = SPEC.model_copy(update={"hardware": "4xnvidia-h100-80gb"})
+
+    await bed.look(host, spec=larger, generation=2)
+
+    assert f"POST deployment {ENDPOINT_ID}" in bed.log
+    assert [event.reason for event in host.events[reported:]] == [V2Reason.ROLLING_OUT]
