@@ -978,13 +978,13 @@ def _render(
             verdict.message if verdict.stalled else "",
         ),
     )
-    status = status.model_copy(
-        update={
-            "conditions": conditions,
-            "observed_generation": inputs.generation,
-            "last_sync_time": inputs.now,
-        }
-    )
+    status = status.model_copy(update={"conditions": conditions, "observed_generation": inputs.generation})
+    # lastSyncTime moves only with a real change: a time that changed alone would be a status write per
+    # resource per look with nothing to say (the contract's "no status write when nothing changed").
+    if status.model_copy(update={"last_sync_time": previous.last_sync_time}) != previous:
+        status = status.model_copy(update={"last_sync_time": inputs.now})
+    else:
+        status = previous
     return V2Plan(status=status, action=action, events=_events(previous, verdict))
 
 

@@ -4,10 +4,15 @@ one call each plan returns, and plans again with the answer, until nothing is le
 The shell (`shell.Reconciler`) hands a resource over here once `v2_core.api_in_use` says v2, with a
 `V2Host` to write status, post events and publish the connection ConfigMap through. Reads: the
 project's endpoint list from `V2EndpointLists` (one paginated list per project per interval, which
-carries every deployment's state and autoscaling); a fresh list before anything is created (a stale one
-could hide our own lost create); a single GET of the endpoint after each of our calls (the list is older
-than our change), of an endpoint to adopt that the shared list does not show, and of a deployment only
-for its `status.message` (FAILED, DEGRADED).
+carries every deployment's state and autoscaling), also before anything is created, then from a list
+asked after our last call (a stale one could hide our own lost create), shared by every resource waiting
+for one; a single GET of the endpoint after each of our calls (the list is older than our change), of an
+endpoint to adopt that the shared list does not show, and of a deployment for its `status.message`
+(FAILED, DEGRADED) once per change of its state and per resync interval.
+
+Reading the catalogue (`ResolveTarget`, its answer remembered per spec generation) and claiming an
+adopted endpoint are reads: they change nothing at Together, so they neither kick the list nor count as
+a step of the status the next plan compares with.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from together_operator.v2_core import (
     CreateV2Endpoint,
     DeleteV2Deployment,
     DeleteV2Endpoint,
+    DeploymentTarget,
     ResolveTarget,
     RetireV1Endpoint,
     SetTrafficSplit,
@@ -84,6 +90,17 @@ MAX_STEPS = 8
 """Calls in one reconcile at most (endpoint, deployment, split, autoscaling, with room to spare)."""
 STEADY_STATES = frozenset({DeploymentState.READY, DeploymentState.STOPPED, DeploymentState.FAILED})
 MESSAGE_STATES = frozenset({DeploymentState.FAILED, DeploymentState.DEGRADED})
+READS = (ResolveTarget, ClaimEndpoint)
+"""Actions that change nothing at Together."""
+_Call = (
+    CreateV2Endpoint
+    | CreateV2Deployment
+    | SetTrafficSplit
+    | SetV2Autoscaling
+    | SetV2InactiveTimeout
+    | DeleteV2Deployment
+    | RetireV1Endpoint
+)
 
 
 class V1Clients(Protocol):
@@ -192,6 +209,12 @@ class _Project:
     """time.monotonic() when the list was asked for: a change made after it may be missing from it."""
     kick: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    walking_since: float | None = None
+    """time.monotonic() when the list under way was asked for; None between lists."""
+    walked: asyncio.Future[TogetherError | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    """The outcome of the list under way (or of the next one): its error, or None."""
 
 
 class V2EndpointLists:
@@ -232,6 +255,19 @@ class V2EndpointLists:
             return None
         return project.listed
 
+    async def listed_after(self, project_id: str, since: float) -> Mapping[str, Endpoint]:
+        """The project's endpoints by name from a list asked for after `since`: the latest one, else the
+        one under way if it was asked late enough, else the next one (one list for every caller waiting).
+        The project is watched (`watch`)."""
+        project = self._projects[project_id]
+        while project.listed is None or project.listed_at <= since:
+            if project.walking_since is None or project.walking_since <= since:
+                project.kick.set()
+            error = await asyncio.shield(project.walked)
+            if error is not None:
+                raise error
+        return project.listed
+
     def poll_soon(self, project_id: str) -> None:
         project = self._projects.get(project_id)
         if project is not None:
@@ -246,14 +282,19 @@ class V2EndpointLists:
         project = self._projects.pop(project_id)
         if project.task is not None:
             project.task.cancel()
+        project.walked.cancel()
 
     async def _poll(self, project_id: str, project: _Project) -> None:
         while project.watchers:
-            asked_at = time.monotonic()
+            # Cleared before the list: a kick while it is under way asks for the next one.
+            project.kick.clear()
+            asked_at = project.walking_since = time.monotonic()
+            outcome: TogetherError | None = None
             try:
                 endpoints = await project.api.list_endpoints()
             except TogetherError as error:
                 _log.warning("listing the v2 endpoints of project %s failed: %s", project_id, error)
+                outcome = error
             else:
                 before, project.listed = project.listed, {e.short_name: e for e in endpoints}
                 project.listed_at = asked_at
@@ -261,7 +302,9 @@ class V2EndpointLists:
                     if before is None or before.get(name) != project.listed.get(name):
                         for wake in list(wakes.values()):
                             wake()
-            project.kick.clear()
+            project.walking_since = None
+            walked, project.walked = project.walked, asyncio.get_running_loop().create_future()
+            walked.set_result(outcome)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(project.kick.wait(), timeout=self._next_wait(project))
 
@@ -275,6 +318,14 @@ class V2EndpointLists:
         base = self._intervals.transition if moving else self._intervals.steady
         spread = base * self._intervals.jitter
         return max(0.1, base + random.uniform(-spread, spread))
+
+
+@dataclass(frozen=True)
+class _Message:
+    state: str
+    text: str
+    read_at: float
+    """time.monotonic() of the GET"""
 
 
 @dataclass(frozen=True)
@@ -309,9 +360,13 @@ class V2Reconciler:
         self._clock = clock
         self._catalogue = catalogue or CatalogueCache()
         self._changed_at: dict[str, float] = {}
-        """uid -> time.monotonic() of its last call that changed something"""
+        """uid -> time.monotonic() after its last call to change something (answered or not)"""
         self._timeout_settled: dict[str, int] = {}
         """uid -> the generation whose inactiveTimeout is applied (absent: its status.observedGeneration)"""
+        self._targets: dict[str, tuple[int, DeploymentTarget, frozenset[str]]] = {}
+        """uid -> (generation, its resolved target, `models_named`): the catalogue is read once per spec"""
+        self._messages: dict[str, dict[str, _Message]] = {}
+        """uid -> deployment id -> the `status.message` read for its FAILED or DEGRADED state"""
 
     async def reconcile(self, host: V2Host, key: ApiKey, resource: V2Resource) -> float:
         """One reconcile: observe, then one call per plan until the plan asks for none; the seconds until
@@ -329,7 +384,12 @@ class V2Reconciler:
             endpoint=None,
             endpoint_owned_by=resource.endpoint_owned_by,
         )
+        remembered = self._targets.get(resource.uid)
+        if remembered is not None and remembered[0] == resource.generation:
+            inputs = replace(inputs, target=remembered[1], spec_models=remembered[2])
         action: V2Action | None = None
+        carried_out: list[Event] = []
+        """The events of the plans whose call was made: each is the next plan's previous status."""
         try:
             project = await api.project()
             inputs = replace(inputs, project_id=project.id)
@@ -343,26 +403,32 @@ class V2Reconciler:
             inputs = replace(inputs, endpoint=endpoint)
             if needs_adoption_consent(resource.spec):
                 inputs = replace(inputs, namespace_allows_adoption=await host.allows_adoption())
-            inputs = await self._with_message(api, inputs)
+            inputs = await self._with_message(api, inputs, resource.uid)
             inputs = await self._with_inactive_timeout(api, inputs, resource.uid)
             plan = plan_v2(inputs)
             for _ in range(MAX_STEPS):
                 action = plan.action
                 if action is None or host.deleting():
                     break
-                inputs = await self._act(host, api, key, inputs, plan, action)
-                self._changed_at[resource.uid] = time.monotonic()
-                self._lists.poll_soon(project.id)
+                if isinstance(action, READS):
+                    inputs = await self._read(host, api, key, inputs, action, resource)
+                else:
+                    try:
+                        inputs = await self._act(host, api, key, inputs, plan, action, resource.uid)
+                    finally:  # a failed call may have changed something too: the next look reads anew
+                        self._changed_at[resource.uid] = time.monotonic()
+                    carried_out.extend(plan.events)
+                    self._lists.poll_soon(project.id)
                 plan = plan_v2(replace(inputs, now=self._clock()))
         except TogetherError as error:
             _log.warning("%s/%s: %s", resource.namespace, resource.name, error)
             self._timeout_settled[resource.uid] = -1  # the failure's status names this generation: read again
             failure = plan_v2_failure(inputs, error, action, self._settings.retry)
-            await host.publish(failure.plan.status, failure.plan.events)
+            await host.publish(failure.plan.status, (*carried_out, *failure.plan.events))
             return host.backoff(failure.retry_after)
         steps = v2_connection_steps(resource.spec, plan, self._settings.inference_url)
         plan = with_v2_connection(inputs, plan, steps, await host.connection(steps))
-        await host.publish(plan.status, plan.events)
+        await host.publish(plan.status, (*carried_out, *plan.events))
         if plan.status.rollout is None:  # a deployment a rollout makes live was created with an older spec
             self._timeout_settled[resource.uid] = resource.generation
         reconciling = plan.status.condition(ConditionType.RECONCILING)
@@ -379,10 +445,11 @@ class V2Reconciler:
         since: float,
     ) -> Endpoint | None:
         """Our endpoint by name: from the shared list when it is newer than our last change; else by a
-        GET of the recorded id; before one is recorded, from a fresh list (a stale one could hide our
-        own lost create, and creating again would then fail on the name)."""
+        GET of the recorded id; before one is recorded, from the shared list once it is newer than our
+        last change, waiting for the next one if need be (a stale one could hide our own lost create,
+        and creating again would then fail on the name)."""
         if previous.endpoint_id is None:
-            return next((e for e in await api.list_endpoints() if e.short_name == name), None)
+            return (await self._lists.listed_after(project_id, since)).get(name)
         listed = self._lists.listed(project_id, since)
         if listed is not None:
             return listed.get(name)
@@ -398,17 +465,29 @@ class V2Reconciler:
         found = next((e for e in listed.values() if e.id == endpoint_id), None) if listed else None
         return found or await _endpoint_or_none(api, endpoint_id)
 
-    async def _with_message(self, api: DedicatedInferenceAPI, inputs: V2Inputs) -> V2Inputs:
-        """The platform's message of each FAILED or DEGRADED deployment (the list lacks it)."""
+    async def _with_message(self, api: DedicatedInferenceAPI, inputs: V2Inputs, uid: str) -> V2Inputs:
+        """The platform's message of each FAILED or DEGRADED deployment (the list lacks it), read by a
+        single GET once per change of its state and per resync interval."""
         endpoint = inputs.endpoint
         if endpoint is None:
             return inputs
-        messages = {
-            summary.id: (await api.get_deployment(endpoint.id, summary.id)).status.message
-            for summary in endpoint.deployments
-            if summary.state in MESSAGE_STATES
-        }
-        return replace(inputs, deployment_messages=messages)
+        known = self._messages.get(uid, {})
+        read: dict[str, _Message] = {}
+        for summary in endpoint.deployments:
+            if summary.state not in MESSAGE_STATES:
+                continue
+            message = known.get(summary.id)
+            now = time.monotonic()
+            if (
+                message is None
+                or message.state != summary.state
+                or now - message.read_at >= self._settings.resync_interval
+            ):
+                deployment = await api.get_deployment(endpoint.id, summary.id)
+                message = _Message(summary.state, deployment.status.message, now)
+            read[summary.id] = message
+        self._messages[uid] = read
+        return replace(inputs, deployment_messages={id_: m.text for id_, m in read.items()})
 
     async def _with_inactive_timeout(
         self, api: DedicatedInferenceAPI, inputs: V2Inputs, uid: str
@@ -424,6 +503,30 @@ class V2Reconciler:
         deployment = await api.get_deployment(endpoint.id, live)
         return replace(inputs, inactive_timeouts={live: deployment.inactive_timeout or 0})
 
+    async def _read(
+        self,
+        host: V2Host,
+        api: DedicatedInferenceAPI,
+        key: ApiKey,
+        inputs: V2Inputs,
+        action: ResolveTarget | ClaimEndpoint,
+        resource: V2Resource,
+    ) -> V2Inputs:
+        """Read what the plan lacks; the inputs of the next plan, whose previous status is still the
+        one before this look (nothing changed, so nothing transitions)."""
+        if isinstance(action, ClaimEndpoint):
+            return replace(inputs, adoption_claim=await host.claim(action.endpoint_id))
+        supported = await self._catalogue.supported_models(key.fingerprint, api)
+        drafts = {
+            config: (await self._catalogue.config(key.fingerprint, api, config)).draft_model
+            for config in configs_to_read(inputs.spec, supported)
+        }
+        target = resolve_target(inputs.spec, supported, drafts)
+        spec_models = models_named(inputs.spec, supported)
+        if isinstance(target, DeploymentTarget):  # a rejection is read again: the offer may change
+            self._targets[resource.uid] = (resource.generation, target, spec_models)
+        return replace(inputs, target=target, spec_models=spec_models)
+
     async def _act(
         self,
         host: V2Host,
@@ -431,23 +534,11 @@ class V2Reconciler:
         key: ApiKey,
         inputs: V2Inputs,
         plan: V2Plan,
-        action: V2Action,
+        action: _Call,
+        uid: str,
     ) -> V2Inputs:
         """Carry out one call; the inputs of the next plan (this plan's status fed back, fresh reads)."""
         inputs = replace(inputs, previous=plan.status)
-        if isinstance(action, ResolveTarget):
-            supported = await self._catalogue.supported_models(key.fingerprint, api)
-            drafts = {
-                config: (await self._catalogue.config(key.fingerprint, api, config)).draft_model
-                for config in configs_to_read(inputs.spec, supported)
-            }
-            return replace(
-                inputs,
-                target=resolve_target(inputs.spec, supported, drafts),
-                spec_models=models_named(inputs.spec, supported),
-            )
-        if isinstance(action, ClaimEndpoint):
-            return replace(inputs, adoption_claim=await host.claim(action.endpoint_id))
         if isinstance(action, CreateV2Endpoint):
             await host.write_intent(plan.status)  # the intent, before the one POST
             return replace(inputs, endpoint=await api.create_endpoint(action.name))
@@ -475,13 +566,15 @@ class V2Reconciler:
         else:
             await api.set_autoscaling(action.endpoint_id, action.deployment_id, action.autoscaling, etag=None)
         return await self._with_message(
-            api, replace(inputs, endpoint=await api.get_endpoint(action.endpoint_id))
+            api, replace(inputs, endpoint=await api.get_endpoint(action.endpoint_id)), uid
         )
 
     def unwatch(self, uid: str) -> None:
         self._lists.unwatch(uid)
         self._changed_at.pop(uid, None)
         self._timeout_settled.pop(uid, None)
+        self._targets.pop(uid, None)
+        self._messages.pop(uid, None)
 
     # --- deletion -----------------------------------------------------------------------------------
 

@@ -5,10 +5,8 @@ once with the per-object baseline, and once with our operator on Together v2 (mo
 smaller N), and checks what it counted: one remote create per resource, at most two Together calls
 per poll interval plus the resync budget for our operator in a quiet window (the baseline needs about
 one per resource), no Kubernetes write while nothing changes, every out-of-band change shown and every
-out-of-band rescale put back. On v2 the quiet window should hold only the project's endpoint list and
-no write; the v2 operator does not meet that yet (an expected failure, strict: it fails once fixed, so
-the mark goes). No wall-clock thresholds: timing goals are measured by the full benchmark, not asserted
-here.
+out-of-band rescale put back. On v2 the quiet window holds only the project's endpoint list and no
+write. No wall-clock thresholds: timing goals are measured by the full benchmark, not asserted here.
 """
 
 from __future__ import annotations
@@ -79,11 +77,6 @@ def test_steady_state_needs_at_most_two_together_calls_per_poll_interval(
 
 
 @pytest.mark.timeout(280)
-@pytest.mark.xfail(
-    strict=True,
-    reason="the v2 operator's every look resolves the target anew (an action, though it makes no call): "
-    "it kicks the project's list and writes a status (lastSyncTime, conditions) and an Event",
-)
 def test_on_v2_only_the_project_endpoint_list_is_called_and_nothing_written_while_nothing_changes(
     runs: dict[str, dict[str, Any]],
 ) -> None:

@@ -15,20 +15,33 @@ from kubernetes.client.exceptions import ApiException
 
 from together_operator.budget import BudgetBook
 from together_operator.connection import Owner
-from together_operator.core import AdoptionClaim, Event, OtherResources
+from together_operator.core import AdoptionClaim, ConnectionSteps, Event, OtherResources
 from together_operator.credentials import ApiKey, CredentialsMissing
 from together_operator.metrics import OperatorMetrics
 from together_operator.poller import Wake
 from together_operator.resource import SecretKeyRef, TogetherEndpointStatus
 from together_operator.shell import Reconciler, ReconcilerSettings
 from together_operator.status_writer import StoredResource
-from together_operator.together.errors import NotFoundError, TogetherError
+from together_operator.together.errors import NotFoundError, TogetherError, TransientError
 from together_operator.together.models import (
     CreateEndpointRequest,
     DedicatedEndpoint,
     HardwareWithStatus,
     ListEndpoint,
     UpdateEndpointRequest,
+)
+from together_operator.together.v2_models import (
+    Autoscaling,
+    Config,
+    CreateDeploymentRequest,
+    Deployment,
+    DeploymentProfile,
+    DeploymentStatus,
+    DeploymentSummary,
+    Endpoint,
+    Project,
+    SupportedModel,
+    TrafficSplitEntry,
 )
 from together_operator.v2_shell import V2Reconciler
 
@@ -413,3 +426,182 @@ class ShellBed:
         """The Together calls in the log, in order."""
         methods = ("GET ", "POST ", "PATCH ", "DELETE ")
         return [entry for entry in self.log if entry.startswith(methods)]
+
+
+# --- Together v2 ------------------------------------------------------------------------------------
+
+V2_PROJECT = Project(id="proj_1", name="dev", slug="devproj")
+V2_MODEL_RESOURCE = "projects/platform/models/ml_mixtral/revisions/rv_1"
+V2_CONFIG = "projects/platform/configs/cr_h100x2"
+V2_CONFIG_X4 = "projects/platform/configs/cr_h100x4"
+V2_CATALOGUE = [
+    SupportedModel(
+        id="sm_1",
+        name=MODEL,
+        base_model="projects/platform/models/ml_mixtral",
+        deployment_profiles=[
+            DeploymentProfile(
+                config=V2_CONFIG, model=V2_MODEL_RESOURCE, gpu_count=2, gpu_type="nvidia-h100-80gb"
+            ),
+            DeploymentProfile(
+                config=V2_CONFIG_X4, model=V2_MODEL_RESOURCE, gpu_count=4, gpu_type="nvidia-h100-80gb"
+            ),
+        ],
+    )
+]
+
+
+class FakeV2Together:
+    """A Together v2 project in memory (a `DedicatedInferenceAPI` as far as the v2 shell uses it): a
+    deployment is READY once created; a list lets other tasks run while it is under way; `messages`
+    holds each deployment's `status.message`; `lost_create_answer` makes the next endpoint create
+    happen, then raise (a lost response). Every call lands in `log` (`list` for a whole endpoint
+    list)."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.endpoints: dict[str, Endpoint] = {}
+        self.messages: dict[str, str] = {}
+        self.lost_create_answer = False
+
+    async def project(self) -> Project:
+        return V2_PROJECT
+
+    async def list_supported_models(self) -> list[SupportedModel]:
+        self.log.append("GET supported models")
+        return list(V2_CATALOGUE)
+
+    async def get_config(self, config: str) -> Config:
+        self.log.append(f"GET {config}")
+        return Config(id=config.rpartition("/")[2], project_id="platform", reference_model=V2_MODEL_RESOURCE)
+
+    async def list_endpoints(self, *, filter: str | None = None) -> list[Endpoint]:
+        self.log.append("list")
+        await asyncio.sleep(0)  # a list is a wait on the network: others run meanwhile
+        return list(self.endpoints.values())
+
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint:
+        self.log.append(f"GET {endpoint_id}")
+        if endpoint_id not in self.endpoints:
+            raise NotFoundError(f"no endpoint {endpoint_id}", method="GET", path=endpoint_id, status_code=404)
+        return self.endpoints[endpoint_id]
+
+    async def create_endpoint(self, name: str) -> Endpoint:
+        self.log.append(f"POST endpoint {name}")
+        created = Endpoint(
+            id=f"ep_{name}",
+            name=f"{V2_PROJECT.slug}/{name}",
+            project_id=V2_PROJECT.id,
+            etag="e1",
+            visibility="VISIBILITY_PRIVATE",
+        )
+        self.endpoints[created.id] = created
+        if self.lost_create_answer:
+            self.lost_create_answer = False
+            raise TransientError("connection dropped", method="POST", path="endpoints")
+        return created
+
+    async def create_deployment(self, endpoint_id: str, request: CreateDeploymentRequest) -> Deployment:
+        self.log.append(f"POST deployment {endpoint_id}")
+        endpoint = self.endpoints[endpoint_id]
+        summary = DeploymentSummary(
+            id=f"dep_{len(endpoint.deployments) + 1}",
+            name=f"{endpoint.name}/{request.name}",
+            state="DEPLOYMENT_STATE_READY",
+            autoscaling=request.autoscaling,
+            model=request.model,
+            hardware="4xnvidia-h100-80gb" if request.config == V2_CONFIG_X4 else "2xnvidia-h100-80gb",
+            desired_replicas=request.autoscaling.max_replicas,
+            ready_replicas=request.autoscaling.max_replicas,
+        )
+        deployments = [*endpoint.deployments, summary]
+        self.endpoints[endpoint_id] = endpoint.model_copy(update={"deployments": deployments})
+        return self._deployment(endpoint_id, summary)
+
+    async def set_traffic_split(
+        self, endpoint_id: str, split: list[TrafficSplitEntry], *, etag: str | None = None
+    ) -> Endpoint:
+        self.log.append(f"PATCH split {endpoint_id}")
+        endpoint = self.endpoints[endpoint_id].model_copy(update={"traffic_split": list(split)})
+        self.endpoints[endpoint_id] = endpoint
+        return endpoint
+
+    async def set_autoscaling(
+        self, endpoint_id: str, deployment_id: str, autoscaling: Autoscaling, *, etag: str | None = None
+    ) -> Deployment:
+        self.log.append(f"PATCH autoscaling {deployment_id}")
+        endpoint = self.endpoints[endpoint_id]
+        deployments = [
+            d.model_copy(update={"autoscaling": autoscaling}) if d.id == deployment_id else d
+            for d in endpoint.deployments
+        ]
+        self.endpoints[endpoint_id] = endpoint.model_copy(update={"deployments": deployments})
+        return await self.get_deployment(endpoint_id, deployment_id)
+
+    async def get_deployment(self, endpoint_id: str, deployment_id: str) -> Deployment:
+        self.log.append(f"GET {deployment_id}")
+        summary = next(d for d in self.endpoints[endpoint_id].deployments if d.id == deployment_id)
+        return self._deployment(endpoint_id, summary)
+
+    def _deployment(self, endpoint_id: str, summary: DeploymentSummary) -> Deployment:
+        return Deployment(
+            id=summary.id,
+            name=summary.name,
+            endpoint_id=endpoint_id,
+            etag="d1",
+            model=summary.model,
+            config=V2_CONFIG,
+            hardware=summary.hardware or "",
+            autoscaling=summary.autoscaling,
+            status=DeploymentStatus(state=summary.state, message=self.messages.get(summary.id, "")),
+        )
+
+    def set_state(self, endpoint_id: str, state: str) -> None:
+        """An out-of-band change of every deployment's state (`DEPLOYMENT_STATE_<state>`)."""
+        endpoint = self.endpoints[endpoint_id]
+        deployments = [
+            d.model_copy(update={"state": f"DEPLOYMENT_STATE_{state}"}) for d in endpoint.deployments
+        ]
+        self.endpoints[endpoint_id] = endpoint.model_copy(update={"deployments": deployments})
+
+
+@dataclass
+class FakeV2Clients:
+    api: FakeV2Together
+
+    def for_key(self, key: ApiKey) -> FakeV2Together:
+        return self.api
+
+
+@dataclass
+class FakeV2Host:
+    """The resource's loop as the v2 shell sees it: status written and events posted, in `log`."""
+
+    log: Log
+    written: TogetherEndpointStatus | None = None
+    events: list[Event] = field(default_factory=list)
+
+    def deleting(self) -> bool:
+        return False
+
+    async def write_intent(self, status: TogetherEndpointStatus) -> None:
+        self.log.append("write intent")
+        self.written = status
+
+    async def publish(self, status: TogetherEndpointStatus, events: tuple[Event, ...]) -> None:
+        if status != self.written:
+            self.log.append("write status")
+        self.written = status
+        self.events.extend(events)
+
+    def backoff(self, suggested: float) -> float:
+        return suggested
+
+    async def connection(self, steps: ConnectionSteps) -> str | None:
+        return None
+
+    async def claim(self, endpoint_id: str) -> AdoptionClaim:
+        return AdoptionClaim(holder=f"{NAMESPACE}/{NAME}", ours=True)
+
+    async def allows_adoption(self) -> bool:
+        return False

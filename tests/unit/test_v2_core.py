@@ -432,6 +432,61 @@ def test_failed_stalls_with_the_platforms_message() -> None:
     assert [e.reason for e in plan.events] == [Reason.REMOTE_ERROR]
 
 
+# --- a steady resource: nothing to write -----------------------------------------------------------
+
+
+def look_again(previous: TogetherEndpointStatus, remote: Endpoint, **changes: Any) -> V2Plan:
+    """A later look (an hour on) at `remote`, with `previous` as the status the last look wrote."""
+    fields: dict[str, Any] = {
+        "spec": spec(),
+        "generation": 1,
+        "namespace": NAMESPACE,
+        "name": NAME,
+        "previous": previous,
+        "now": NOW.replace(hour=13),
+        "project_id": PROJECT,
+        "endpoint": remote,
+        "target": TARGET,
+        **changes,
+    }
+    return plan_v2(V2Inputs(**fields))
+
+
+@pytest.mark.parametrize(
+    ("remote", "changes"),
+    [
+        (endpoint(deployment("READY")), {}),
+        (endpoint(deployment("STOPPED", 0, 0)), {"spec": spec(state="Stopped")}),
+        (endpoint(deployment("FAILED")), {"deployment_messages": {DEPLOYMENT_ID: "image pull failed"}}),
+        (endpoint(deployment("DEGRADED")), {"deployment_messages": {DEPLOYMENT_ID: "1 of 2 replicas"}}),
+        (endpoint(deployment("READY", 3, 3)), {"spec": spec(managementPolicy="ObserveOnly")}),
+    ],
+    ids=["ready", "stopped", "failed", "degraded", "observe-only"],
+)
+def test_a_later_look_at_an_unchanged_endpoint_changes_no_status_field_and_posts_no_event(
+    remote: Endpoint, changes: dict[str, Any]
+) -> None:
+    first = look_again(CREATED, remote, now=NOW, **changes)
+    assert first.status.last_sync_time == NOW
+
+    again = look_again(first.status, remote, **changes)
+
+    assert again.action is None
+    assert again.status == first.status, "not even lastSyncTime: a time that changed alone is not written"
+    assert again.events == ()
+
+
+def test_last_sync_time_moves_with_a_real_change_of_status() -> None:
+    ready = look_again(CREATED, endpoint(deployment("READY")), now=NOW).status
+
+    degraded = look_again(ready, endpoint(deployment("DEGRADED")))
+
+    assert degraded.status.last_sync_time == NOW.replace(hour=13)
+    ready_condition = degraded.status.condition(ConditionType.READY)
+    assert ready_condition is not None
+    assert ready_condition.last_transition_time == NOW.replace(hour=13)
+
+
 # --- scaling, stop and start, drift -----------------------------------------------------------------
 
 
