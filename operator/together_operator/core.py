@@ -1020,7 +1020,12 @@ def _update_for(
 
 
 def _recently_asked(inputs: Inputs, reason: Reason) -> bool:
-    """Whether this generation asked for this state change moments ago: the API may not show it yet."""
+    """Whether this generation asked for this state change moments ago: the API may not show it yet.
+
+    Reconciling is named after where the state is heading, also while nothing could be asked yet: an
+    endpoint last seen STOPPING was not asked to start (a start goes only to a stopped endpoint)."""
+    if reason == Reason.STARTING and inputs.previous.state == EndpointState.STOPPING:
+        return False
     reconciling = inputs.previous.condition(ConditionType.RECONCILING)
     return (
         reconciling is not None

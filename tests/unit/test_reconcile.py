@@ -792,6 +792,20 @@ def test_a_state_change_asked_for_moments_ago_is_not_asked_for_again(
     assert verdict(result)["Stalled"] == ("False", "NotStalled")
 
 
+def test_an_endpoint_seen_stopping_out_of_band_is_started_as_soon_as_it_is_stopped() -> None:
+    """Seen STOPPING, it cannot be started yet, though Reconciling already says Starting: the start goes
+    out once it is STOPPED, not a grace period later (found by the out-of-band stop test under load)."""
+    stopping = inputs(remote=Found(endpoint(state="STOPPING")), previous=steady())
+    assert plan(stopping).actions == ()
+    assert verdict(reconciled(stopping))["Reconciling"] == ("True", "Starting")
+
+    stopped = next_reconcile(
+        stopping, remote=Found(endpoint(state="STOPPED")), now=NOW + timedelta(seconds=5)
+    )
+
+    assert patch_body(plan(stopped)) == {"state": "STARTED"}
+
+
 @pytest.mark.parametrize(
     "after",
     [STATE_CHANGE_GRACE, STATE_CHANGE_GRACE + timedelta(minutes=5)],
