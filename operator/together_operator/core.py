@@ -1628,18 +1628,18 @@ def _render(
     if not failed:
         status = status.model_copy(update={"reconciled_generation": generation})
     if isinstance(inputs.remote, Found):
-        status = _with_sync_time(status, previous, inputs)
+        status = with_sync_time(status, previous, inputs.now)
     return Plan(status=status, events=_events(previous, outcome))
 
 
-def _with_sync_time(
-    status: TogetherEndpointStatus, previous: TogetherEndpointStatus, inputs: Inputs
+def with_sync_time(
+    status: TogetherEndpointStatus, previous: TogetherEndpointStatus, now: datetime
 ) -> TogetherEndpointStatus:
     """lastSyncTime moves only with a real change: a time that changed alone would be a status write per
     resource per read with nothing to say (the contract's "no status write when nothing changed")."""
     if status.model_copy(update={"last_sync_time": previous.last_sync_time}) == previous:
-        return status.model_copy(update={"last_sync_time": previous.last_sync_time})
-    return status.model_copy(update={"last_sync_time": inputs.now})
+        return previous
+    return status.model_copy(update={"last_sync_time": now})
 
 
 def _events(previous: TogetherEndpointStatus, outcome: _Outcome) -> tuple[Event, ...]:

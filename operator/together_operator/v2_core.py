@@ -37,6 +37,7 @@ from together_operator.core import (
     connection_data,
     owned_elsewhere,
     shared_key_refusal,
+    with_sync_time,
 )
 from together_operator.resource import (
     Condition,
@@ -979,12 +980,7 @@ def _render(
         ),
     )
     status = status.model_copy(update={"conditions": conditions, "observed_generation": inputs.generation})
-    # lastSyncTime moves only with a real change: a time that changed alone would be a status write per
-    # resource per look with nothing to say (the contract's "no status write when nothing changed").
-    if status.model_copy(update={"last_sync_time": previous.last_sync_time}) != previous:
-        status = status.model_copy(update={"last_sync_time": inputs.now})
-    else:
-        status = previous
+    status = with_sync_time(status, previous, inputs.now)
     return V2Plan(status=status, action=action, events=_events(previous, verdict))
 
 
