@@ -396,10 +396,8 @@ class DeleteV2Deployment:
     deployment_id: str
 
 
-V2Action = (
-    ResolveTarget
-    | ClaimEndpoint
-    | CreateV2Endpoint
+V2Call = (
+    CreateV2Endpoint
     | CreateV2Deployment
     | SetTrafficSplit
     | SetV2Autoscaling
@@ -407,6 +405,8 @@ V2Action = (
     | DeleteV2Deployment
     | RetireV1Endpoint
 )
+"""The actions that change something at Together."""
+V2Action = ResolveTarget | ClaimEndpoint | V2Call
 
 
 @dataclass(frozen=True)

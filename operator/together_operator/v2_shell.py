@@ -60,6 +60,7 @@ from together_operator.v2_core import (
     SetV2Autoscaling,
     SetV2InactiveTimeout,
     V2Action,
+    V2Call,
     V2DeletionInputs,
     V2Inputs,
     V2Plan,
@@ -92,15 +93,6 @@ STEADY_STATES = frozenset({DeploymentState.READY, DeploymentState.STOPPED, Deplo
 MESSAGE_STATES = frozenset({DeploymentState.FAILED, DeploymentState.DEGRADED})
 READS = (ResolveTarget, ClaimEndpoint)
 """Actions that change nothing at Together."""
-_Call = (
-    CreateV2Endpoint
-    | CreateV2Deployment
-    | SetTrafficSplit
-    | SetV2Autoscaling
-    | SetV2InactiveTimeout
-    | DeleteV2Deployment
-    | RetireV1Endpoint
-)
 
 
 class V1Clients(Protocol):
@@ -534,7 +526,7 @@ class V2Reconciler:
         key: ApiKey,
         inputs: V2Inputs,
         plan: V2Plan,
-        action: _Call,
+        action: V2Call,
         uid: str,
     ) -> V2Inputs:
         """Carry out one call; the inputs of the next plan (this plan's status fed back, fresh reads)."""
