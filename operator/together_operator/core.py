@@ -116,9 +116,14 @@ ADOPTION_LABEL = "together.ai/adoption"
 CREATE_CLOCK_SKEW = timedelta(minutes=2)
 # A create whose outcome is unknown (the operator died, the call timed out, the response was lost) may
 # still land after the next look finds nothing: the client gives up on a call after 30 s, and the
-# server may take as long again to finish what it received. Until this long after the intent, finding
-# nothing proves nothing, and a second POST could make a duplicate (or deleting, leave an orphan).
+# server may take as long again to finish what it received. Until this long after it was last possibly
+# in flight (`outcome_window_start`), finding nothing proves nothing, and a second POST could make a
+# duplicate (or deleting, leave an orphan).
 CREATE_OUTCOME_WINDOW = timedelta(seconds=60)
+# The intent is written before the POST waits for its call slot; a POST whose slot comes later than this
+# after its intent is not sent (`may_send_create`). So the intent alone bounds when a create recorded by
+# a process that has since died went out, however often the operator restarts.
+CREATE_SEND_DEADLINE = timedelta(seconds=30)
 # Longest condition or event message written: the apiserver refuses a status over its limits, and a
 # message quoting Together (or listing many candidates) has no natural bound.
 MAX_MESSAGE_LENGTH = 1024
@@ -197,8 +202,6 @@ class Inputs:
     create_answered: bool = False
     # Other resources whose open create sent what this resource's interrupted create sent.
     rival_creates: tuple[OpenCreate, ...] = ()
-    # When this operator process started: a create another process recorded was sent before then.
-    process_started_at: datetime | None = None
     # Fingerprint of the API key in use (`credentials.ApiKey.fingerprint`), never the key.
     credential_fingerprint: str | None = None
     # The resource's namespace carries ADOPTION_LABEL=allowed (read only when `what_to_observe` asks).
@@ -757,9 +760,15 @@ def _plan_create(inputs: Inputs) -> Plan:
 
 def create_sent_at(plan: Plan, sent_at: datetime) -> Plan:
     """`plan` (a create's) with its intent timed `sent_at`: after the hardware look-up, right before
-    the POST waits for its call slot. A POST that waited long there is covered by `outcome_window_start`:
-    in this process by the failure's time, after a restart by the process's start."""
+    the POST waits for its call slot (which `may_send_create` bounds)."""
     return replace(plan, status=plan.status.model_copy(update={"create_requested_at": sent_at}))
+
+
+def may_send_create(requested_at: datetime, now: datetime) -> bool:
+    """Whether a create whose intent was recorded at `requested_at` may still send its POST: not past
+    CREATE_SEND_DEADLINE, so that a restarted operator can tell from the intent alone when the create's
+    outcome is settled. One that may not is planned again, with a fresh intent."""
+    return now - requested_at <= CREATE_SEND_DEADLINE
 
 
 def _intent_of(request: CreateEndpointRequest) -> CreateIntent:
@@ -804,17 +813,16 @@ def create_may_still_land(inputs: Inputs) -> bool:
 
 
 def outcome_window_start(inputs: Inputs) -> datetime | None:
-    """When an interrupted create was last known in flight: its intent, or when its answer was found
-    missing, or (an intent another process wrote) this process's start. The intent is written before
-    the POST waits for a call slot, so the POST may have gone out long after it, but never after the
-    process that sent it stopped."""
+    """When an interrupted create was last possibly in flight: when its answer was found missing (by the
+    process that sent it), else the latest its POST can have gone out, CREATE_SEND_DEADLINE after the
+    intent. Never the operator's restart: an operator killed over and over must still settle it."""
     requested_at = inputs.previous.create_requested_at
     if requested_at is None:
         return None
     intent = inputs.previous.create_intent
-    in_doubt_since = intent.outcome_unknown_since if intent is not None else None
-    starts = [requested_at, in_doubt_since, inputs.process_started_at]
-    return max(start for start in starts if start is not None)
+    if intent is not None and intent.outcome_unknown_since is not None:
+        return intent.outcome_unknown_since
+    return requested_at + CREATE_SEND_DEADLINE
 
 
 def _plan_recover_create(inputs: Inputs, remote: CreateInFlight) -> Plan:
@@ -1385,7 +1393,6 @@ class DeletionInputs:
     error: TogetherError | None = None
     """The last call failed so."""
     rival_creates: tuple[OpenCreate, ...] = ()
-    process_started_at: datetime | None = None
 
     @property
     def resource(self) -> Inputs:
@@ -1397,7 +1404,6 @@ class DeletionInputs:
             previous=self.status,
             remote=NotCreated(),
             now=self.now,
-            process_started_at=self.process_started_at,
         )
 
 

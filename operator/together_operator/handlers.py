@@ -57,6 +57,7 @@ def reconciler_settings(config: OperatorConfig) -> ReconcilerSettings:
             credentials_seconds=config.stalled_retry_interval,
         ),
         default_api=config.default_api,
+        creates_under_way=config.creates_under_way,
     )
 
 

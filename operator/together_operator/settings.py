@@ -44,6 +44,15 @@ class OperatorConfig:
     claims_namespace: str = "default"
     """Where the claims of adopted endpoints are kept: the operator's own namespace."""
 
+    @property
+    def creates_under_way(self) -> int:
+        """Creates between their intent and their answer at once, process-wide: twice the calls in flight,
+        to keep every call slot busy while intents are written, and no more than 10 s of the rate limit,
+        so that no POST waits for its turn anywhere near core.CREATE_SEND_DEADLINE."""
+        by_slots = 2 * self.max_concurrent_calls or 32
+        by_rate = max(1, int(10 * self.rate_limit)) if self.rate_limit > 0 else by_slots
+        return min(by_slots, by_rate)
+
     def __repr__(self) -> str:  # the key must never reach a log line
         key = "set" if self.api_key else "unset"
         return f"OperatorConfig(namespaces={self.namespaces}, base_url={self.base_url!r}, api_key={key})"

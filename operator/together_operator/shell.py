@@ -4,8 +4,9 @@ core, carries out what the core returned, in order, and writes the status the co
 One reconcile, in controller-runtime's shape: read (the credential; the remote endpoint from the
 poller's list, with a GET only where `core.usable_cached_read` says so; the hardware offered when a
 create may follow) -> `core.plan` -> the budget gate (`budget_shell`, at the price `pricing_shell`
-looks up) -> act in order (a create: its intent written first, guarded by resourceVersion and timed in
-the client's rate-limiter slot right before the POST, then the POST, then the endpoint id at once) ->
+looks up) -> act in order (a create: its turn among the creates under way, its intent written first,
+guarded by resourceVersion, then the POST unless its call slot came past `core.CREATE_SEND_DEADLINE`,
+then the endpoint id at once) ->
 the connection ConfigMap -> one status write and the events. Deletion runs `core.plan_deletion` the
 same way, one read or call per step. A resource on Together v2 is handed to `v2_shell`.
 """
@@ -161,6 +162,13 @@ class ReconcilerSettings:
     """kopf's finalizer: a resource is reconciled only once it holds it, so its deletion waits for us."""
     default_api: TogetherAPI = TogetherAPI.V1
     """The API of a resource whose spec.api is omitted and whose status.api records none (--default-api)."""
+    creates_under_way: int = 32
+    """Creates between their intent and their answer at once (`OperatorConfig.creates_under_way`); in a
+    burst of thousands, the rest wait before writing their intent."""
+
+
+class CreateNotSentError(Exception):
+    """A create's POST was given up in its call slot (`core.may_send_create`): nothing was sent."""
 
 
 @dataclass
@@ -227,9 +235,7 @@ class Reconciler:
         self._hardware = HardwareCatalogue(clock=lambda: self._clock().timestamp())
         self._prices = PriceLookUp(self._hardware, refresh=timedelta(seconds=settings.steady_look_interval))
         self._budget_gate = BudgetGate(budgets or BudgetBook())
-        self._started_at = self._clock()
-        """An intent another process recorded was sent, if at all, before this
-        (`core.outcome_window_start`)."""
+        self._creates_under_way = asyncio.Semaphore(settings.creates_under_way)
         self._deletes_sent: dict[str, datetime] = {}
         """uid -> when a DELETE of its endpoint was last answered"""
 
@@ -355,7 +361,6 @@ class Reconciler:
             endpoint_owned_by=core.adoption_conflict(spec, previous, others.owners, uid),
             create_answered=resource.create_answered,
             rival_creates=core.rival_creates(others.open_creates, previous.create_intent, uid),
-            process_started_at=self._started_at,
         )
         key = await self._credentials.resolve(namespace, spec.api_key_secret_ref)
         if isinstance(key, CredentialsMissing):
@@ -410,6 +415,9 @@ class Reconciler:
                 plan = await self._act(body, resource, api, key, observed, plan, action)
             except TogetherError as error:
                 return await self._fail(body, resource, observed, error, action=action)
+            except CreateNotSentError as not_sent:
+                _log.info("%s: create not sent, to be sent again: %s", _name(body), not_sent)
+                return 0.0
         steps = core.connection_steps(observed, plan, self._settings.base_url)
         plan = core.with_connection(observed, plan, steps, await self._carry_out(body, steps))
         resource.price = await self._prices.current(api, key, observed, plan.status, resource.price)
@@ -533,23 +541,11 @@ class Reconciler:
         """Carry out one action and plan again from what the API answered."""
         meta = body["metadata"]
         if isinstance(action, CreateEndpoint):
-            version = self._stored(body, resource).resource_version
-            resource.create_answered = False
-            resource.create_sent_at = None
-
-            # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail
-            # with a conflict instead of creating twice. Written before the POST takes a call slot, so
-            # that neither the write nor a conflict holds one of the slots every other call waits for.
-            plan = core.create_sent_at(plan, self._clock())
-            await self._write_status(body, resource, plan.status, resource_version=version)
-            self._post_events(body, plan.events)
-
-            async def sending() -> None:
-                # In the slot, right before the POST: a failure's outcome window runs from here, however
-                # long the POST waited for its slot (after a restart, from the process's start).
-                resource.create_sent_at = self._clock()
-
-            answer = await api.create_endpoint(action.request, before_send=sending)
+            async with self._creates_under_way:
+                if self._hold(body) is not None:  # paused or deleted while it waited for its turn
+                    raise CreateNotSentError("the resource is held")
+                plan = core.create_sent_at(plan, self._clock())
+                answer = await self._create(body, resource, api, action, plan)
             self._poller.watch(key.fingerprint, api, answer.id, meta["uid"], resource.wake.set)
         elif isinstance(action, AdoptEndpoint):
             answer = await api.get_endpoint(action.endpoint_id)
@@ -562,6 +558,40 @@ class Reconciler:
             # status.endpointId is written the moment the create returns, before anything else.
             await self._write_status(body, resource, after.status)
         return after
+
+    async def _create(
+        self,
+        body: Mapping[str, Any],
+        resource: _Resource,
+        api: EndpointsAPI,
+        action: CreateEndpoint,
+        plan: Plan,
+    ) -> DedicatedEndpoint:
+        """Record the create's intent (`plan`'s status), then POST it, unless its call slot came too late."""
+        version = self._stored(body, resource).resource_version
+        resource.create_answered = False
+        resource.create_sent_at = None
+        requested_at = plan.status.create_requested_at
+        assert requested_at is not None
+
+        # Intent first, guarded by resourceVersion: a stale view of the resource makes this fail with a
+        # conflict instead of creating twice. Written before the POST takes a call slot, so that neither
+        # the write nor a conflict holds one of the slots every other call waits for.
+        await self._write_status(body, resource, plan.status, resource_version=version)
+        self._post_events(body, plan.events)
+
+        async def sending() -> None:
+            # In the slot, right before the POST: a failure's outcome window runs from here.
+            now = self._clock()
+            if not core.may_send_create(requested_at, now):
+                raise CreateNotSentError(f"no call slot within {core.CREATE_SEND_DEADLINE} of the intent")
+            resource.create_sent_at = now
+
+        try:
+            return await api.create_endpoint(action.request, before_send=sending)
+        except CreateNotSentError:
+            resource.create_answered = True  # nothing of it is in flight: the next look creates afresh
+            raise
 
     async def _carry_out(self, body: Mapping[str, Any], steps: ConnectionSteps) -> str | None:
         """Withdraw and publish the connection ConfigMap; the publisher's conflict message, if any."""
@@ -659,7 +689,6 @@ class Reconciler:
             retry=self._settings.retry,
             delete_sent_at=self._deletes_sent.get(meta["uid"]),
             rival_creates=core.rival_creates(others.open_creates, status.create_intent, meta["uid"]),
-            process_started_at=self._started_at,
         )
         api: EndpointsAPI | None = None
         step = core.plan_deletion(known)

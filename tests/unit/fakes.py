@@ -95,6 +95,8 @@ class FakeTogether:
         """operation -> seconds it takes on `clock` (which it moves on) before it answers"""
         self.meanwhile: dict[str, Callable[[], None]] = {}
         """operation -> what else happens while it is in flight"""
+        self.held: dict[str, asyncio.Event] = {}
+        """operation -> an event it stays in flight until (set by the test)"""
         self.hardware: list[HardwareWithStatus] = list(OFFERED)
         self.failures: dict[str, list[BaseException]] = {}
         self.deletes_take_effect = True
@@ -120,6 +122,8 @@ class FakeTogether:
             self.clock.advance(seconds=self.takes.get(operation, 0.0))
         if operation in self.meanwhile:
             self.meanwhile[operation]()
+        if operation in self.held:
+            await self.held[operation].wait()
         queued = self.failures.get(operation)
         if queued:
             raise queued.pop(0)

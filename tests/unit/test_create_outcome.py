@@ -14,6 +14,7 @@ import pytest
 
 from together_operator.core import (
     CREATE_OUTCOME_WINDOW,
+    CREATE_SEND_DEADLINE,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
@@ -28,6 +29,8 @@ from together_operator.together.models import DedicatedEndpoint
 from .builders import NOW, candidate, condition, inputs, next_reconcile, verdict
 
 INTENT = NOW
+SETTLED_AFTER_INTENT = CREATE_SEND_DEADLINE + CREATE_OUTCOME_WINDOW
+"""The POST went out by CREATE_SEND_DEADLINE after its intent, if at all, and shows a window later."""
 
 
 def _recovery(seconds_after_intent: float, *found: DedicatedEndpoint) -> Inputs:
@@ -39,7 +42,7 @@ def _recovery(seconds_after_intent: float, *found: DedicatedEndpoint) -> Inputs:
     )
 
 
-@pytest.mark.parametrize("seconds", [0, 3, 30, CREATE_OUTCOME_WINDOW.total_seconds() - 1])
+@pytest.mark.parametrize("seconds", [0, 3, 30, SETTLED_AFTER_INTENT.total_seconds() - 1])
 def test_nothing_found_while_the_create_may_still_land_waits_instead_of_creating_again(
     seconds: float,
 ) -> None:
@@ -64,7 +67,7 @@ def test_waiting_for_the_outcome_posts_no_repeated_event() -> None:
     assert again.status == first.status
 
 
-@pytest.mark.parametrize("seconds", [CREATE_OUTCOME_WINDOW.total_seconds(), 300])
+@pytest.mark.parametrize("seconds", [SETTLED_AFTER_INTENT.total_seconds(), 300])
 def test_nothing_found_once_the_window_has_passed_creates_again(seconds: float) -> None:
     step = _recovery(seconds)
 

@@ -12,6 +12,7 @@ import pytest
 from together_operator.core import (
     CREATE_CLOCK_SKEW,
     CREATE_OUTCOME_WINDOW,
+    CREATE_SEND_DEADLINE,
     AdoptEndpoint,
     CreateEndpoint,
     CreateInFlight,
@@ -20,6 +21,7 @@ from together_operator.core import (
     NotCreated,
     OpenCreate,
     create_may_still_land,
+    may_send_create,
     plan,
     plan_deletion,
     plan_failure,
@@ -154,22 +156,33 @@ def test_the_intent_records_what_the_create_sends() -> None:
     )
 
 
-def test_after_a_restart_the_outcome_window_of_an_earlier_process_create_runs_from_the_restart() -> None:
-    """The intent is written before the POST waits for a call slot: the POST may have gone out long after
-    it, but not after the process that sent it stopped."""
+def test_an_interrupted_create_is_settled_by_its_intent_however_often_the_operator_restarts() -> None:
+    """The intent is written before the POST waits for a call slot, and the POST goes out within
+    CREATE_SEND_DEADLINE of it or not at all: an operator killed every few seconds (which never lives a
+    whole window) still creates again once nothing showed a window after that deadline."""
     step = inputs(remote=NotCreated())
-    intent_written = plan(step).status  # then the process stopped, its POST waiting for a slot
-    restarted_at = later(seconds=300)
+    intent_written = plan(step).status  # then the process was killed, its POST waiting for a slot
+    settled = NOW + CREATE_SEND_DEADLINE + CREATE_OUTCOME_WINDOW
     waiting = replace(
-        step,
-        previous=intent_written,
-        remote=CreateInFlight(()),
-        now=restarted_at + timedelta(seconds=30),
-        process_started_at=restarted_at,
+        step, previous=intent_written, remote=CreateInFlight(()), now=settled - timedelta(seconds=1)
     )
 
     assert create_may_still_land(waiting)
-    assert not create_may_still_land(replace(waiting, now=restarted_at + CREATE_OUTCOME_WINDOW))
+    assert [type(a) for a in plan(replace(waiting, now=settled)).actions] == [CreateEndpoint]
+
+
+@pytest.mark.parametrize(
+    ("seconds_after_intent", "may_send"),
+    [
+        (0, True),
+        (CREATE_SEND_DEADLINE.total_seconds(), True),
+        (CREATE_SEND_DEADLINE.total_seconds() + 1, False),
+    ],
+)
+def test_a_post_goes_out_within_the_send_deadline_of_its_intent_or_not_at_all(
+    seconds_after_intent: float, may_send: bool
+) -> None:
+    assert may_send_create(NOW, later(seconds=seconds_after_intent)) is may_send
 
 
 # --- two resources, one interrupted create --------------------------------------------------------

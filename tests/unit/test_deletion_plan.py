@@ -12,6 +12,7 @@ import pytest
 
 from together_operator.core import (
     CREATE_OUTCOME_WINDOW,
+    CREATE_SEND_DEADLINE,
     DeletionInputs,
     FindInterruptedCreate,
     KeepFinalizer,
@@ -157,6 +158,7 @@ def test_unauthorized_keeps_the_finalizer_and_says_how_to_let_go() -> None:
 # --- an interrupted create: intent recorded, no endpoint id -----------------------------------------
 
 INTENT = {"create_requested_at": NOW}
+SETTLED_AFTER_INTENT = CREATE_SEND_DEADLINE + CREATE_OUTCOME_WINDOW
 
 
 def interrupted(seconds_after_intent: float = 300) -> DeletionInputs:
@@ -176,7 +178,8 @@ def test_the_endpoint_an_interrupted_create_made_is_deleted() -> None:
 
 
 def test_an_interrupted_create_that_made_nothing_is_released_once_its_window_passed() -> None:
-    step = replace(interrupted(CREATE_OUTCOME_WINDOW.total_seconds()), candidates=())
+    """Its POST went out by CREATE_SEND_DEADLINE after the intent, if at all."""
+    step = replace(interrupted(SETTLED_AFTER_INTENT.total_seconds()), candidates=())
 
     assert plan_deletion(step) == Released("the interrupted create made no endpoint")
 
@@ -189,15 +192,11 @@ def test_an_interrupted_create_that_may_still_land_keeps_the_finalizer() -> None
     assert outcome.retry_after == 5.0
 
 
-def test_an_interrupted_create_of_a_process_that_stopped_is_waited_for_a_window_after_the_restart() -> None:
-    """Its POST may have waited for a call slot long after the intent, but not past that process."""
-    restarted = replace(
-        interrupted(CREATE_OUTCOME_WINDOW.total_seconds() + 30),
-        candidates=(),
-        process_started_at=NOW + CREATE_OUTCOME_WINDOW,
-    )
+def test_an_interrupted_create_whose_post_may_have_waited_for_its_slot_keeps_the_finalizer() -> None:
+    """Its POST may have gone out up to CREATE_SEND_DEADLINE after the intent, and landed a window later."""
+    waiting = replace(interrupted(SETTLED_AFTER_INTENT.total_seconds() - 1), candidates=())
 
-    assert isinstance(plan_deletion(restarted), KeepFinalizer)
+    assert isinstance(plan_deletion(waiting), KeepFinalizer)
 
 
 def test_several_endpoints_that_may_be_the_interrupted_create_keep_the_finalizer() -> None:

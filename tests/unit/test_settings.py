@@ -79,3 +79,19 @@ def test_the_reconciler_takes_its_intervals_from_the_flags() -> None:
     assert settings.transition_check == 2
     assert settings.retry.transient_seconds == 3
     assert (settings.retry.auth_seconds, settings.retry.credentials_seconds) == (70, 70)
+
+
+@pytest.mark.parametrize(
+    ("flags", "under_way"),
+    [
+        ((), 32),  # twice the 16 calls in flight; 3.2 s of the default 10 calls/s
+        (("--rate-limit=1",), 10),  # never more than 10 s of the rate limit
+        (("--max-concurrent-calls=4",), 8),
+        (("--max-concurrent-calls=0", "--rate-limit=0"), 32),
+        (("--rate-limit=0.05",), 1),
+    ],
+)
+def test_creates_under_way_at_once_keep_every_post_well_within_its_send_deadline(
+    flags: tuple[str, ...], under_way: int
+) -> None:
+    assert reconciler_settings(config_from_args(parse(*flags))).creates_under_way == under_way

@@ -11,9 +11,16 @@ from typing import Any
 
 import pytest
 
-from together_operator.core import CREATE_OUTCOME_WINDOW, KeepFinalizer, OtherResources, Released
+from together_operator.core import (
+    CREATE_OUTCOME_WINDOW,
+    CREATE_SEND_DEADLINE,
+    KeepFinalizer,
+    OtherResources,
+    Released,
+)
 from together_operator.handlers import open_creates
 from together_operator.resource import ConditionType
+from together_operator.shell import ReconcilerSettings
 from together_operator.together.errors import NotFoundError, RateLimitedError, TransientError
 
 from .builders import DEFAULT_DISPLAY_NAME, ENDPOINT_ID, HARDWARE, MODEL, NOW, endpoint
@@ -134,7 +141,7 @@ async def test_the_intent_is_written_once_before_the_post_waits_for_a_call_slot(
     """Writing it (or a conflict on it) never holds one of the slots every other call waits for, however
     long the POST then waits for one."""
     bed = ShellBed()
-    bed.together.slot_waits["POST /endpoints"] = 600.0
+    bed.together.slot_waits["POST /endpoints"] = CREATE_SEND_DEADLINE.total_seconds()
 
     await bed.reconcile(bed.resource())
 
@@ -145,21 +152,21 @@ async def test_the_intent_is_written_once_before_the_post_waits_for_a_call_slot(
 
 async def test_a_create_that_failed_after_a_long_wait_for_its_slot_keeps_its_send_time() -> None:
     bed = ShellBed()
-    bed.together.slot_waits["POST /endpoints"] = 600.0
+    bed.together.slot_waits["POST /endpoints"] = CREATE_SEND_DEADLINE.total_seconds()
     bed.together.fail("POST /endpoints", timed_out())
 
     await bed.reconcile(bed.resource())
 
-    assert bed.status.writes[-1].create_requested_at == NOW + timedelta(seconds=600)
+    assert bed.status.writes[-1].create_requested_at == NOW + CREATE_SEND_DEADLINE
 
 
 async def test_a_post_in_flight_when_the_operator_stops_is_waited_for_a_window_after_it_was_sent() -> None:
-    """The POST waited a whole outcome window for its rate-limiter slot, and the operator stopped with it
-    on the wire: after the restart, the window runs from the send, so the POST may still land and is
-    not sent again."""
+    """The POST waited as long as it may for its rate-limiter slot, and the operator stopped with it on
+    the wire: after the restart, the window runs from the latest it can have been sent, so the POST may
+    still land and is not sent again."""
     bed = ShellBed()
     body = bed.resource()
-    bed.together.slot_waits["POST /endpoints"] = CREATE_OUTCOME_WINDOW.total_seconds()
+    bed.together.slot_waits["POST /endpoints"] = CREATE_SEND_DEADLINE.total_seconds()
     bed.together.fail("POST /endpoints", asyncio.CancelledError())  # the operator stops meanwhile
     with pytest.raises(asyncio.CancelledError):
         await bed.reconcile(body)
@@ -172,6 +179,68 @@ async def test_a_post_in_flight_when_the_operator_stops_is_waited_for_a_window_a
     assert "GET /endpoints" in bed.calls()  # looked for it, found nothing
     assert bed.calls().count("POST /endpoints") == 1
     assert bed.status.writes[-1].endpoint_id is None
+
+
+async def test_a_post_whose_call_slot_came_past_the_send_deadline_is_not_sent_but_created_afresh() -> None:
+    """Sent that late, a restarted operator could not tell from the intent when it went out. Nothing was
+    sent, so the next look creates again at once, with a fresh intent."""
+    bed = ShellBed()
+    body = bed.resource()
+    bed.together.slot_waits["POST /endpoints"] = CREATE_SEND_DEADLINE.total_seconds() + 1
+
+    delay = await bed.reconcile(body)
+
+    assert "POST /endpoints" not in bed.calls()
+    assert delay == 0.0
+    bed.together.slot_waits.clear()
+    bed.watch_event(body)
+    await bed.reconcile(body)
+    assert bed.calls().count("POST /endpoints") == 1
+    first_intent, fresh_intent = (w for w in bed.status.writes if w.create_intent and not w.endpoint_id)
+    assert (first_intent.create_requested_at, fresh_intent.create_requested_at) == (
+        NOW,
+        NOW + CREATE_SEND_DEADLINE + timedelta(seconds=1),
+    )
+    assert bed.status.writes[-1].endpoint_id == "endpoint-1"
+
+
+async def test_creates_beyond_those_under_way_wait_before_writing_their_intent() -> None:
+    """So that a burst of thousands never leaves a POST waiting for its slot past its send deadline."""
+    bed = ShellBed(settings=ReconcilerSettings(base_url="https://api.together.ai/v1", creates_under_way=1))
+    bed.together.held["POST /endpoints"] = answered = asyncio.Event()
+    posted = asyncio.Event()
+    bed.together.meanwhile["POST /endpoints"] = posted.set
+    first = asyncio.create_task(bed.reconcile(bed.resource(uid="uid-a")))
+    await posted.wait()
+    second = asyncio.create_task(bed.reconcile(bed.resource(uid="uid-b")))
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+    assert bed.log.count("status write (guarded)") == 1  # the first create's intent, not the second's
+    answered.set()
+    await asyncio.gather(first, second)
+    assert bed.log.index("POST /endpoints") < bed.log.index("status write refused: 409")
+
+
+async def test_a_resource_deleted_while_its_create_waited_for_its_turn_sends_nothing() -> None:
+    bed = ShellBed(settings=ReconcilerSettings(base_url="https://api.together.ai/v1", creates_under_way=1))
+    bed.together.held["POST /endpoints"] = answered = asyncio.Event()
+    posted = asyncio.Event()
+    bed.together.meanwhile["POST /endpoints"] = posted.set
+    first = asyncio.create_task(bed.reconcile(bed.resource(uid="uid-a")))
+    await posted.wait()
+    waiting = bed.resource(uid="uid-b")
+    second = asyncio.create_task(bed.reconcile(waiting))
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+    waiting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    answered.set()
+    await asyncio.gather(first, second)
+
+    assert bed.calls().count("POST /endpoints") == 1
+    intents_tried = [e for e in bed.log if e in ("status write (guarded)", "status write refused: 409")]
+    assert intents_tried == ["status write (guarded)"]  # the first resource's; none for the deleted one
 
 
 async def test_a_create_that_timed_out_is_waited_for_a_window_after_the_timeout() -> None:
