@@ -26,7 +26,7 @@ RELEASE = NAMESPACE = "together-operator"
 SET_VALUES = ("together.apiKey.existingSecret=together-api-key",)
 # The chart's minimum (Chart.yaml kubeVersion), named because helm built without its release ldflags
 # assumes 1.20. No template depends on the version, so the output does not either.
-KUBE_VERSION = "1.29.0"
+KUBE_VERSION = "1.30.0"
 HELM_LABELS = re.compile(r"^ *(helm\.sh/chart: .*|app\.kubernetes\.io/managed-by: Helm)\n", re.MULTILINE)
 SOURCE = re.compile(r"^# Source: together-operator/templates/(?P<file>[\w.-]+)\n", re.MULTILINE)
 
