@@ -204,43 +204,53 @@ async def test_a_post_whose_call_slot_came_past_the_send_deadline_is_not_sent_bu
     assert bed.status.writes[-1].endpoint_id == "endpoint-1"
 
 
+class OneCreateUnderWay:
+    """Room for one create under way; the first resource's POST stays in flight until `answer()`, while
+    a second resource reconciles behind it."""
+
+    def __init__(self) -> None:
+        self.bed = ShellBed(
+            settings=ReconcilerSettings(base_url="https://api.together.ai/v1", creates_under_way=1)
+        )
+        self.answered = asyncio.Event()
+        self.bed.together.held["POST /endpoints"] = self.answered
+        self.second = self.bed.resource(uid="uid-b")
+
+    async def second_waits_behind_the_first(self) -> list[asyncio.Task[float]]:
+        posted = asyncio.Event()
+        self.bed.together.meanwhile["POST /endpoints"] = posted.set
+        first = asyncio.create_task(self.bed.reconcile(self.bed.resource(uid="uid-a")))
+        await posted.wait()
+        second = asyncio.create_task(self.bed.reconcile(self.second))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return [first, second]
+
+
 async def test_creates_beyond_those_under_way_wait_before_writing_their_intent() -> None:
     """So that a burst of thousands never leaves a POST waiting for its slot past its send deadline."""
-    bed = ShellBed(settings=ReconcilerSettings(base_url="https://api.together.ai/v1", creates_under_way=1))
-    bed.together.held["POST /endpoints"] = answered = asyncio.Event()
-    posted = asyncio.Event()
-    bed.together.meanwhile["POST /endpoints"] = posted.set
-    first = asyncio.create_task(bed.reconcile(bed.resource(uid="uid-a")))
-    await posted.wait()
-    second = asyncio.create_task(bed.reconcile(bed.resource(uid="uid-b")))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    under_way = OneCreateUnderWay()
+    reconciles = await under_way.second_waits_behind_the_first()
 
-    assert bed.log.count("status write (guarded)") == 1  # the first create's intent, not the second's
-    answered.set()
-    await asyncio.gather(first, second)
-    assert bed.log.index("POST /endpoints") < bed.log.index("status write refused: 409")
+    log = under_way.bed.log
+    assert log.count("status write (guarded)") == 1  # the first create's intent, not the second's
+    under_way.answered.set()
+    await asyncio.gather(*reconciles)
+    assert log.index("POST /endpoints") < log.index("status write refused: 409")
 
 
 async def test_a_resource_deleted_while_its_create_waited_for_its_turn_sends_nothing() -> None:
-    bed = ShellBed(settings=ReconcilerSettings(base_url="https://api.together.ai/v1", creates_under_way=1))
-    bed.together.held["POST /endpoints"] = answered = asyncio.Event()
-    posted = asyncio.Event()
-    bed.together.meanwhile["POST /endpoints"] = posted.set
-    first = asyncio.create_task(bed.reconcile(bed.resource(uid="uid-a")))
-    await posted.wait()
-    waiting = bed.resource(uid="uid-b")
-    second = asyncio.create_task(bed.reconcile(waiting))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    under_way = OneCreateUnderWay()
+    reconciles = await under_way.second_waits_behind_the_first()
 
-    waiting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    answered.set()
-    await asyncio.gather(first, second)
+    under_way.second["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    under_way.answered.set()
+    await asyncio.gather(*reconciles)
 
-    assert bed.calls().count("POST /endpoints") == 1
-    intents_tried = [e for e in bed.log if e in ("status write (guarded)", "status write refused: 409")]
-    assert intents_tried == ["status write (guarded)"]  # the first resource's; none for the deleted one
+    assert under_way.bed.calls().count("POST /endpoints") == 1
+    intent_writes = ("status write (guarded)", "status write refused: 409")
+    tried = [entry for entry in under_way.bed.log if entry in intent_writes]
+    assert tried == ["status write (guarded)"]  # the first resource's; none for the deleted one
 
 
 async def test_a_create_that_timed_out_is_waited_for_a_window_after_the_timeout() -> None:
