@@ -393,7 +393,8 @@ def what_to_observe(inputs: Inputs) -> Observation:
         )
     return Observation(
         endpoint_id=None,
-        find_interrupted_create=previous.create_requested_at is not None,
+        # A create this process saw answered with a 4xx, or gave up unsent, made nothing to look for.
+        find_interrupted_create=previous.create_requested_at is not None and not inputs.create_answered,
         hardware=spec.management_policy == ManagementPolicy.FULL and not stalled_for_this_generation(inputs),
     )
 

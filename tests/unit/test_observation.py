@@ -4,6 +4,7 @@ what follows a plan (the connection ConfigMap, the next look)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -82,6 +83,13 @@ def test_an_interrupted_create_is_looked_for() -> None:
     step = inputs(previous=status(create_requested_at=NOW))
 
     assert what_to_observe(step) == Observation(None, find_interrupted_create=True, hardware=True)
+
+
+def test_a_create_known_to_have_made_nothing_is_not_looked_for() -> None:
+    """Answered with a 4xx, or given up before it was sent: no list of every endpoint to find it."""
+    step = replace(inputs(previous=status(create_requested_at=NOW)), create_answered=True)
+
+    assert what_to_observe(step) == Observation(None, find_interrupted_create=False, hardware=True)
 
 
 def test_observe_only_needs_no_hardware() -> None:

@@ -196,6 +196,7 @@ async def test_a_post_whose_call_slot_came_past_the_send_deadline_is_not_sent_bu
     bed.watch_event(body)
     await bed.reconcile(body)
     assert bed.calls().count("POST /endpoints") == 1
+    assert "GET /endpoints" not in bed.calls()  # nothing to look for: it was never sent
     first_intent, fresh_intent = (w for w in bed.status.writes if w.create_intent and not w.endpoint_id)
     assert (first_intent.create_requested_at, fresh_intent.create_requested_at) == (
         NOW,
