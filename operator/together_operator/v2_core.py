@@ -406,7 +406,9 @@ V2Call = (
     | RetireV1Endpoint
 )
 """The actions that change something at Together."""
-V2Action = ResolveTarget | ClaimEndpoint | V2Call
+V2Read = ResolveTarget | ClaimEndpoint
+"""The actions that only read what the plan lacks: they change nothing at Together."""
+V2Action = V2Read | V2Call
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,6 @@ from together_operator.v2_core import (
     DeleteV2Deployment,
     DeleteV2Endpoint,
     DeploymentTarget,
-    ResolveTarget,
     RetireV1Endpoint,
     SetTrafficSplit,
     SetV2Autoscaling,
@@ -64,6 +63,7 @@ from together_operator.v2_core import (
     V2DeletionInputs,
     V2Inputs,
     V2Plan,
+    V2Read,
     V2Released,
     WaitForCreateOutcome,
     WaitForStopped,
@@ -91,8 +91,6 @@ MAX_STEPS = 8
 """Calls in one reconcile at most (endpoint, deployment, split, autoscaling, with room to spare)."""
 STEADY_STATES = frozenset({DeploymentState.READY, DeploymentState.STOPPED, DeploymentState.FAILED})
 MESSAGE_STATES = frozenset({DeploymentState.FAILED, DeploymentState.DEGRADED})
-READS = (ResolveTarget, ClaimEndpoint)
-"""Actions that change nothing at Together."""
 
 
 class V1Clients(Protocol):
@@ -402,7 +400,7 @@ class V2Reconciler:
                 action = plan.action
                 if action is None or host.deleting():
                     break
-                if isinstance(action, READS):
+                if isinstance(action, V2Read):
                     inputs = await self._read(host, api, key, inputs, action, resource)
                 else:
                     try:
@@ -501,7 +499,7 @@ class V2Reconciler:
         api: DedicatedInferenceAPI,
         key: ApiKey,
         inputs: V2Inputs,
-        action: ResolveTarget | ClaimEndpoint,
+        action: V2Read,
         resource: V2Resource,
     ) -> V2Inputs:
         """Read what the plan lacks; the inputs of the next plan, whose previous status is still the
