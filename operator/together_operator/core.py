@@ -759,10 +759,10 @@ def _plan_create(inputs: Inputs) -> Plan:
     return Plan(status=plan_.status, actions=(CreateEndpoint(request),), events=plan_.events)
 
 
-def create_sent_at(plan: Plan, sent_at: datetime) -> Plan:
-    """`plan` (a create's) with its intent timed `sent_at`: after the hardware look-up, right before
+def intent_timed(plan: Plan, requested_at: datetime) -> Plan:
+    """`plan` (a create's) with its intent timed `requested_at`: after the hardware look-up, right before
     the POST waits for its call slot (which `may_send_create` bounds)."""
-    return replace(plan, status=plan.status.model_copy(update={"create_requested_at": sent_at}))
+    return replace(plan, status=plan.status.model_copy(update={"create_requested_at": requested_at}))
 
 
 def may_send_create(requested_at: datetime, now: datetime) -> bool:

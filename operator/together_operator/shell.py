@@ -544,7 +544,7 @@ class Reconciler:
             async with self._creates_under_way:
                 if self._hold(body) is not None:  # paused or deleted while it waited for its turn
                     raise CreateNotSentError("the resource is held")
-                plan = core.create_sent_at(plan, self._clock())
+                plan = core.intent_timed(plan, self._clock())
                 answer = await self._create(body, resource, api, action, plan)
             self._poller.watch(key.fingerprint, api, answer.id, meta["uid"], resource.wake.set)
         elif isinstance(action, AdoptEndpoint):
