@@ -155,26 +155,26 @@ async def test_a_create_whose_answer_was_lost_is_found_by_name_in_a_list_asked_a
     ]
 
 
+async def _looks_at(bed: V2Bed, host: FakeV2Host, state: str, message: str, looks: int) -> None:
+    """The deployment turns `state` with the platform's `message`; the list shows it; `looks` looks."""
+    bed.together.messages[DEPLOYMENT_ID] = message
+    bed.together.set_state(ENDPOINT_ID, state)
+    bed.kick()
+    await settle()
+    for _ in range(looks):
+        await bed.look(host)
+
+
 async def test_a_failed_deployments_message_is_read_once_per_change_of_its_state(bed: V2Bed) -> None:
     host = await ready(bed)
     bed.log.clear()
-    bed.together.messages[DEPLOYMENT_ID] = "image pull failed"
-    bed.together.set_state(ENDPOINT_ID, "FAILED")
-    bed.kick()
-    await settle()
 
-    for _ in range(3):
-        await bed.look(host)
+    await _looks_at(bed, host, "FAILED", "image pull failed", looks=3)
     assert bed.log.count(f"GET {DEPLOYMENT_ID}") == 1
     assert host.written is not None
     assert host.written.message == "image pull failed"
 
-    bed.together.messages[DEPLOYMENT_ID] = "1 of 2 replicas ready"
-    bed.together.set_state(ENDPOINT_ID, "DEGRADED")
-    bed.kick()
-    await settle()
-    for _ in range(2):
-        await bed.look(host)
+    await _looks_at(bed, host, "DEGRADED", "1 of 2 replicas ready", looks=2)
     assert bed.log.count(f"GET {DEPLOYMENT_ID}") == 2
     assert host.written.message == "1 of 2 replicas ready"
 
